@@ -1,0 +1,66 @@
+# psdm-socket front door. Everything real happens in CMake (CMakeLists.txt) and in
+# the test harness (tests/integration); these targets only chain the steps.
+#
+#   make          build everything into build/
+#   make test     install what is missing, build, run unit + integration tests
+#   make test-asan  the same under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
+#   make demo     install what is missing, build, run the stack on embedded defaults
+#   make bench    benchmarks (not tests)
+#   make install  install the module, the worker and the example config
+#   make deps     install the Debian and npm packages everything needs (as root)
+#   make clean
+
+BUILD     ?= build
+ASAN_BUILD ?= build-asan
+JOBS      ?= $(shell nproc)
+# Debian's python3-* packages are visible only to /usr/bin/python3.
+PYTHON    := /usr/bin/python3
+PYTEST    := $(PYTHON) -m pytest -p no:cacheprovider
+
+.PHONY: all build configure test test-unit test-integration test-asan demo bench install deps clean
+
+all: build
+
+$(BUILD)/CMakeCache.txt:
+	@scripts/deps.sh build
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j$(JOBS)
+
+deps:
+	scripts/deps.sh all
+
+test:
+	scripts/deps.sh test
+	$(MAKE) build
+	$(MAKE) test-unit test-integration
+
+test-unit:
+	ctest --test-dir $(BUILD) --output-on-failure -L unit
+
+test-integration:
+	PSDM_BUILD_DIR=$(abspath $(BUILD)) $(PYTEST) -v tests/integration
+
+test-asan:
+	scripts/deps.sh test
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPSDM_SANITIZE=ON
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+	ctest --test-dir $(ASAN_BUILD) --output-on-failure -L unit
+	PSDM_BUILD_DIR=$(abspath $(ASAN_BUILD)) $(PYTEST) -v tests/integration
+
+demo:
+	scripts/deps.sh demo
+	$(MAKE) build
+	$(PYTHON) scripts/demo.py --build-dir $(abspath $(BUILD))
+
+bench:
+	scripts/deps.sh bench
+	$(MAKE) build
+	@echo "bench: no benchmark exists yet (the worker's fan-out and handoff benchmarks come with issues 3 and 4)"
+
+install: build
+	cmake --install $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

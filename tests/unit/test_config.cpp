@@ -1,0 +1,591 @@
+// Unit tests of worker/config.{h,cpp}: file syntax, every key's valid and invalid values,
+// overrides, cross-field checks, config_load and config_dump.
+// Table cases run twice: as the last line of a file, and as a -o override.
+#include "config.h"
+
+#include <cstdarg>
+#include <cstddef>
+#include <csetjmp>
+#include <cstdint>
+// cmocka 1.1.5 declares print_error()/print_message() (used by fail_msg) outside its own
+// extern "C" block: wrap the whole header so they link.
+extern "C" {
+#include <cmocka.h>
+}
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+using psdm::Config;
+using psdm::ConfigError;
+
+namespace {
+
+// A minimal valid file; table cases replace or add one key.
+const char *const kBase[] = {"# minimal", "authz = allow-all", "listen = 127.0.0.1:0",
+                             "topics = t1"};
+const char *const kSrc = "test.conf";
+
+std::string key_of(const std::string &line) {
+    size_t eq = line.find('=');
+    if (eq == std::string::npos) return "";
+    std::string k = line.substr(0, eq);
+    while (!k.empty() && k.back() == ' ') k.pop_back();
+    return k;
+}
+
+// kBase without `key` (nor the key of `extra`), then `extra`; *lines = number of lines.
+std::string base_without(const std::string &key, const std::string &extra, int *lines) {
+    std::string text;
+    *lines = 0;
+    for (const char *l : kBase) {
+        std::string k = key_of(l);
+        if (k == key || (!extra.empty() && k == key_of(extra))) continue;
+        text.append(l).append("\n");
+        ++*lines;
+    }
+    if (!extra.empty()) {
+        text.append(extra).append("\n");
+        ++*lines;
+    }
+    return text;
+}
+
+bool parse(const std::string &text, const std::vector<std::string> &overrides, Config *c,
+           std::string *msg) {
+    ConfigError err;
+    bool ok = psdm::config_parse(text, kSrc, overrides, c, &err);
+    *msg = err.message;
+    return ok;
+}
+
+bool contains(const std::string &hay, const std::string &needle) {
+    return hay.find(needle) != std::string::npos;
+}
+
+#define CHECK(cond, ...)                                                                  \
+    do {                                                                                  \
+        if (!(cond)) {                                                                    \
+            std::fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #cond); \
+            std::fprintf(stderr, __VA_ARGS__);                                            \
+            std::fprintf(stderr, "\n");                                                   \
+            ++failures;                                                                   \
+        }                                                                                 \
+    } while (0)
+
+struct Case {
+    const char *key;
+    const char *value;
+    bool ok;
+    const char *expect;      // ok: value in config_dump; error: part of the message
+    const char *extra = "";  // another line needed by the case
+};
+
+const Case kCases[] = {
+    {"handoff_socket", "/run/psdm_socket/handoff.sock", true, "/run/psdm_socket/handoff.sock"},
+    {"handoff_socket", "", true, ""},
+    {"handoff_socket", "handoff.sock", false,
+     "expected an absolute path of at most 107 bytes, got 'handoff.sock'"},
+    {"handoff_socket_mode", "0660", true, "0660"},
+    {"handoff_socket_mode", "0600", true, "0600"},
+    {"handoff_socket_mode", "660", true, "0660"},
+    {"handoff_socket_mode", "0", true, "0000"},
+    {"handoff_socket_mode", "0777", true, "0777"},
+    {"handoff_socket_mode", "0800", false, "expected an octal mode like 0660, got '0800'"},
+    {"handoff_socket_mode", "01777", false, "must be at most 0777"},
+    {"handoff_socket_mode", "rw-rw----", false, "expected an octal mode"},
+    {"handoff_socket_mode", "-0660", false, "expected an octal mode"},
+    {"handoff_socket_mode", "", false, "expected an octal mode"},
+    {"handoff_allowed_peers", "www-data", true, "www-data"},
+    {"handoff_allowed_peers", "www-data, 33 ,apache", true, "www-data, 33, apache"},
+    {"handoff_allowed_peers", "4294967294", true, "4294967294"},
+    {"handoff_allowed_peers", "", true, ""},  // allowed without handoff_socket
+    {"handoff_allowed_peers", "bad user", false,
+     "'bad user' is neither a user name nor a numeric uid"},
+    {"handoff_allowed_peers", "-x", false, "neither a user name"},
+    {"handoff_allowed_peers", "4294967295", false, "neither a user name"},
+    {"handoff_allowed_peers", "a,a", false, "'a' is listed twice"},
+    {"handoff_allowed_peers", "a,", false, "empty entry"},
+    {"listen", "127.0.0.1:8080", true, "127.0.0.1:8080"},
+    {"listen", "0.0.0.0:0", true, "0.0.0.0:0"},
+    {"listen", "[::1]:8080", true, "[::1]:8080"},
+    {"listen", "[::]:65535", true, "[::]:65535"},
+    {"listen", "localhost:8080", true, "localhost:8080"},
+    {"listen", "psdm-ws.slac.stanford.edu:8443", true, "psdm-ws.slac.stanford.edu:8443"},
+    {"listen", "", true, "", "handoff_socket = /run/h.sock"},
+    {"listen", "8080", false, "expected host:port like"},
+    {"listen", ":8080", false, "expected host:port like"},
+    {"listen", "localhost", false, "expected host:port like"},
+    {"listen", "localhost:", false, "port must be a number from 0 to 65535"},
+    {"listen", "localhost:65536", false, "port must be"},
+    {"listen", "localhost:-1", false, "port must be"},
+    {"listen", "localhost:80x", false, "port must be"},
+    {"listen", "::1:8080", false, "must be in brackets"},
+    {"listen", "[::1]8080", false, "expected host:port"},
+    {"listen", "[::1]:", false, "port must be"},
+    {"listen", "[zz]:80", false, "'zz' is not an IPv6 address"},
+    {"listen", "256.1.1.1:80", false, "neither an IPv4 address nor a host name"},
+    {"listen", "1.2.3:80", false, "neither an IPv4"},
+    {"listen", "bad_host:80", false, "neither an IPv4"},
+    {"listen", "-a.b:80", false, "neither an IPv4"},
+    {"listen", "a..b:80", false, "neither an IPv4"},
+    {"topics", "t1", true, "t1"},
+    {"topics", " a , b,c ", true, "a, b, c"},
+    {"topics", "", false, "no 'topics' set"},
+    {"topics", "a,,b", false, "empty entry in the comma-separated list 'a,,b'"},
+    {"topics", "a,b,a", false, "'a' is listed twice"},
+    {"topics", ",a", false, "empty entry"},
+    {"global_room_topics", "experiments", true, "experiments"},
+    {"global_room_topics", "x,y", true, "x, y"},
+    {"global_room_topics", "", true, ""},
+    {"global_room_topics", "x,,y", false, "empty entry"},
+    {"global_room_topics", "x,x", false, "listed twice"},
+    {"room_field", "exp", true, "exp"},
+    {"room_field", "", false, "must not be empty"},
+    {"namespace", "/", true, "/"},
+    {"namespace", "/psdm", true, "/psdm"},
+    {"namespace", "psdm", false, "expected a Socket.IO namespace like /psdm_ws"},
+    {"namespace", "", false, "expected a Socket.IO namespace"},
+    {"namespace", "/a,b", false, "expected a Socket.IO namespace"},
+    {"namespace", "/a b", false, "expected a Socket.IO namespace"},
+    {"namespace", "/a?x", false, "expected a Socket.IO namespace"},
+    {"event", "msg", true, "msg"},
+    {"event", "", false, "must not be empty"},
+    {"event", "connect", false, "'connect' is reserved by the Socket.IO client"},
+    {"event", "disconnect", false, "reserved"},
+    {"authz", "allow-all", true, "allow-all"},
+    {"authz", "file:/etc/psdm_socket/rooms", true, "file:/etc/psdm_socket/rooms"},
+    {"authz", "http://localhost:8081/authz", true, "http://localhost:8081/authz"},
+    {"authz", "https://authz.example/check?u=x", true, "https://authz.example/check?u=x"},
+    {"authz", "allow", false, "expected 'allow-all', 'file:/ABSOLUTE/PATH', 'http://HOST/...' or"},
+    {"authz", "ALLOW-ALL", false, "expected 'allow-all'"},
+    {"authz", "file:", false, "expected 'allow-all'"},
+    {"authz", "file:rooms", false, "expected 'allow-all'"},
+    {"authz", "http://", false, "expected 'allow-all'"},
+    {"authz", "https:///path", false, "expected 'allow-all'"},
+    {"authz", "http:https://x", false, "expected 'allow-all'"},
+    {"authz", "ftp://x", false, "expected 'allow-all'"},
+    {"authz", "", false, "expected 'allow-all'"},
+    {"max_connections", "0", true, "0"},
+    {"max_connections", "10000", true, "10000"},
+    {"max_connections", "-1", false, "expected a decimal integer, got '-1'"},
+    {"max_connections", "+5", false, "expected a decimal integer"},
+    {"max_connections", "10k", false, "expected a decimal integer"},
+    {"max_connections", "1 000", false, "expected a decimal integer"},
+    {"max_connections", "0x10", false, "expected a decimal integer"},
+    {"max_connections", "99999999999999999999999", false, "must be between 0 and"},
+    {"max_payload", "1048576", true, "1048576"},
+    {"max_payload", "512k", true, "524288"},
+    {"max_payload", "512K", true, "524288"},
+    {"max_payload", "4M", true, "4194304"},
+    {"max_payload", "1k", true, "1024"},
+    {"max_payload", "64M", true, "67108864", "client_backlog = 64M"},
+    {"max_payload", "x", false,
+     "key 'max_payload': expected a size like 1048576, 512k or 4M, got 'x'"},
+    {"max_payload", "1023", false, "key 'max_payload': must be between 1k and 64M, got '1023'"},
+    {"max_payload", "65M", false, "must be between 1k and 64M, got '65M'"},
+    {"max_payload", "4m", false, "expected a size like"},
+    {"max_payload", "4MB", false, "expected a size like"},
+    {"max_payload", "4 M", false, "expected a size like"},
+    {"max_payload", "1.5M", false, "expected a size like"},
+    {"max_payload", "-1", false, "expected a size like"},
+    {"max_payload", "", false, "expected a size like"},
+    {"max_payload", "M", false, "expected a size like"},
+    {"max_payload", "99999999999999999999", false, "size too large"},
+    {"max_payload", "18014398509481984M", false, "size too large"},
+    {"client_backlog", "8M", true, "8388608"},
+    {"client_backlog", "1M", true, "1048576"},  // == max_payload
+    {"client_backlog", "1048575", false,
+     "key 'client_backlog' (1048575) must be at least max_payload (1M)"},
+    {"client_backlog", "0", false, "must be at least max_payload"},
+    {"client_backlog", "lots", false, "expected a size like"},
+    {"ping_interval_ms", "1000", true, "1000"},
+    {"ping_interval_ms", "3600000", true, "3600000"},
+    {"ping_interval_ms", "999", false, "must be between 1000 and 3600000, got '999'"},
+    {"ping_interval_ms", "3600001", false, "must be between 1000 and 3600000"},
+    {"ping_interval_ms", "4294967296", false, "must be between"},
+    {"ping_interval_ms", "25s", false, "expected a decimal integer, got '25s'"},
+    {"ping_interval_ms", "-25000", false, "expected a decimal integer"},
+    {"ping_timeout_ms", "1000", true, "1000"},
+    {"ping_timeout_ms", "60000", true, "60000"},
+    {"ping_timeout_ms", "0", false, "must be between 1000 and 3600000"},
+    {"ping_timeout_ms", "20 000", false, "expected a decimal integer"},
+    {"max_rooms_per_client", "1", true, "1"},
+    {"max_rooms_per_client", "100000", true, "100000"},
+    {"max_rooms_per_client", "0", false, "must be between 1 and 100000"},
+    {"max_rooms_per_client", "100001", false, "must be between 1 and 100000"},
+    {"max_rooms_per_client", "many", false, "expected a decimal integer"},
+    {"log_level", "debug", true, "debug"},
+    {"log_level", "info", true, "info"},
+    {"log_level", "notice", true, "notice"},
+    {"log_level", "warn", true, "warn"},
+    {"log_level", "error", true, "error"},
+    {"log_level", "warning", false, "expected debug, info, notice, warn or error, got 'warning'"},
+    {"log_level", "INFO", false, "expected debug"},
+    {"log_level", "", false, "expected debug"},
+    {"authz_timeout_ms", "100", true, "100"},
+    {"authz_timeout_ms", "60000", true, "60000"},
+    {"authz_timeout_ms", "99", false, "must be between 100 and 60000"},
+    {"authz_timeout_ms", "60001", false, "must be between 100 and 60000"},
+    {"authz_timeout_ms", "2s", false, "expected a decimal integer"},
+    {"kafka.bootstrap.servers", "a:9092,b:9092", true, "a:9092,b:9092"},
+    {"kafka.group.id", "", true, ""},
+    {"kafka.", "x", false, "key 'kafka.': missing the librdkafka property name"},
+    {"kafka", "x", false, "unknown key 'kafka'"},
+    {"max payload", "1M", false, "unknown key 'max payload'"},
+};
+
+void check_case(const Case &tc, bool via_override, int &failures) {
+    int lines = 0;
+    std::string text = base_without(tc.key, tc.extra, &lines);
+    std::string entry = std::string(tc.key) + (*tc.value ? " = " : " =") + tc.value;
+    std::vector<std::string> overrides;
+    if (via_override) {
+        overrides.push_back(std::string(tc.key) + "=" + tc.value);
+    } else {
+        text += entry + "\n";
+        ++lines;
+    }
+    const char *how = via_override ? "-o" : "file";
+    Config c;
+    std::string msg;
+    bool ok = parse(text, overrides, &c, &msg);
+    CHECK(ok == tc.ok, "[%s] %s: expected %s, got %s", how, entry.c_str(),
+          tc.ok ? "success" : "an error", ok ? "success" : msg.c_str());
+    if (ok && tc.ok) {
+        std::string line = std::string(tc.key) + (*tc.expect ? " = " : " =") + tc.expect + "\n";
+        std::string dump = psdm::config_dump(c);
+        CHECK(contains(dump, line), "[%s] %s: dump lacks '%s':\n%s", how, entry.c_str(),
+              line.c_str(), dump.c_str());
+    } else if (!ok && !tc.ok) {
+        std::string loc =
+            via_override ? "-o: " : std::string(kSrc) + ":" + std::to_string(lines) + ": ";
+        CHECK(msg.compare(0, loc.size(), loc) == 0, "[%s] %s: message does not start with '%s': %s",
+              how, entry.c_str(), loc.c_str(), msg.c_str());
+        CHECK(contains(msg, tc.expect), "[%s] %s: message lacks '%s': %s", how, entry.c_str(),
+              tc.expect, msg.c_str());
+    }
+}
+
+void test_table(void **) {
+    int failures = 0;
+    for (const Case &tc : kCases) {
+        check_case(tc, false, failures);
+        check_case(tc, true, failures);
+    }
+    if (failures) fail_msg("%d table checks failed", failures);
+}
+
+void test_defaults(void **) {
+    Config c;
+    std::string msg;
+    assert_true(parse("authz = allow-all\nlisten = 127.0.0.1:0\ntopics = t1\n", {}, &c, &msg));
+    const Config d;
+    assert_string_equal(c.source.c_str(), kSrc);
+    assert_string_equal(c.handoff_socket.c_str(), "");
+    assert_int_equal(c.handoff_socket_mode, 0660);
+    assert_true(c.handoff_allowed_peers == std::vector<std::string>{"www-data"});
+    assert_true(c.kafka.empty());
+    assert_true(c.global_room_topics == std::vector<std::string>{"experiments"});
+    assert_string_equal(c.room_field.c_str(), "experiment_name");
+    assert_string_equal(c.ns.c_str(), "/psdm_ws");
+    assert_string_equal(c.event.c_str(), "psdm_ws_msg");
+    assert_int_equal(c.max_connections, 0);
+    assert_int_equal(c.max_payload, 1048576);
+    assert_int_equal(c.client_backlog, 4194304);
+    assert_int_equal(c.ping_interval_ms, 25000);
+    assert_int_equal(c.ping_timeout_ms, 20000);
+    assert_int_equal(c.max_rooms_per_client, 100);
+    assert_string_equal(c.log_level.c_str(), "info");
+    assert_int_equal(c.authz_timeout_ms, 2000);
+    // The defaults of the struct are those of the parser.
+    Config copy = d;
+    copy.source = kSrc;
+    copy.authz = "allow-all";
+    copy.listen = "127.0.0.1:0";
+    copy.topics = {"t1"};
+    assert_string_equal(psdm::config_dump(c).c_str(), psdm::config_dump(copy).c_str());
+}
+
+void test_syntax(void **) {
+    const char *text =
+        "\xEF\xBB\xBF# comment at the top\n"
+        "\n"
+        "   \t  \n"
+        "   # indented comment = not a key\n"
+        "authz=allow-all\r\n"
+        "\tlisten   =   127.0.0.1:0   \r\n"
+        "topics = a, b   # trailing comment\n"
+        "kafka.sasl.password = ab#cd\n"
+        "kafka.client.id = x\t# tab before the comment\n"
+        "kafka.group.id = #only a comment\n"
+        "kafka.sasl.username = u=v==w\n"
+        "event =  #\n"
+        "room_field = exp";  // no final newline
+    // event becomes "" and is rejected: prove the line number counts every line.
+    Config c;
+    std::string msg;
+    assert_false(parse(text, {}, &c, &msg));
+    assert_string_equal(msg.c_str(), "test.conf:12: key 'event': must not be empty");
+
+    std::string fixed(text);
+    fixed.replace(fixed.find("event =  #"), 10, "event = e#");
+    assert_true(parse(fixed, {}, &c, &msg));
+    assert_true(c.topics == (std::vector<std::string>{"a", "b"}));
+    assert_string_equal(c.listen.c_str(), "127.0.0.1:0");
+    assert_string_equal(c.kafka["sasl.password"].c_str(), "ab#cd");
+    assert_string_equal(c.kafka["client.id"].c_str(), "x");
+    assert_string_equal(c.kafka["group.id"].c_str(), "");
+    assert_string_equal(c.kafka["sasl.username"].c_str(), "u=v==w");
+    assert_string_equal(c.event.c_str(), "e#");
+    assert_string_equal(c.room_field.c_str(), "exp");
+    assert_int_equal(c.kafka.size(), 4);
+
+    struct {
+        const char *text;
+        const char *msg;
+    } bad[] = {
+        {"authz = allow-all\nlisten\n", "test.conf:2: expected 'key = value', got 'listen'"},
+        {"= allow-all\n", "test.conf:1: expected 'key = value', got '= allow-all'"},
+        {"authz = allow\x01-all\n", "test.conf:1: control character 0x01 is not allowed"},
+        {"authz = allow-all\n\nfoo = 1\n", "test.conf:3: unknown key 'foo'"},
+        {"Authz = allow-all\n", "test.conf:1: unknown key 'Authz'"},
+        {"topics = a\n# x\ntopics = b\n", "test.conf:3: key 'topics' already set at line 1"},
+        {"kafka.a = 1\nkafka.a = 1\n", "test.conf:2: key 'kafka.a' already set at line 1"},
+        {"listen = 127.0.0.1:0\nlisten = 127.0.0.1:0\n",
+         "test.conf:2: key 'listen' already set at line 1"},
+    };
+    for (auto &b : bad) {
+        assert_false(parse(b.text, {}, &c, &msg));
+        assert_string_equal(msg.c_str(), b.msg);
+    }
+    // Long values are cut in messages.
+    std::string long_key(200, 'k');
+    assert_false(parse(long_key + " = 1\n", {}, &c, &msg));
+    assert_string_equal(msg.c_str(),
+                        ("test.conf:1: unknown key '" + std::string(100, 'k') + "...'").c_str());
+}
+
+void test_overrides(void **) {
+    const std::string text =
+        "authz = allow-all\nlisten = 127.0.0.1:0\ntopics = t1\nmax_payload = 2M\n";
+    Config c;
+    std::string msg;
+    assert_true(parse(text,
+                      {"max_payload=4M", "  topics = a , b ", "kafka.group.id=g",
+                       "kafka.sasl.password=a #b", "log_level=debug"},
+                      &c, &msg));
+    assert_int_equal(c.max_payload, 4u << 20);
+    assert_true(c.topics == (std::vector<std::string>{"a", "b"}));
+    assert_string_equal(c.kafka["group.id"].c_str(), "g");
+    assert_string_equal(c.kafka["sasl.password"].c_str(), "a #b");  // -o is literal
+    assert_string_equal(c.log_level.c_str(), "debug");
+
+    struct {
+        std::vector<std::string> o;
+        const char *msg;
+    } bad[] = {
+        {{"max_payload"}, "-o: expected key=value, got 'max_payload'"},
+        {{"=4M"}, "-o: expected key=value, got '=4M'"},
+        {{"foo=1"}, "-o: unknown key 'foo'"},
+        {{"max_payload=x"},
+         "-o: key 'max_payload': expected a size like 1048576, 512k or 4M, got 'x'"},
+        {{"max_payload=1M", "max_payload=2M"}, "-o: key 'max_payload' given twice"},
+        {{"authz=a\nb"}, "-o: control character 0x0a is not allowed"},
+    };
+    for (auto &b : bad) {
+        assert_false(parse(text, b.o, &c, &msg));
+        assert_string_equal(msg.c_str(), b.msg);
+    }
+}
+
+void test_cross_checks(void **) {
+    Config c;
+    std::string msg;
+    assert_false(parse("listen = 127.0.0.1:0\ntopics = t\n", {}, &c, &msg));
+    assert_string_equal(msg.c_str(),
+                        "test.conf: no 'authz' set: write 'authz = allow-all' explicitly to "
+                        "allow every user into every room");
+    assert_true(parse("listen = 127.0.0.1:0\ntopics = t\n", {"authz=allow-all"}, &c, &msg));
+
+    assert_false(parse("authz = allow-all\ntopics = t\n", {}, &c, &msg));
+    assert_true(contains(msg, "test.conf: nothing to listen on"));
+    assert_false(
+        parse("authz = allow-all\ntopics = t\nlisten =\nhandoff_socket =\n", {}, &c, &msg));
+    assert_true(contains(msg, "test.conf: nothing to listen on"));
+    assert_true(
+        parse("authz = allow-all\ntopics = t\nhandoff_socket = /run/h.sock\n", {}, &c, &msg));
+    assert_true(
+        parse("authz = allow-all\ntopics = t\nlisten = [::1]:80\nhandoff_socket = /run/h.sock\n",
+              {}, &c, &msg));
+
+    assert_false(parse("authz = allow-all\nlisten = 127.0.0.1:0\n", {}, &c, &msg));
+    assert_string_equal(
+        msg.c_str(),
+        "test.conf: no 'topics' set: list the Kafka topics to consume, e.g. 'topics = "
+        "experiments, runs'");
+
+    assert_false(parse(
+        "authz = allow-all\ntopics = t\nhandoff_socket = /run/h.sock\nhandoff_allowed_peers =\n",
+        {}, &c, &msg));
+    assert_true(contains(
+        msg, "test.conf:4: 'handoff_allowed_peers' is empty while 'handoff_socket' is set"));
+
+    // max_payload raised above the default backlog: the max_payload line is blamed.
+    assert_false(
+        parse("authz = allow-all\ntopics = t\nlisten = a:1\nmax_payload = 8M\n", {}, &c, &msg));
+    assert_string_equal(msg.c_str(),
+                        "test.conf:4: key 'client_backlog' (4M) must be at least max_payload (8M): "
+                        "a client must be able to queue one full message");
+    assert_false(parse("authz = allow-all\ntopics = t\nlisten = a:1\nmax_payload = 8M\n",
+                       {"max_payload=16M", "client_backlog=8M"}, &c, &msg));
+    assert_true(contains(msg, "-o: key 'client_backlog' (8M) must be at least max_payload (16M)"));
+
+    // Handoff socket path length: sun_path holds 107 bytes and the NUL.
+    std::string path = "/" + std::string(106, 'x');
+    assert_true(
+        parse("authz = allow-all\ntopics = t\nhandoff_socket = " + path + "\n", {}, &c, &msg));
+    assert_false(
+        parse("authz = allow-all\ntopics = t\nhandoff_socket = " + path + "x\n", {}, &c, &msg));
+    assert_true(contains(
+        msg, "test.conf:3: key 'handoff_socket': expected an absolute path of at most 107"));
+}
+
+void test_untouched_on_error(void **) {
+    Config c;
+    c.event = "sentinel";
+    ConfigError err{"old"};
+    assert_false(psdm::config_parse("event = x\nfoo = 1\n", "f", {}, &c, &err));
+    assert_string_equal(c.event.c_str(), "sentinel");
+    assert_string_equal(err.message.c_str(), "f:2: unknown key 'foo'");
+    assert_true(psdm::config_parse("authz=allow-all\nlisten=a:1\ntopics=t\n", "f", {}, &c, &err));
+    assert_string_equal(err.message.c_str(), "f:2: unknown key 'foo'");  // err untouched on success
+    assert_string_equal(c.event.c_str(), "psdm_ws_msg");
+}
+
+void test_dump(void **) {
+    Config c;
+    std::string msg;
+    assert_true(
+        parse("authz = file:/etc/psdm_socket/rooms\nlisten = [::1]:8080\ntopics = a, b\n"
+              "handoff_socket = /run/h.sock\nhandoff_socket_mode = 0600\n"
+              "handoff_allowed_peers = www-data, 33\nglobal_room_topics =\n"
+              "kafka.bootstrap.servers = k1:9092,k2:9092\nkafka.sasl.password = hunter2\n"
+              "kafka.ssl.key.password = p2\nkafka.SASL.OAUTHBEARER.CLIENT.SECRET = s3\n"
+              "kafka.ssl.key.pem = KEY\nkafka.sasl.oauthbearer.config = principal=x\n"
+              "kafka.sasl.username = alice\nmax_payload = 512k\n",
+              {}, &c, &msg));
+    std::string dump = psdm::config_dump(c);
+    for (const char *line :
+         {"kafka.sasl.password = ***\n", "kafka.ssl.key.password = ***\n",
+          "kafka.SASL.OAUTHBEARER.CLIENT.SECRET = ***\n", "kafka.ssl.key.pem = ***\n",
+          "kafka.sasl.oauthbearer.config = ***\n", "kafka.sasl.username = alice\n",
+          "kafka.bootstrap.servers = k1:9092,k2:9092\n", "handoff_socket_mode = 0600\n",
+          "handoff_allowed_peers = www-data, 33\n", "global_room_topics =\n",
+          "namespace = /psdm_ws\n", "max_payload = 524288\n", "topics = a, b\n"}) {
+        if (!contains(dump, line)) fail_msg("dump lacks '%s':\n%s", line, dump.c_str());
+    }
+    for (const char *secret : {"hunter2", "p2", "s3", "KEY", "principal"})
+        if (contains(dump, secret)) fail_msg("dump shows secret '%s':\n%s", secret, dump.c_str());
+
+    // Without secrets the dump parses back to the same configuration.
+    c.kafka.erase("sasl.password");
+    c.kafka.erase("ssl.key.password");
+    c.kafka.erase("SASL.OAUTHBEARER.CLIENT.SECRET");
+    c.kafka.erase("ssl.key.pem");
+    c.kafka.erase("sasl.oauthbearer.config");
+    dump = psdm::config_dump(c);
+    Config back;
+    assert_true(parse(dump, {}, &back, &msg));
+    assert_string_equal(psdm::config_dump(back).c_str(), dump.c_str());
+    // One line per key: 18 keys + 2 kafka properties.
+    size_t lines = 0;
+    for (char ch : dump) lines += ch == '\n';
+    assert_int_equal(lines, 20);
+}
+
+void test_listen_split(void **) {
+    std::string host;
+    unsigned port = 1;
+    assert_true(psdm::config_listen_split("[::1]:8080", &host, &port));
+    assert_string_equal(host.c_str(), "::1");
+    assert_int_equal(port, 8080);
+    assert_true(psdm::config_listen_split("0.0.0.0:0", &host, &port));
+    assert_string_equal(host.c_str(), "0.0.0.0");
+    assert_int_equal(port, 0);
+    assert_true(psdm::config_listen_split("localhost:65535", &host, &port));
+    assert_string_equal(host.c_str(), "localhost");
+    assert_int_equal(port, 65535);
+    assert_false(psdm::config_listen_split("", &host, &port));
+    assert_false(psdm::config_listen_split("localhost", &host, &port));
+}
+
+std::string data_dir() {
+    const char *d = getenv("PSDM_TEST_DATA");
+    return d ? d : "";
+}
+
+void test_load(void **) {
+    if (data_dir().empty()) {
+        std::fprintf(stderr, "PSDM_TEST_DATA not set: skipping\n");
+        skip();
+    }
+    Config c;
+    ConfigError err;
+    const std::string full = data_dir() + "/config_full.conf";
+    if (!psdm::config_load(full, {}, &c, &err)) fail_msg("%s", err.message.c_str());
+    assert_string_equal(c.source.c_str(), full.c_str());
+    assert_string_equal(c.handoff_socket.c_str(), "/run/psdm_socket/handoff.sock");
+    assert_string_equal(c.kafka["bootstrap.servers"].c_str(), "kafka1:9092,kafka2:9092");
+    assert_int_equal(c.max_payload, 2u << 20);
+
+    assert_false(psdm::config_load(full, {"max_payload=1"}, &c, &err));
+    assert_string_equal(err.message.c_str(),
+                        "-o: key 'max_payload': must be between 1k and 64M, got '1'");
+
+    const std::string bad = data_dir() + "/config_bad.conf";
+    assert_false(psdm::config_load(bad, {}, &c, &err));
+    assert_string_equal(err.message.c_str(),
+                        (bad + ":5: key 'ping_interval_ms' already set at line 3").c_str());
+
+    assert_false(psdm::config_load(data_dir() + "/config_missing.conf", {}, &c, &err));
+    assert_string_equal(err.message.c_str(), ("cannot read config file '" + data_dir() +
+                                              "/config_missing.conf': No such file or directory")
+                                                 .c_str());
+    assert_false(psdm::config_load(data_dir(), {}, &c, &err));
+    assert_true(contains(err.message, "': Is a directory"));
+
+    // The example shipped to ops stays valid; it leaves authz for ops to choose.
+    const std::string example = data_dir() + "/../../../conf/psdm_socketd.conf";
+    assert_false(psdm::config_load(example, {}, &c, &err));
+    assert_string_equal(
+        err.message.c_str(),
+        (example + ": no 'authz' set: write 'authz = allow-all' explicitly to allow every user "
+                   "into every room")
+            .c_str());
+    if (!psdm::config_load(example, {"authz=allow-all"}, &c, &err))
+        fail_msg("%s", err.message.c_str());
+    // Its values are the built-in defaults, except for the keys ops must set.
+    Config d;
+    d.source = c.source;
+    d.authz = c.authz;
+    d.handoff_socket = c.handoff_socket;
+    d.topics = c.topics;
+    d.kafka = c.kafka;
+    assert_string_equal(psdm::config_dump(c).c_str(), psdm::config_dump(d).c_str());
+}
+
+}  // namespace
+
+int main() {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_table),        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_syntax),       cmocka_unit_test(test_overrides),
+        cmocka_unit_test(test_cross_checks), cmocka_unit_test(test_untouched_on_error),
+        cmocka_unit_test(test_dump),         cmocka_unit_test(test_listen_split),
+        cmocka_unit_test(test_load),
+    };
+    return cmocka_run_group_tests(tests, nullptr, nullptr);
+}

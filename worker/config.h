@@ -1,0 +1,112 @@
+// Configuration of psdm_socketd: the file given with -c, then the -o key=value overrides.
+//
+// File syntax (see conf/psdm_socketd.conf for every key with its documentation):
+//   - one `key = value` per line; whitespace (space, tab, CR) around key and value is trimmed;
+//     the value is everything after the first '=' (it may itself contain '=');
+//   - blank lines are ignored; a line whose first non-blank character is '#' is a comment;
+//   - a '#' preceded by a space or tab starts a trailing comment: `a = b  # note` gives "b".
+//     A '#' that is not preceded by whitespace is part of the value: `a = b#c` gives "b#c".
+//     Consequently a value cannot contain " #" in the file (it can through -o);
+//   - no quoting, no escapes, no line continuation; an empty value (`key =`) is the empty string;
+//   - a key given twice is an error naming both lines; an unknown key is an error;
+//   - control characters other than tab are rejected; a UTF-8 BOM at the start is skipped.
+// Overrides (-o key=value) are taken literally (no comment stripping), trimmed, applied after
+// the file and may replace a file key; the same key given twice with -o is an error.
+//
+// Errors: every error is returned as one ConfigError whose message starts with its location,
+// "FILE:LINE: " for a line, "-o: " for an override. A cross-field check blames where the key
+// at fault was last set, or "FILE: " when it was left unset/default. Only the first error is
+// reported. Nothing here logs: the caller logs the message once.
+// Thread: all functions are reentrant; nothing is shared.
+#pragma once
+
+#include <cstddef>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace psdm {
+
+// Bounds checked by config_parse (inclusive). Sizes accept plain bytes or a k/K (x1024) or M
+// (x1048576) suffix; integers are decimal only: no sign, no trailing text, no overflow.
+constexpr unsigned kConfigPingMinMs = 1000;           // ping_interval_ms, ping_timeout_ms: 1 s ..
+constexpr unsigned kConfigPingMaxMs = 3600000;        //   .. 1 h
+constexpr unsigned kConfigAuthzTimeoutMinMs = 100;    // authz_timeout_ms: 100 ms ..
+constexpr unsigned kConfigAuthzTimeoutMaxMs = 60000;  //   .. 60 s
+constexpr size_t kConfigMaxPayloadMin = 1024;         // max_payload: 1k ..
+constexpr size_t kConfigMaxPayloadMax = 64u << 20;    //   .. 64M; client_backlog >= max_payload
+constexpr size_t kConfigMaxRoomsMin = 1;              // max_rooms_per_client: 1 ..
+constexpr size_t kConfigMaxRoomsMax = 100000;         //   .. 100000
+constexpr unsigned kConfigSocketModeMax = 0777;       // handoff_socket_mode: octal, at most 0777
+
+struct Config {
+    std::string source;  // file path the config came from (for messages)
+
+    // Unix socket path for connections handed over by the Apache module; "" = no handoff
+    // listener. When set: an absolute path that fits in sockaddr_un.sun_path.
+    std::string handoff_socket;
+    unsigned handoff_socket_mode = 0660;  // key handoff_socket_mode, always read as octal
+    // Key handoff_allowed_peers: comma list of user names or numeric uids allowed to connect
+    // (checked with SO_PEERCRED); an all-digit entry is a uid. Resolution to uids is NOT done
+    // here. Must not be empty when handoff_socket is set.
+    std::vector<std::string> handoff_allowed_peers{"www-data"};
+    // "host:port" for direct WebSocket connections; "" = none. host is an IPv4 address, a
+    // bracketed IPv6 address ("[::1]:8080") or a host name; port 0..65535 (0 = any free port).
+    // Split it with config_listen_split().
+    std::string listen;
+
+    // Keys "kafka.<property>" with the prefix stripped, passed unchanged to librdkafka.
+    std::map<std::string, std::string> kafka;
+    std::vector<std::string> topics;  // comma list, trimmed, no empties, no duplicates; required
+    // Topics whose records go to every client of the namespace rather than to one room;
+    // same list rules as topics, may be empty. Not required to be a subset of topics.
+    std::vector<std::string> global_room_topics{"experiments"};
+    std::string room_field = "experiment_name";  // JSON field naming a record's room; non-empty
+    // Key "namespace": Socket.IO namespace; starts with '/', printable ASCII, no ',?#' or space.
+    std::string ns = "/psdm_ws";
+    std::string event = "psdm_ws_msg";  // Socket.IO event name for records; non-empty
+
+    // Required: "allow-all", "file:/ABSOLUTE/PATH", or an "http://HOST..." / "https://HOST..."
+    // URL (the URL itself, scheme included). Only the syntax is checked here.
+    std::string authz;
+
+    size_t max_connections = 0;  // 0 = as many as the open-files limit allows
+    size_t max_payload = 1048576;
+    size_t client_backlog = 4194304;
+    unsigned ping_interval_ms = 25000;
+    unsigned ping_timeout_ms = 20000;
+    size_t max_rooms_per_client = 100;
+    std::string log_level = "info";    // debug|info|notice|warn|error (see log_level_parse)
+    unsigned authz_timeout_ms = 2000;  // used by the authz provider
+};
+
+struct ConfigError {
+    std::string message;  // "FILE:LINE: ...", "-o: ..." or "FILE: ..."
+};
+
+// Parses `text` (contents of the file named `source`) and then applies `overrides`
+// ("key=value" strings from -o), then runs the cross-field checks (authz set, something to
+// listen on, topics non-empty, client_backlog >= max_payload, peers non-empty with handoff).
+// Returns true and replaces *out, or false and sets *err leaving *out untouched.
+// Never throws (allocation failure becomes an error). out and err must not be null.
+bool config_parse(std::string_view text, std::string_view source,
+                  const std::vector<std::string> &overrides, Config *out, ConfigError *err);
+
+// Reads the file (at most 1 MiB) then calls config_parse with source = path.
+// An unreadable file gives "cannot read config file 'PATH': <strerror>".
+bool config_load(const std::string &path, const std::vector<std::string> &overrides, Config *out,
+                 ConfigError *err);
+
+// Every key, one "key = value" line each (kafka.* sorted by name), in file syntax: parsing the
+// output gives back the same Config (source aside; a -o value containing " #" would not
+// survive the file syntax), except that kafka properties whose name contains
+// "password" or "secret" (any case), ssl.key.pem and sasl.oauthbearer.config (which librdkafka
+// also treats as sensitive) are printed as "***". For --check-config.
+std::string config_dump(const Config &c);
+
+// Splits a listen value that config_parse accepted into host (brackets removed from IPv6) and
+// port. Returns false for a value config_parse would reject.
+bool config_listen_split(std::string_view listen, std::string *host, unsigned *port);
+
+}  // namespace psdm

@@ -1,0 +1,184 @@
+// psdm_socketd: the worker. One process, one libwebsockets event loop.
+//
+//   psdm_socketd -c FILE [-o key=value]... [--check-config] [--version]
+//
+// Lifecycle: load and check the config, raise the open-files limit, create the lws
+// context (direct `listen` vhost), start the Kafka bridge, serve until SIGTERM/SIGINT.
+#include <libwebsockets.h>
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "authz.h"
+#include "config.h"
+#include "kafka_bridge.h"
+#include "log.h"
+#include "server.h"
+#include "ws_protocol.h"
+
+namespace {
+
+constexpr const char *kTag = "PSDM-MAIN";
+
+volatile sig_atomic_t g_stop = 0;
+struct lws_context *g_context = nullptr;
+
+void on_stop_signal(int) {
+    g_stop = 1;
+    if (g_context) lws_cancel_service(g_context);
+}
+
+int usage(FILE *out, int status) {
+    fprintf(out,
+            "usage: psdm_socketd -c FILE [-o key=value]... [--check-config]\n"
+            "       psdm_socketd --version\n"
+            "  -c FILE          configuration file (key = value lines; see conf/psdm_socketd.conf)\n"
+            "  -o key=value     override one configuration key (repeatable)\n"
+            "  --check-config   validate the configuration, print it, and exit\n");
+    return status;
+}
+
+// Raises the soft open-files limit to the hard limit; returns the limit in force.
+rlim_t raise_open_files_limit() {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1024;
+    rlim_t before = rl.rlim_cur;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) rl.rlim_cur = before;
+    }
+    PSDM_LOG_INFO(kTag, "open-files limit: %llu (was %llu, hard limit %llu)",
+                  static_cast<unsigned long long>(rl.rlim_cur), static_cast<unsigned long long>(before),
+                  static_cast<unsigned long long>(rl.rlim_max));
+    return rl.rlim_cur;
+}
+
+// lws logs through ours, at a level below our own so that lws noise stays quiet.
+void lws_log_to_ours(int level, const char *line) {
+    std::string s(line);
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+    psdm::logf(level == LLL_ERR ? psdm::LogLevel::error : psdm::LogLevel::warn, "PSDM-LWS", "%s", s.c_str());
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    std::string config_path;
+    std::vector<std::string> overrides;
+    bool check_only = false;
+    for (int i = 1; i < argc; i++) {
+        std::string a = argv[i];
+        if (a == "--version") {
+            printf("psdm_socketd %s (libwebsockets %s, librdkafka %s)\n", PSDM_VERSION, lws_get_library_version(),
+                   rd_kafka_version_str());
+            return 0;
+        } else if (a == "-h" || a == "--help") {
+            return usage(stdout, 0);
+        } else if (a == "--check-config") {
+            check_only = true;
+        } else if (a == "-c" && i + 1 < argc) {
+            config_path = argv[++i];
+        } else if (a == "-o" && i + 1 < argc) {
+            overrides.emplace_back(argv[++i]);
+        } else {
+            fprintf(stderr, "psdm_socketd: unknown or incomplete argument '%s'\n", a.c_str());
+            return usage(stderr, 2);
+        }
+    }
+    if (config_path.empty()) return usage(stderr, 2);
+
+    psdm::Config cfg;
+    psdm::ConfigError cerr;
+    if (!psdm::config_load(config_path, overrides, &cfg, &cerr)) {
+        PSDM_LOG_ERROR("PSDM-CONFIG", "%s", cerr.message.c_str());
+        return 1;
+    }
+    psdm::LogLevel level;
+    if (psdm::log_level_parse(cfg.log_level, &level)) psdm::log_set_level(level);
+    if (check_only) {
+        fputs(psdm::config_dump(cfg).c_str(), stdout);
+        fprintf(stderr, "psdm_socketd: %s: configuration OK\n", config_path.c_str());
+        return 0;
+    }
+
+    std::string err;
+    std::unique_ptr<psdm::Authorizer> authz = psdm::authorizer_create(cfg.authz, &err);
+    if (!authz) {
+        PSDM_LOG_ERROR("PSDM-CONFIG", "%s: authz: %s", config_path.c_str(), err.c_str());
+        return 1;
+    }
+
+    // Every connection costs one fd; keep some for the handoff socket, Kafka and logs.
+    rlim_t nofile = raise_open_files_limit();
+    constexpr rlim_t kReservedFds = 64;
+    size_t fd_capacity = nofile > kReservedFds ? static_cast<size_t>(nofile - kReservedFds) : 1;
+    size_t max_conn = cfg.max_connections ? std::min(cfg.max_connections, fd_capacity) : fd_capacity;
+    PSDM_LOG_INFO(kTag, "accepting up to %zu connections", max_conn);
+
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_to_ours);
+    psdm::Server server(cfg, std::move(authz), max_conn);
+    psdm::KafkaBridge bridge(cfg, server);
+    psdm::WorkerContext wctx{&server, &bridge};
+
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    info.user = &wctx;
+    info.fd_limit_per_thread = static_cast<unsigned int>(nofile);
+    g_context = lws_create_context(&info);
+    if (!g_context) {
+        PSDM_LOG_ERROR(kTag, "cannot create the libwebsockets context");
+        return 1;
+    }
+
+    struct lws_context_creation_info vinfo;
+    memset(&vinfo, 0, sizeof vinfo);
+    vinfo.vhost_name = "psdm";
+    vinfo.protocols = psdm::worker_protocols();
+    vinfo.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+    std::string host;
+    unsigned port = 0;
+    if (!cfg.listen.empty()) {
+        psdm::config_listen_split(cfg.listen, &host, &port);
+        vinfo.port = static_cast<int>(port);
+        vinfo.iface = host.c_str();
+        vinfo.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+        if (host.find(':') != std::string::npos) vinfo.options = 0;
+    }
+    struct lws_vhost *vh = lws_create_vhost(g_context, &vinfo);
+    if (!vh) {
+        PSDM_LOG_ERROR(kTag, "cannot listen on %s: %s", cfg.listen.c_str(), strerror(errno));
+        lws_context_destroy(g_context);
+        return 1;
+    }
+    if (!cfg.listen.empty())
+        PSDM_LOG_INFO(kTag, "listening for WebSocket connections on %s:%d", host.c_str(), lws_get_vhost_listen_port(vh));
+
+    if (!bridge.start(g_context, vh, &err)) {
+        PSDM_LOG_ERROR(kTag, "Kafka: %s", err.c_str());
+        lws_context_destroy(g_context);
+        return 1;
+    }
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigaction(SIGTERM, &sa, nullptr);
+    sigaction(SIGINT, &sa, nullptr);
+    signal(SIGPIPE, SIG_IGN);
+
+    PSDM_LOG_NOTICE(kTag, "psdm_socketd %s ready", PSDM_VERSION);
+    while (!g_stop && lws_service(g_context, 0) >= 0) {
+    }
+    PSDM_LOG_NOTICE(kTag, "stopping: %zu client(s), %" PRIu64 " record(s) routed, %" PRIu64 " deliveries",
+                    server.client_count(), server.stats().records_routed, server.stats().deliveries);
+    lws_context_destroy(g_context);
+    g_context = nullptr;
+    return 0;
+}

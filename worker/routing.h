@@ -1,0 +1,79 @@
+// Routing: which room(s) a Kafka record goes to, and the JSON text the clients receive.
+//
+// A record's value is a JSON object. Its room is the string value of cfg.room_field (by
+// default "experiment_name"); records of the topics in cfg.global_room_topics also go to
+// kGlobalRoom, and may lack the room field. The clients receive the object itself with
+// "psdm_ws_msg_type":"<topic>" added, so they can tell the record kinds apart.
+//
+// The payload is spliced into the record's own text, never re-serialised: cJSON stores
+// numbers as double, so re-serialising would corrupt 64-bit integer ids (and cost time).
+// cJSON is used only to validate the text and read the room.
+//
+// Thread: any; route_kafka_record is pure (no global state, no logging).
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace psdm {
+
+struct RoutingConfig {
+  std::string room_field = "experiment_name";
+  std::vector<std::string> global_room_topics{"experiments"};
+  size_t max_payload = 1048576;  // bytes of record value, whitespace included
+};
+
+inline constexpr std::string_view kGlobalRoom = "the_global_room";
+inline constexpr std::string_view kMsgTypeField = "psdm_ws_msg_type";
+
+enum class RouteStatus {
+  ok,
+  too_large,      // value.size() > cfg.max_payload (not parsed)
+  not_json,       // not one JSON value with only whitespace around it
+  not_object,     // valid JSON, but not an object
+  no_room_field,  // room_field absent, not a string, or "" (and the topic is not global)
+};
+
+struct Route {
+  RouteStatus status = RouteStatus::not_json;
+  // The decoded value of room_field (escapes resolved). Empty unless status is ok; may be
+  // empty with ok only for a global topic whose record has no usable room field.
+  std::string room;
+  // The topic is in cfg.global_room_topics. Set whatever the status, for the caller's log.
+  bool to_global_room = false;
+  // status ok only: the object's text, leading/trailing whitespace trimmed, with
+  // ,"psdm_ws_msg_type":<topic as a JSON string> inserted before its closing brace (no comma
+  // for an empty object). JSON parsers keep the last of duplicate keys, so this one wins
+  // over a psdm_ws_msg_type the record may already have.
+  std::string payload;
+};
+
+// Routes one record. On ok the caller delivers payload to room (if not empty) and to
+// kGlobalRoom (if to_global_room); on anything else it drops the record and logs once,
+// using route_status_name(status).
+//
+// Rules, in order:
+//   1. value.size() > cfg.max_payload  -> too_large (checked before parsing)
+//   2. value, trimmed of JSON whitespace (space, tab, LF, CR), must be exactly one JSON
+//      value: else not_json (trailing garbage, a BOM, a NUL, other control bytes included)
+//   3. the value must be an object -> else not_object
+//   4. room_field must be a non-empty string -> else no_room_field, except for a global
+//      topic: ok, with an empty room
+// If the object has room_field more than once, the last one counts (as in the browser).
+// Known limit: cJSON resolves "\u0000" to a NUL and keeps the string only up to it, so a
+// room value containing \u0000 is truncated there.
+//
+// Complexity: O(value.size()) plus cJSON's allocations for the parse tree; the payload is
+// built with one allocation. value need not be NUL-terminated; it is never read past its end.
+Route route_kafka_record(std::string_view topic, std::string_view value, const RoutingConfig &cfg);
+
+// "ok", "too_large", "not_json", "not_object", "no_room_field". Never null.
+const char *route_status_name(RouteStatus status);
+
+// Appends s to out as a JSON string, quotes included: escapes '"', '\\' and control bytes
+// below 0x20; other bytes (UTF-8 included) are copied as they are. Returns nothing.
+void append_json_string(std::string &out, std::string_view s);
+
+}  // namespace psdm

@@ -1,0 +1,238 @@
+#include "server.h"
+
+#include <libwebsockets.h>
+
+#include <cinttypes>
+#include <random>
+
+#include "log.h"
+
+namespace psdm {
+
+namespace {
+constexpr const char *kTag = "PSDM-WS";
+}
+
+// Member ids in Rooms are the Client pointers themselves: no lookup on the fan-out path.
+static MemberId member_of(const Client *c) { return reinterpret_cast<uintptr_t>(c); }
+static Client *client_of(MemberId m) { return reinterpret_cast<Client *>(static_cast<uintptr_t>(m)); }
+
+// An Engine.IO session id: 20 characters of base64url, unique and unguessable enough
+// (it grants nothing: identity comes from Apache, not from the sid).
+static std::string make_sid(uint64_t counter) {
+    static std::mt19937_64 rng{std::random_device{}()};
+    static const char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    uint64_t a = rng() ^ counter, b = rng();
+    std::string sid(20, 'A');
+    for (int i = 0; i < 10; i++) sid[static_cast<size_t>(i)] = kAlphabet[(a >> (6 * i)) & 63];
+    for (int i = 0; i < 10; i++) sid[static_cast<size_t>(10 + i)] = kAlphabet[(b >> (6 * i)) & 63];
+    return sid;
+}
+
+Server::Server(const Config &cfg, std::unique_ptr<Authorizer> authz, size_t max_connections)
+    : cfg_(cfg), authz_(std::move(authz)), max_connections_(max_connections) {
+    limits_.ns = cfg.ns;
+    limits_.ping_interval_ms = cfg.ping_interval_ms;
+    limits_.ping_timeout_ms = cfg.ping_timeout_ms;
+    limits_.max_payload = cfg.max_payload;
+    limits_.max_rooms = cfg.max_rooms_per_client;
+}
+
+Server::~Server() {
+    // lws closes every wsi (and so calls on_closed) before the context goes; whatever
+    // is left here was never closed by lws.
+    for (auto &kv : by_id_) delete kv.second;
+}
+
+Client *Server::on_established(struct lws *wsi, EioVersion v, Identity who) {
+    uint64_t id = ++next_id_;
+    auto *c = new Client(id, wsi, v, limits_, make_sid(id), std::move(who), cfg_.client_backlog, monotonic_ms());
+    by_id_.emplace(id, c);
+    stats_.connections_total++;
+    PSDM_LOG_DEBUG(kTag, "client %" PRIu64 " connected (user '%s', Engine.IO v%d)", id, c->who.user.c_str(),
+                   static_cast<int>(v));
+    std::vector<SessionAction> actions;
+    c->session.on_open(actions);
+    apply(c, actions);
+    arm_timer(c);
+    return c;
+}
+
+int Server::on_receive(Client *c, const char *data, size_t len, bool first, bool final, bool binary,
+                       size_t remaining_in_frame) {
+    if (c->closing) return 0;
+    if (binary) {
+        request_close(c, kWsCloseUnsupportedData, "binary frames are not supported");
+        return 0;
+    }
+    std::string_view frame(data, len);
+    bool whole = first && final && remaining_in_frame == 0 && c->rx_partial.empty();
+    if (!whole) {
+        if (c->rx_partial.size() + len > cfg_.max_payload) {
+            c->rx_partial.clear();
+            c->rx_partial.shrink_to_fit();
+            request_close(c, kWsCloseTooBig, "frame too large");
+            return 0;
+        }
+        c->rx_partial.append(data, len);
+        if (!final || remaining_in_frame > 0) return 0;
+        frame = c->rx_partial;
+    }
+    std::vector<SessionAction> actions;
+    c->session.on_text(frame, monotonic_ms(), actions);
+    if (!whole) {
+        c->rx_partial.clear();
+        c->rx_partial.shrink_to_fit();  // idle connections keep no buffer
+    }
+    apply(c, actions);
+    arm_timer(c);
+    return 0;
+}
+
+int Server::on_writeable(Client *c) {
+    if (const Frame *f = c->outbox.front(); f && !c->closing) {
+        int n = lws_write(c->wsi, f->writable_payload(), f->size(), LWS_WRITE_TEXT);
+        c->outbox.pop();
+        if (n < static_cast<int>(f->size())) {
+            PSDM_LOG_INFO(kTag, "client %" PRIu64 ": write failed, closing", c->id);
+            return -1;
+        }
+        if (!c->outbox.empty()) lws_callback_on_writable(c->wsi);
+        return 0;
+    }
+    if (c->closing) {
+        lws_close_reason(c->wsi, static_cast<enum lws_close_status>(c->close_code),
+                         reinterpret_cast<unsigned char *>(c->close_reason.data()), c->close_reason.size());
+        return -1;
+    }
+    return 0;
+}
+
+void Server::on_timer(Client *c) {
+    std::vector<SessionAction> actions;
+    c->session.on_tick(monotonic_ms(), actions);
+    apply(c, actions);
+    arm_timer(c);
+}
+
+void Server::on_closed(Client *c) {
+    rooms_.leave_all(member_of(c));
+    by_id_.erase(c->id);
+    PSDM_LOG_DEBUG(kTag, "client %" PRIu64 " closed", c->id);
+    delete c;
+}
+
+size_t Server::publish(const Route &route) {
+    std::string text = sio_encode_event(cfg_.ns, cfg_.event, route.payload);
+    FrameRef frame = Frame::make(text, LWS_PRE);
+    size_t n = 0;
+    if (!route.room.empty()) n += deliver_to_room(route.room, frame);
+    if (route.to_global_room && route.room != kGlobalRoom) n += deliver_to_room(kGlobalRoom, frame);
+    stats_.records_routed++;
+    stats_.deliveries += n;
+    return n;
+}
+
+size_t Server::deliver_to_room(std::string_view room, const FrameRef &frame) {
+    // Slow clients are closed after the loop: closing leaves rooms, which must not
+    // happen while Rooms is iterating.
+    std::vector<Client *> slow;
+    size_t n = rooms_.for_each_member(room, [&](MemberId m) {
+        Client *c = client_of(m);
+        if (!push_frame(c, frame)) slow.push_back(c);
+    });
+    for (Client *c : slow) close_slow_consumer(c, frame->size());
+    return n - slow.size();
+}
+
+void Server::apply(Client *c, std::vector<SessionAction> &actions) {
+    for (auto &a : actions) {
+        switch (a.kind) {
+        case SessionAction::Kind::send:
+            send_text(c, a.text);
+            break;
+        case SessionAction::Kind::join:
+            on_join(c, a.text, a.ack_id);
+            break;
+        case SessionAction::Kind::leave:
+            rooms_.leave(member_of(c), a.text);
+            if (a.ack_id) send_text(c, c->session.leave_ack(*a.ack_id));
+            break;
+        case SessionAction::Kind::leave_all:
+            rooms_.leave_all(member_of(c));
+            break;
+        case SessionAction::Kind::close:
+            request_close(c, a.close_code, a.reason);
+            break;
+        }
+    }
+}
+
+// Asks the authorizer; the client enters the room only once the answer is yes, and
+// only if it is still connected then.
+void Server::on_join(Client *c, const std::string &room, std::optional<uint64_t> ack_id) {
+    uint64_t id = c->id;
+    authz_->check(c->who, room, [this, id, room, ack_id](AuthzDecision d) {
+        auto it = by_id_.find(id);
+        if (it == by_id_.end()) return;  // gone while we waited
+        Client *cl = it->second;
+        if (cl->closing) return;
+        if (d.allowed) {
+            Rooms::JoinResult r = rooms_.join(member_of(cl), room, cfg_.max_rooms_per_client);
+            if (r == Rooms::JoinResult::too_many_rooms) d = {false, "too many rooms"};
+        }
+        if (!d.allowed) {
+            cl->session.join_refused(room);
+            PSDM_LOG_NOTICE("PSDM-AUTHZ", "client %" PRIu64 ": user '%s' may not join room '%s' (%s: %s)", id,
+                            cl->who.user.c_str(), room.c_str(), authz_->name(), d.reason.c_str());
+        }
+        if (ack_id) send_text(cl, cl->session.join_ack(*ack_id, d.allowed, room));
+    });
+}
+
+void Server::send_text(Client *c, std::string_view text) { enqueue(c, Frame::make(text, LWS_PRE)); }
+
+void Server::enqueue(Client *c, FrameRef frame) {
+    size_t size = frame->size();
+    if (!push_frame(c, std::move(frame))) close_slow_consumer(c, size);
+}
+
+bool Server::push_frame(Client *c, FrameRef frame) {
+    if (c->closing) return true;  // dropped: it is going away
+    bool was_empty = c->outbox.empty();
+    if (c->outbox.push(std::move(frame)) == EnqueueResult::over_backlog) return false;
+    if (was_empty) lws_callback_on_writable(c->wsi);
+    return true;
+}
+
+// The slow-consumer policy in action: slow_consumer_policy() decides, this logs once
+// and carries it out.
+void Server::close_slow_consumer(Client *c, size_t incoming_bytes) {
+    SlowConsumerDecision d = slow_consumer_policy(c->outbox, incoming_bytes);
+    stats_.slow_consumers_closed++;
+    PSDM_LOG_WARN("PSDM-SLOW", "client %" PRIu64 " (user '%s'): %s; closing with %d", c->id, c->who.user.c_str(),
+                  d.reason.c_str(), d.close_code);
+    c->outbox.clear();  // free its memory now
+    request_close(c, d.close_code, d.reason);
+}
+
+void Server::request_close(Client *c, int code, std::string reason) {
+    if (c->closing) return;
+    PSDM_LOG_INFO(kTag, "client %" PRIu64 ": closing (%d %s)", c->id, code, reason.c_str());
+    c->closing = true;
+    c->close_code = code;
+    if (reason.size() > 120) reason.resize(120);  // a close frame holds 123 bytes of reason
+    c->close_reason = std::move(reason);
+    rooms_.leave_all(member_of(c));  // no more deliveries to it
+    lws_callback_on_writable(c->wsi);
+}
+
+void Server::arm_timer(Client *c) {
+    int64_t deadline = c->session.next_deadline_ms();
+    if (deadline == INT64_MAX) return;
+    int64_t delay = deadline - monotonic_ms();
+    if (delay < 1) delay = 1;
+    lws_set_timer_usecs(c->wsi, static_cast<lws_usec_t>(delay) * 1000);
+}
+
+}  // namespace psdm

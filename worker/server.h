@@ -1,0 +1,111 @@
+// Server: the worker's state on the event loop: connected clients, rooms, the
+// authorizer, and fan-out of routed Kafka records.
+//
+// Thread: everything here runs on the lws service thread only. The lws callback
+// (ws_protocol.cpp) is a thin dispatcher into these methods.
+//
+// Ownership: a Client is created by on_established() and destroyed by on_closed();
+// lws's per-session data holds only the Client pointer. Rooms hold Client pointers
+// as member ids and never outlive them (on_closed leaves every room first).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "authz.h"
+#include "clock.h"
+#include "config.h"
+#include "outbox.h"
+#include "rooms.h"
+#include "routing.h"
+#include "session.h"
+
+struct lws;
+
+namespace psdm {
+
+struct Client {
+    Client(uint64_t client_id, struct lws *w, EioVersion v, const SessionLimits &limits, std::string sid, Identity identity, size_t backlog,
+           int64_t now_ms)
+        : id(client_id), wsi(w), session(v, limits, std::move(sid), now_ms), outbox(backlog), who(std::move(identity)) {}
+
+    uint64_t id;              // unique for the life of the process; names it in logs and async answers
+    struct lws *wsi;
+    Session session;
+    Outbox outbox;
+    Identity who;
+    std::string rx_partial;   // a received message that arrived in several pieces
+    bool closing = false;     // close requested: the next WRITEABLE closes it
+    int close_code = 0;
+    std::string close_reason;
+};
+
+struct ServerStats {
+    uint64_t connections_total = 0;
+    uint64_t refused_over_capacity = 0;
+    uint64_t records_routed = 0;
+    uint64_t deliveries = 0;
+    uint64_t slow_consumers_closed = 0;
+};
+
+class Server {
+ public:
+    Server(const Config &cfg, std::unique_ptr<Authorizer> authz, size_t max_connections);
+    ~Server();
+
+    // True if one more client may connect (max_connections, fd limit).
+    bool has_capacity() const { return by_id_.size() < max_connections_; }
+
+    // A websocket was established on `wsi`. Returns the new Client (owned by the
+    // server until on_closed). Sends the Engine.IO open packet.
+    Client *on_established(struct lws *wsi, EioVersion v, Identity who);
+
+    // One piece of a received message. Returns -1 if the connection must close now.
+    int on_receive(Client *c, const char *data, size_t len, bool first, bool final, bool binary,
+                   size_t remaining_in_frame);
+
+    // The socket can take one frame. Returns -1 to close the connection.
+    int on_writeable(Client *c);
+
+    // The client's heartbeat timer fired.
+    void on_timer(Client *c);
+
+    // The connection is gone: leave every room, free the Client.
+    void on_closed(Client *c);
+
+    // Emits a routed Kafka record to its room and/or the global room. The frame is
+    // encoded once and shared by every recipient. Returns the number of deliveries.
+    size_t publish(const Route &route);
+
+    const ServerStats &stats() const { return stats_; }
+    size_t client_count() const { return by_id_.size(); }
+    const Config &config() const { return cfg_; }
+
+ private:
+    void apply(Client *c, std::vector<SessionAction> &actions);
+    void on_join(Client *c, const std::string &room, std::optional<uint64_t> ack_id);
+    void enqueue(Client *c, FrameRef frame);
+    bool push_frame(Client *c, FrameRef frame);  // false: over the client's backlog, not queued
+    void close_slow_consumer(Client *c, size_t incoming_bytes);
+    void send_text(Client *c, std::string_view text);
+    void request_close(Client *c, int code, std::string reason);
+    void arm_timer(Client *c);
+    size_t deliver_to_room(std::string_view room, const FrameRef &frame);
+
+    const Config &cfg_;
+    SessionLimits limits_;
+    std::unique_ptr<Authorizer> authz_;
+    Rooms rooms_;
+    size_t max_connections_;
+    uint64_t next_id_ = 0;
+    ServerStats stats_;
+    // Live clients by id: asynchronous answers (authorization) find their client here,
+    // or learn that it has gone.
+    std::unordered_map<uint64_t, Client *> by_id_;
+};
+
+}  // namespace psdm
