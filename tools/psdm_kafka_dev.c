@@ -12,6 +12,9 @@
  * then runs until SIGTERM or SIGINT. Topics are created on demand by the first
  * produce or metadata request; --topic creates one up front.
  *
+ * For failure tests: SIGUSR1 takes every broker down (connections are closed and
+ * refused, the ports stay reserved), SIGUSR2 brings them back up, each logged.
+ *
  * Known behaviour of the mock on librdkafka 2.0.2: an empty fetch waits the
  * consumer's whole fetch.wait.max.ms, a consumer-group join takes about 3 s,
  * and the first produce to a new topic can take about 1 s.
@@ -20,6 +23,7 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,11 +32,14 @@
 
 #define TAG "PSDM-KDEV"
 
-static volatile sig_atomic_t g_run = 1;
-
-static void on_signal(int sig) {
-    (void)sig;
-    g_run = 0;
+/* Takes every broker of the cluster down or up; logs the outcome. */
+static void set_brokers(rd_kafka_mock_cluster_t *mcluster, int brokers, int up) {
+    for (int id = 1; id <= brokers; id++) {
+        rd_kafka_resp_err_t err = up ? rd_kafka_mock_broker_set_up(mcluster, id)
+                                     : rd_kafka_mock_broker_set_down(mcluster, id);
+        if (err) fprintf(stderr, "[" TAG "] broker %d: %s\n", id, rd_kafka_err2str(err));
+    }
+    fprintf(stderr, "[" TAG "] brokers %s\n", up ? "up" : "down");
 }
 
 static void usage(FILE *out) {
@@ -109,6 +116,17 @@ int main(int argc, char **argv) {
         }
     }
 
+    /* Signals are taken synchronously with sigwait(); block them before librdkafka
+     * starts its threads so that they inherit the mask. */
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGUSR1);
+    sigaddset(&signals, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
     char errstr[512]; /* librdkafka API error reporting buffer */
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char nparts[16];
@@ -158,15 +176,17 @@ int main(int argc, char **argv) {
     fprintf(stderr, "[" TAG "] mock Kafka cluster with %d broker(s) listening at %s (topics auto-created, %d partition(s))\n",
             brokers, bootstrap, partitions);
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    /* The cluster runs on its own threads; this one only waits for a signal. */
-    while (g_run) pause();
+    /* The cluster runs on its own threads; this one only waits for signals. */
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&signals, &sig) != 0) break;
+        if (sig == SIGUSR1)
+            set_brokers(mcluster, brokers, 0);
+        else if (sig == SIGUSR2)
+            set_brokers(mcluster, brokers, 1);
+        else
+            break;
+    }
 
     fprintf(stderr, "[" TAG "] stopping\n");
     rd_kafka_mock_cluster_destroy(mcluster);

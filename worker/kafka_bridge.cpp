@@ -8,8 +8,9 @@ namespace psdm {
 
 namespace {
 constexpr const char *kTag = "PSDM-KAFKA";
-// Records served per turn of the event loop, so that clients' I/O interleaves with
-// a burst of Kafka traffic.
+// Records served per turn of the event loop at most; the bytes published per turn
+// are bounded too (Server::publish_budget_per_turn), so that clients' writes
+// interleave with a burst of Kafka traffic.
 constexpr size_t kBatch = 2000;
 }  // namespace
 
@@ -48,23 +49,30 @@ void KafkaBridge::on_continue(lws_sorted_usec_list_t *sul) {
 
 void KafkaBridge::on_readable() {
     consumer_->drain_event_fd();
-    size_t n = consumer_->poll(0, kBatch, [this](const KafkaRecord &rec) { on_record(rec); });
+    const size_t budget = server_.publish_budget_per_turn();
+    size_t records = 0, published_bytes = 0;
+    while (records < kBatch && published_bytes < budget) {
+        if (consumer_->poll(0, 1, [&](const KafkaRecord &rec) { published_bytes += on_record(rec); }) == 0) break;
+        records++;
+    }
     if (consumer_->assigned_partitions() != last_assigned_) {
         last_assigned_ = consumer_->assigned_partitions();
         PSDM_LOG_INFO(kTag, "ready: %d partition(s) assigned", last_assigned_);
     }
-    // A full batch means more may be waiting, and the pipe will not signal again for
-    // them: come back on the next loop turn. Otherwise poll now and then anyway, so
-    // that rebalances and errors are served even when no record arrives.
-    lws_sul_schedule(context_, 0, &continue_.sul, on_continue, n == kBatch ? 1 : 500 * LWS_US_PER_MS);
+    // Stopped early: more may be waiting, and the pipe will not signal again for
+    // them, so come back right after the clients' writes of this loop turn.
+    // Otherwise poll now and then anyway, so that rebalances and errors are served
+    // even when no record arrives.
+    bool stopped_early = records == kBatch || published_bytes >= budget;
+    lws_sul_schedule(context_, 0, &continue_.sul, on_continue, stopped_early ? 1 : 500 * LWS_US_PER_MS);
 }
 
-void KafkaBridge::on_record(const KafkaRecord &rec) {
+size_t KafkaBridge::on_record(const KafkaRecord &rec) {
     records_++;
     Route route = route_kafka_record(rec.topic, rec.value, routing_);
     if (route.status == RouteStatus::ok) {
         server_.publish(route);
-        return;
+        return route.payload.size();
     }
     skipped_[static_cast<size_t>(route.status)]++;
     skipped_since_log_++;
@@ -78,6 +86,7 @@ void KafkaBridge::on_record(const KafkaRecord &rec) {
         last_skip_log_ms_ = now;
         skipped_since_log_ = 0;
     }
+    return 0;
 }
 
 }  // namespace psdm

@@ -38,7 +38,7 @@ class KafkaBridge {
     static constexpr const char *kKafkaProtocolName = "psdm-kafka";
 
  private:
-    void on_record(const KafkaRecord &rec);
+    size_t on_record(const KafkaRecord &rec);  // returns the payload bytes published
     static void on_continue(lws_sorted_usec_list_t *sul);
 
     const Config &cfg_;

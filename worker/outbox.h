@@ -102,6 +102,16 @@ class Outbox {
   // Drops every frame and frees the heap ring. O(queued_frames()), never throws.
   void clear();
 
+  // Calls cb(const Frame &) for the queued frames, oldest first, while cb returns true.
+  // cb must not push, pop or clear. O(frames visited), no allocation.
+  template <class F>
+  void for_each_queued(F &&cb) const {
+    const FrameRef *s = slots();
+    for (size_t i = 0; i < count_; ++i) {
+      if (!cb(*s[(head_ + i) & (capacity() - 1)])) return;
+    }
+  }
+
   bool empty() const { return count_ == 0; }
   size_t queued_bytes() const { return bytes_; }
   size_t queued_frames() const { return count_; }

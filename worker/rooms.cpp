@@ -1,6 +1,7 @@
 // Rooms: see rooms.h for the layout and its reasons.
 #include "rooms.h"
 
+#include <cassert>
 #include <limits>
 #include <utility>
 

@@ -3,9 +3,12 @@
 #include <libwebsockets.h>
 
 #include <cinttypes>
+#include <algorithm>
+#include <cstring>
 #include <random>
 
 #include "log.h"
+#include "ws_frame.h"
 
 namespace psdm {
 
@@ -89,23 +92,48 @@ int Server::on_receive(Client *c, const char *data, size_t len, bool first, bool
     return 0;
 }
 
+// Writes what is queued, several frames per call: every queued frame is a complete
+// WebSocket frame (ws_frame.h), so consecutive frames are concatenated and written
+// with LWS_WRITE_RAW, which lws sends as they are (and buffers itself if the socket
+// takes only part). A client that fell behind catches up in a few writes instead of
+// one write per message per loop turn. One lws_write per WRITEABLE, as lws requires.
 int Server::on_writeable(Client *c) {
-    if (const Frame *f = c->outbox.front(); f && !c->closing) {
-        int n = lws_write(c->wsi, f->writable_payload(), f->size(), LWS_WRITE_TEXT);
-        c->outbox.pop();
-        if (n < static_cast<int>(f->size())) {
-            PSDM_LOG_INFO(kTag, "client %" PRIu64 ": write failed, closing", c->id);
-            return -1;
-        }
-        if (!c->outbox.empty()) lws_callback_on_writable(c->wsi);
-        return 0;
-    }
     if (c->closing) {
         lws_close_reason(c->wsi, static_cast<enum lws_close_status>(c->close_code),
                          reinterpret_cast<unsigned char *>(c->close_reason.data()), c->close_reason.size());
         return -1;
     }
+    const Frame *first = c->outbox.front();
+    if (!first) return 0;
+    unsigned char *buf = first->writable_payload();
+    size_t len = first->size();
+    size_t frames = 1;
+    if (c->outbox.queued_frames() > 1 && len < kCoalesceBytes) {
+        // Copy as many whole frames as fit into the scratch buffer (after LWS_PRE).
+        if (write_scratch_.size() < LWS_PRE + kCoalesceBytes) write_scratch_.resize(LWS_PRE + kCoalesceBytes);
+        buf = write_scratch_.data() + LWS_PRE;
+        len = 0;
+        frames = 0;
+        c->outbox.for_each_queued([&](const Frame &f) {
+            if (frames > 0 && len + f.size() > kCoalesceBytes) return false;
+            std::memcpy(buf + len, f.view().data(), f.size());
+            len += f.size();
+            frames++;
+            return len < kCoalesceBytes;
+        });
+    }
+    int n = lws_write(c->wsi, buf, len, LWS_WRITE_RAW);
+    for (size_t i = 0; i < frames; i++) c->outbox.pop();
+    if (n < 0) {
+        PSDM_LOG_INFO(kTag, "client %" PRIu64 ": write failed, closing", c->id);
+        return -1;
+    }
+    if (!c->outbox.empty()) lws_callback_on_writable(c->wsi);
     return 0;
+}
+
+size_t Server::publish_budget_per_turn() const {
+    return std::max<size_t>(1, std::min(cfg_.client_backlog / 4, kCoalesceBytes));
 }
 
 void Server::on_timer(Client *c) {
@@ -123,8 +151,7 @@ void Server::on_closed(Client *c) {
 }
 
 size_t Server::publish(const Route &route) {
-    std::string text = sio_encode_event(cfg_.ns, cfg_.event, route.payload);
-    FrameRef frame = Frame::make(text, LWS_PRE);
+    FrameRef frame = Frame::make(ws_text_frame(sio_encode_event(cfg_.ns, cfg_.event, route.payload)), LWS_PRE);
     size_t n = 0;
     if (!route.room.empty()) n += deliver_to_room(route.room, frame);
     if (route.to_global_room && route.room != kGlobalRoom) n += deliver_to_room(kGlobalRoom, frame);
@@ -190,7 +217,7 @@ void Server::on_join(Client *c, const std::string &room, std::optional<uint64_t>
     });
 }
 
-void Server::send_text(Client *c, std::string_view text) { enqueue(c, Frame::make(text, LWS_PRE)); }
+void Server::send_text(Client *c, std::string_view text) { enqueue(c, Frame::make(ws_text_frame(text), LWS_PRE)); }
 
 void Server::enqueue(Client *c, FrameRef frame) {
     size_t size = frame->size();

@@ -81,6 +81,11 @@ class Server {
     // encoded once and shared by every recipient. Returns the number of deliveries.
     size_t publish(const Route &route);
 
+    // Bytes the Kafka bridge may publish per loop turn before it lets the clients'
+    // writes run: a quarter of client_backlog (at most kCoalesceBytes, what one
+    // write drains), so a client that keeps up never nears its backlog in a burst.
+    size_t publish_budget_per_turn() const;
+
     const ServerStats &stats() const { return stats_; }
     size_t client_count() const { return by_id_.size(); }
     const Config &config() const { return cfg_; }
@@ -106,6 +111,10 @@ class Server {
     // Live clients by id: asynchronous answers (authorization) find their client here,
     // or learn that it has gone.
     std::unordered_map<uint64_t, Client *> by_id_;
+    // Most bytes written to one client per WRITEABLE; the scratch buffer they are
+    // gathered in (with LWS_PRE headroom) is shared by all clients (one thread).
+    static constexpr size_t kCoalesceBytes = 64 * 1024;
+    std::vector<unsigned char> write_scratch_;
 };
 
 }  // namespace psdm

@@ -16,7 +16,7 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture
 def harness(request):
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid.split("::", 1)[-1])
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.nodeid.split("::", 1)[-1])[:100]
     h = Harness(name)
     yield h
     rep = getattr(request.node, "rep_call", None)

@@ -235,6 +235,26 @@ class Broker:
             raise HarnessError(f"kcat produce to {topic} failed ({r.returncode}): {r.stderr}")
 
 
+    def down(self, timeout=10):
+        """Takes the brokers down (SIGUSR1): connections are closed and refused.
+        Returns once the port refuses connections."""
+        os.kill(self.proc.pid, signal.SIGUSR1)
+        self._wait_port(False, timeout)
+
+    def up(self, timeout=10):
+        """Brings the brokers back (SIGUSR2); returns once the port accepts again."""
+        os.kill(self.proc.pid, signal.SIGUSR2)
+        self._wait_port(True, timeout)
+
+    def _wait_port(self, want_open, timeout):
+        port = int(self.bootstrap.split(",")[0].rsplit(":", 1)[1])
+        deadline = time.monotonic() + timeout
+        while port_open(port) != want_open:
+            if time.monotonic() > deadline:
+                raise HarnessError(f"kafka: port {port} still {'closed' if want_open else 'open'} after {timeout} s")
+            time.sleep(0.01)  # probing interval
+
+
 class Httpd:
     def __init__(self, proc, port, url, conf):
         self.proc, self.port, self.url, self.conf = proc, port, url, conf

@@ -10,7 +10,12 @@ CLIENT_KINDS = ["node4", "node2", "python"]
 
 
 def base_config(broker, **extra):
-    keys = dict(kafka__bootstrap__servers=broker.bootstrap, topics="elog,experiments", authz="allow-all")
+    """A worker config for a test's own, fresh broker. The worker starts at the
+    latest offsets by default; a test's topics start empty, so reading them from the
+    beginning loses nothing and removes the race between the consumer resolving
+    "latest" and the test's first produce."""
+    keys = dict(kafka__bootstrap__servers=broker.bootstrap, kafka__auto__offset__reset="earliest",
+                topics="elog,experiments", authz="allow-all")
     keys.update(extra)
     return worker_config(**keys)
 
@@ -35,7 +40,10 @@ def test_client_joins_room_and_receives_kafka_messages(harness, kind):
     broker.produce("elog", [msg("xpptut15", i, text="entry") for i in range(3)])
     client.wait("done")
     got = client.messages()
-    assert [m["seq"] for m in got] == [0, 1, 2]
+    # python-socketio runs each event handler in a thread of its own, so its order of
+    # arrival is not the wire order; the JavaScript clients keep it.
+    seqs = [m["seq"] for m in got]
+    assert (sorted(seqs) if kind == "python" else seqs) == [0, 1, 2]
     assert all(m["psdm_ws_msg_type"] == "elog" and m["experiment_name"] == "xpptut15" for m in got)
 
 
@@ -65,8 +73,9 @@ def test_global_room_gets_global_topics_only(harness):
     broker.produce("experiments", [json.dumps({"seq": 2, "name": "new experiment"})])  # global only (no room field)
     glob.wait("done")
     room.wait("done")
-    assert [(m["seq"], m["psdm_ws_msg_type"]) for m in glob.messages()] == [(1, "experiments"), (2, "experiments")]
-    assert [(m["seq"], m["psdm_ws_msg_type"]) for m in room.messages()] == [(0, "elog"), (1, "experiments")]
+    # Order holds within a topic's partition, not across topics.
+    assert sorted((m["seq"], m["psdm_ws_msg_type"]) for m in glob.messages()) == [(1, "experiments"), (2, "experiments")]
+    assert sorted((m["seq"], m["psdm_ws_msg_type"]) for m in room.messages()) == [(0, "elog"), (1, "experiments")]
 
 
 def test_two_workers_on_one_broker_both_deliver_everything(harness):
