@@ -7,12 +7,16 @@ failed. Readiness is probed (a file appears, a port answers, a line is logged);
 a component that exits or misses its deadline fails the test with a message
 naming it and the tail of its log.
 """
+import json
 import os
+import queue
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -52,8 +56,11 @@ def tail(path, lines=40):
 class Process:
     """A started component: its Popen, its name and its log file."""
 
-    def __init__(self, name, popen, log):
+    def __init__(self, name, popen, log, clean_exit=False):
         self.name, self.popen, self.log = name, popen, log
+        # Our own daemons exit 0 on SIGTERM; anything else (a crash, a sanitizer
+        # report, a leak) fails the test that started them.
+        self.clean_exit = clean_exit
 
     @property
     def pid(self):
@@ -95,7 +102,7 @@ class Harness:
 
     # ---------------------------------------------------------------- processes
 
-    def spawn(self, name, argv, env=None, stdout=None):
+    def spawn(self, name, argv, env=None, stdout=None, clean_exit=False):
         """Starts argv in its own process group; stderr (and stdout unless given)
         go to RUN_DIR/NAME.log. Raises HarnessError if the binary is missing."""
         if not os.path.exists(argv[0]):
@@ -108,7 +115,7 @@ class Harness:
                                      text=stdout is not None)
         finally:
             logf.close()
-        proc = Process(name, popen, log)
+        proc = Process(name, popen, log, clean_exit)
         self.procs.append(proc)
         return proc
 
@@ -133,9 +140,13 @@ class Harness:
     def close(self, failed=False):
         """Stops everything this harness started, newest first. Keeps the run
         directory (logs) when the test failed, removes it otherwise."""
+        unclean = []
         for proc in reversed(self.procs):
-            proc.stop()
+            status = proc.stop()
+            if proc.clean_exit and status != 0:
+                unclean.append(f"{proc.name} exited with status {status}")
         shutil.rmtree(self.sock_dir, ignore_errors=True)
+        failed = failed or bool(unclean)
         if failed:
             print(f"\n==== logs of {self.name} kept in {self.run_dir}")
             for entry in sorted(os.listdir(self.run_dir)):
@@ -144,6 +155,8 @@ class Harness:
                     print(f"---- {entry} (last lines)\n{tail(path)}")
         else:
             shutil.rmtree(self.run_dir, ignore_errors=True)
+        if unclean:
+            raise HarnessError("; ".join(unclean) + f" (logs in {self.run_dir})")
 
     # ---------------------------------------------------------------- components
 
@@ -153,7 +166,7 @@ class Harness:
         argv = [os.path.join(BUILD, "psdm_kafka_dev"), "--bootstrap-file", bfile, "--partitions", str(partitions)]
         for t in topics:
             argv += ["--topic", t]
-        proc = self.spawn("kafka", argv)
+        proc = self.spawn("kafka", argv, clean_exit=True)
         self.wait_for(proc, lambda: os.path.exists(bfile), "writing its bootstrap address", timeout)
         with open(bfile) as f:
             bootstrap = f.read().strip()
@@ -222,6 +235,47 @@ class Harness:
         return Httpd(proc, port, url, conf)
 
 
+    def start_worker(self, config_text, wait_kafka=True, timeout=20, name="worker"):
+        """Starts build/psdm_socketd with the given config text (no `listen` means the
+        harness adds one on a free port). Waits until it listens and, with wait_kafka,
+        until its consumer group has partitions assigned, so that messages produced
+        afterwards are delivered."""
+        port = None
+        if "\nlisten" not in "\n" + config_text:
+            port = free_port()
+            config_text += f"listen = 127.0.0.1:{port}\n"
+        conf = os.path.join(self.run_dir, f"{name}.conf")
+        with open(conf, "w") as f:
+            f.write(config_text)
+        proc = self.spawn(name, [os.path.join(BUILD, "psdm_socketd"), "-c", conf], clean_exit=True)
+        w = Worker(self, proc, conf, port)
+        m = w.wait_log(r"listening for WebSocket connections on [^:]+:(\d+)", timeout, "listening")
+        w.port = int(m.group(1))
+        w.url = f"http://127.0.0.1:{w.port}"
+        if wait_kafka:
+            w.wait_log(r"ready: [1-9]\d* partition\(s\) assigned", timeout, "Kafka partitions assigned")
+        return w
+
+    def start_client(self, kind, url, path="/lgbk_socketio/socket.io/", join=(), count=-1, timeout_ms=60000,
+                      ns="/psdm_ws", name=None, extra=()):
+        """Starts a real Socket.IO client: kind is 'node4' (socket.io-client 4.x),
+        'node2' (socket.io-client 2.x) or 'python' (python3-socketio)."""
+        clients = os.path.join(REPO, "tests", "integration", "clients")
+        if kind in ("node4", "node2"):
+            argv = ["/usr/bin/node", os.path.join(clients, "sio_client.js")] + (["--v2"] if kind == "node2" else [])
+        elif kind == "python":
+            argv = ["/usr/bin/python3", os.path.join(clients, "py_client.py")]
+        else:
+            raise ValueError(kind)
+        argv += ["--url", url, "--path", path, "--ns", ns, "--count", str(count), "--timeout-ms", str(timeout_ms)]
+        if join:
+            argv += ["--join", ",".join(join)]
+        argv += list(extra)
+        name = name or f"client-{kind}-{len(self.procs)}"
+        proc = self.spawn(name, argv, stdout=subprocess.PIPE)
+        return EventClient(self, proc, proc.popen.stdout)
+
+
 class Broker:
     def __init__(self, proc, bootstrap):
         self.proc, self.bootstrap = proc, bootstrap
@@ -273,7 +327,6 @@ class Worker:
 
     def wait_log(self, pattern, timeout=10, what=None):
         """Waits until the worker's log matches regex `pattern`; returns the match."""
-        import re
         rx = re.compile(pattern)
         found = []
 
@@ -292,29 +345,6 @@ def worker_config(**keys):
     return "".join(f"{k.replace('__', '.')} = {v}\n" for k, v in keys.items())
 
 
-def _start_worker(self, config_text, wait_kafka=True, timeout=20, name="worker"):
-    """Starts build/psdm_socketd with the given config text (no `listen` means the
-    harness adds one on a free port). Waits until it listens and, with wait_kafka,
-    until its consumer group has partitions assigned, so that messages produced
-    afterwards are delivered."""
-    port = None
-    if "\nlisten" not in "\n" + config_text:
-        port = free_port()
-        config_text += f"listen = 127.0.0.1:{port}\n"
-    conf = os.path.join(self.run_dir, f"{name}.conf")
-    with open(conf, "w") as f:
-        f.write(config_text)
-    proc = self.spawn(name, [os.path.join(BUILD, "psdm_socketd"), "-c", conf])
-    w = Worker(self, proc, conf, port)
-    m = w.wait_log(r"listening for WebSocket connections on [^:]+:(\d+)", timeout, "listening")
-    w.port = int(m.group(1))
-    w.url = f"http://127.0.0.1:{w.port}"
-    if wait_kafka:
-        w.wait_log(r"ready: [1-9]\d* partition\(s\) assigned", timeout, "Kafka partitions assigned")
-    return w
-
-
-Harness.start_worker = _start_worker
 
 
 # -------------------------------------------------------------------- clients
@@ -323,16 +353,13 @@ class EventClient:
     """A client process that prints one JSON event per line (tests/integration/clients)."""
 
     def __init__(self, harness, proc, stdout):
-        import queue
-        import threading
-        import json as _json
         self.harness, self.proc, self.events = harness, proc, []
         self._q = queue.Queue()
 
         def reader():
             for line in stdout:
                 try:
-                    ev = _json.loads(line)
+                    ev = json.loads(line)
                 except ValueError:
                     ev = {"ev": "garbage", "line": line}
                 self._q.put(ev)
@@ -341,7 +368,6 @@ class EventClient:
 
     def wait(self, ev, timeout=20):
         """Returns the next event named `ev`, collecting all events seen on the way."""
-        import queue
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
@@ -360,26 +386,3 @@ class EventClient:
 
     def messages(self):
         return [e["data"] for e in self.events if e["ev"] == "msg"]
-
-
-def _start_client(self, kind, url, path="/lgbk_socketio/socket.io/", join=(), count=-1, timeout_ms=60000,
-                  ns="/psdm_ws", name=None, extra=()):
-    """Starts a real Socket.IO client: kind is 'node4' (socket.io-client 4.x),
-    'node2' (socket.io-client 2.x) or 'python' (python3-socketio)."""
-    clients = os.path.join(REPO, "tests", "integration", "clients")
-    if kind in ("node4", "node2"):
-        argv = ["/usr/bin/node", os.path.join(clients, "sio_client.js")] + (["--v2"] if kind == "node2" else [])
-    elif kind == "python":
-        argv = ["/usr/bin/python3", os.path.join(clients, "py_client.py")]
-    else:
-        raise ValueError(kind)
-    argv += ["--url", url, "--path", path, "--ns", ns, "--count", str(count), "--timeout-ms", str(timeout_ms)]
-    if join:
-        argv += ["--join", ",".join(join)]
-    argv += list(extra)
-    name = name or f"client-{kind}-{len(self.procs)}"
-    proc = self.spawn(name, argv, stdout=subprocess.PIPE)
-    return EventClient(self, proc, proc.popen.stdout)
-
-
-Harness.start_client = _start_client

@@ -137,3 +137,25 @@ def test_worker_serves_while_kafka_is_down_and_resumes(harness):
     broker.produce("elog", [msg("xpptut15", 2)])
     client.wait("done", timeout=60)
     assert [m["seq"] for m in client.messages()] == [1, 2]
+
+
+def test_connections_past_the_limit_are_refused_cleanly(harness):
+    broker, worker = start(harness, max_connections=5)
+    clients = [RawEio(worker.url) for _ in range(5)]
+    with pytest.raises(Exception):  # the handshake is refused: no 101
+        RawEio(worker.url)
+    worker.wait_log(r"refused upgrade: at capacity \(5 connections\)")
+    clients.pop().close()
+    # The worker frees the slot when it sees the close; then a new client gets in.
+    harness.wait_for(worker.proc, lambda: _can_connect(worker.url), "a slot to be freed", 10)
+    for c in clients:
+        c.connect_ns()  # the others were never disturbed
+        c.close()
+
+
+def _can_connect(url):
+    try:
+        RawEio(url, timeout=2).close()
+        return True
+    except Exception:  # noqa: BLE001 - refused while the slot is still taken
+        return False
