@@ -1,74 +1,234 @@
 /*
- * mod_psdm_socket: hands WebSocket upgrades to the psdm_socketd worker.
+ * mod_psdm_socket: authenticates WebSocket upgrades in Apache and hands the
+ * connection itself to the psdm_socketd worker, with no proxy hop.
  *
  *   LoadModule psdm_socket_module /usr/lib/apache2/modules/mod_psdm_socket.so
  *   PsdmSocketWorker unix:/run/psdm_socket/handoff.sock
  *   <LocationMatch "^/[^/]+_socketio/">
  *       SetHandler psdm-socket
+ *       PsdmSocketUser env:WEBAUTH_USER
  *   </LocationMatch>
  *
- * Status: this is the module's skeleton. It loads, parses its directive and
- * answers requests at its location; handing the connection over to the worker
- * (SCM_RIGHTS over the Unix socket) is not implemented yet, so a valid upgrade
- * gets 501 and a log line saying so.
+ * For each request at such a location the handler:
+ *   1. checks it is a WebSocket upgrade (else 400 with a one-line body);
+ *   2. takes the user from PsdmSocketUser (r->user, a variable or a trusted header;
+ *      "user@realm" becomes "user") - none: 401, or 403 when an auth module ran;
+ *   3. checks the Origin against PsdmSocketAllowOrigin (default: the request's own
+ *      scheme and host) - 403 otherwise;
+ *   4. offers the connection to the worker over its Unix socket: plaintext
+ *      connections travel as a file descriptor (SCM_RIGHTS), TLS connections are
+ *      relayed (mod_ssl holds the TLS session), see psdm_worker_client.c;
+ *   5. if the worker accepted, forgets the connection: c->aborted stops the core
+ *      output filter from writing anything more (it would append a response after
+ *      the worker's 101) and from the lingering close; Apache only closes its own
+ *      copy of the descriptor. Refused, unreachable or silent worker: 503.
+ * Every refusal is one ap_log_rerror line with a PSDMnnnn tag.
  */
 #include "httpd.h"
 #include "http_config.h"
 #include "http_core.h"
 #include "http_log.h"
 #include "http_protocol.h"
+#include "http_request.h"
+#include "http_ssl.h"
+#include "util_filter.h"
+#include "apr_portable.h"
 #include "apr_strings.h"
+
+#include <unistd.h>
+
+#include "handoff_proto.h"
+#include "psdm_checks.h"
+#include "psdm_config.h"
+#include "psdm_worker_client.h"
 
 module AP_MODULE_DECLARE_DATA psdm_socket_module;
 
 #define PSDM_HANDLER "psdm-socket"
+#define PSDM_MAX_GROUPS 64
 
-typedef struct {
-    const char *worker_path; /* Unix socket of the worker, "unix:" stripped; NULL = unset */
-} psdm_server_conf;
-
-/* 400 with a one-line body. */
-static int psdm_bad_request(request_rec *r, const char *why) {
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "PSDM0001: refusing %s: %s", r->uri, why);
-    r->status = HTTP_BAD_REQUEST;
+/* Ends the request with `status` and a one-line plain-text body. */
+static int psdm_answer(request_rec *r, int status, const char *line) {
+    r->status = status;
     ap_set_content_type(r, "text/plain");
-    ap_rprintf(r, "%s\n", why);
+    ap_rprintf(r, "%s\n", line);
     return OK;
+}
+
+static const char *psdm_source_value(request_rec *r, const psdm_source *src) {
+    switch (src->kind) {
+    case PSDM_SRC_ENV:
+        return apr_table_get(r->subprocess_env, src->name);
+    case PSDM_SRC_HEADER:
+        return apr_table_get(r->headers_in, src->name);
+    case PSDM_SRC_REMOTE_USER:
+    case PSDM_SRC_UNSET:
+    default:
+        return r->user;
+    }
+}
+
+static const char *psdm_source_text(request_rec *r, const psdm_source *src) {
+    switch (src->kind) {
+    case PSDM_SRC_ENV:
+        return apr_pstrcat(r->pool, "variable ", src->name, NULL);
+    case PSDM_SRC_HEADER:
+        return apr_pstrcat(r->pool, "header ", src->name, NULL);
+    default:
+        return "r->user (remote-user)";
+    }
+}
+
+/* A view of a C string for the handoff request; absent (len 0) for NULL. An
+ * over-long value is cut at 65535 bytes, which the encoder then rejects. */
+static psdm_hs_str psdm_view(const char *s) {
+    psdm_hs_str v = {NULL, 0};
+    if (s) {
+        size_t n = strlen(s);
+        v.ptr = s;
+        v.len = (uint16_t)(n > UINT16_MAX ? UINT16_MAX : n);
+    }
+    return v;
+}
+
+/* Bytes the client sent past the request (its first frames), read without blocking
+ * from the connection's filters, where they wait after the request was parsed. */
+static apr_status_t psdm_early_data(request_rec *r, char *buf, apr_size_t *len) {
+    conn_rec *c = r->connection;
+    apr_bucket_brigade *bb = apr_brigade_create(r->pool, c->bucket_alloc);
+    apr_size_t cap = *len;
+    *len = 0;
+    apr_status_t rv = ap_get_brigade(c->input_filters, bb, AP_MODE_READBYTES, APR_NONBLOCK_READ, cap);
+    if (APR_STATUS_IS_EAGAIN(rv) || rv == APR_EOF) return APR_SUCCESS;
+    if (rv != APR_SUCCESS) return rv;
+    *len = cap;
+    return apr_brigade_flatten(bb, buf, len);
 }
 
 static int psdm_handler(request_rec *r) {
     if (!r->handler || strcmp(r->handler, PSDM_HANDLER) != 0) return DECLINED;
+    const psdm_dir_conf *conf = ap_get_module_config(r->per_dir_config, &psdm_socket_module);
+    conn_rec *c = r->connection;
 
-    const char *upgrade = apr_table_get(r->headers_in, "Upgrade");
-    if (!upgrade || ap_cstr_casecmp(upgrade, "websocket") != 0)
-        return psdm_bad_request(r, "not a WebSocket upgrade (expected 'Upgrade: websocket')");
+    /* 1. A WebSocket upgrade? */
+    psdm_upgrade_verdict v = psdm_upgrade_check(
+        r->method, apr_table_get(r->headers_in, "Upgrade"), apr_table_get(r->headers_in, "Connection"),
+        apr_table_get(r->headers_in, "Sec-WebSocket-Version"), apr_table_get(r->headers_in, "Sec-WebSocket-Key"));
+    if (v != PSDM_UPGRADE_OK) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "PSDM0001: refusing %s %s: %s", r->method, r->uri,
+                      psdm_upgrade_verdict_text(v));
+        if (v == PSDM_UPGRADE_BAD_VERSION) apr_table_setn(r->err_headers_out, "Sec-WebSocket-Version", "13");
+        return psdm_answer(r, HTTP_BAD_REQUEST, psdm_upgrade_verdict_text(v));
+    }
 
-    psdm_server_conf *sc = ap_get_module_config(r->server->module_config, &psdm_socket_module);
-    ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
-                  "PSDM0002: handoff to the worker at %s is not implemented yet",
-                  sc->worker_path ? sc->worker_path : "(PsdmSocketWorker not set)");
-    return HTTP_NOT_IMPLEMENTED;
-}
+    /* 2. Who? Only from where PsdmSocketUser says: anything else the client sent is ignored. */
+    char user[PSDM_MAX_NAME + 1];
+    int ulen = psdm_user_normalize(psdm_source_value(r, &conf->user), user, sizeof user);
+    if (ulen <= 0) {
+        int status = ap_auth_type(r) ? HTTP_FORBIDDEN : HTTP_UNAUTHORIZED;
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "PSDM0002: refusing %s: %s identity from %s", r->uri,
+                      ulen == 0 ? "no" : "an unusable", psdm_source_text(r, &conf->user));
+        return psdm_answer(r, status, ulen == 0 ? "no authenticated user" : "unusable user identity");
+    }
+    char(*groups)[PSDM_MAX_NAME] = NULL;
+    int ngroups = 0;
+    if (conf->groups.kind) {
+        groups = apr_palloc(r->pool, PSDM_MAX_GROUPS * PSDM_MAX_NAME);
+        ngroups = psdm_groups_split(psdm_source_value(r, &conf->groups), groups, PSDM_MAX_GROUPS);
+        if (ngroups < 0) {
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                          "PSDM0003: refusing %s for user %s: unusable group list in %s", r->uri, user,
+                          psdm_source_text(r, &conf->groups));
+            return psdm_answer(r, HTTP_FORBIDDEN, "unusable group list");
+        }
+    }
 
-static void *psdm_create_server_conf(apr_pool_t *p, server_rec *s) {
-    (void)s;
-    return apr_pcalloc(p, sizeof(psdm_server_conf));
-}
+    /* 3. From a page of ours? (cross-site WebSocket hijacking) */
+    const char *origin = apr_table_get(r->headers_in, "Origin");
+    const char *host = apr_table_get(r->headers_in, "Host");
+    const char *const *allowed = conf->origins ? (const char *const *)conf->origins->elts : NULL;
+    size_t nallowed = conf->origins ? (size_t)conf->origins->nelts : 0;
+    if (!psdm_origin_allowed(origin, allowed, nallowed, ap_http_scheme(r), host)) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      "PSDM0004: refusing %s for user %s: Origin %s is not allowed (expected %s)", r->uri, user,
+                      origin, nallowed ? "one of PsdmSocketAllowOrigin" : "the request's own scheme and Host");
+        return psdm_answer(r, HTTP_FORBIDDEN, "origin not allowed");
+    }
 
-static void *psdm_merge_server_conf(apr_pool_t *p, void *basev, void *addv) {
-    psdm_server_conf *base = basev, *add = addv;
-    psdm_server_conf *conf = apr_pcalloc(p, sizeof(*conf));
-    conf->worker_path = add->worker_path ? add->worker_path : base->worker_path;
-    return conf;
-}
+    if (!conf->worker_path) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "PSDM0005: refusing %s: PsdmSocketWorker is not set", r->uri);
+        return psdm_answer(r, HTTP_SERVICE_UNAVAILABLE, "live updates are not configured");
+    }
 
-static const char *psdm_set_worker(cmd_parms *cmd, void *dummy, const char *arg) {
-    (void)dummy;
-    psdm_server_conf *sc = ap_get_module_config(cmd->server->module_config, &psdm_socket_module);
-    if (strncmp(arg, "unix:/", 6) != 0)
-        return apr_pstrcat(cmd->pool, "PsdmSocketWorker: expected unix:/absolute/path, got '", arg, "'", NULL);
-    sc->worker_path = arg + 5;
-    return NULL;
+    /* 4. The request for the worker. */
+    int relay = ap_ssl_conn_is_ssl(c);
+    apr_size_t early_len = PSDM_HS_MAX_EARLY_DATA;
+    char *early = apr_palloc(r->pool, early_len);
+    apr_status_t rv = psdm_early_data(r, early, &early_len);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r, "PSDM0006: client of %s went away during the upgrade", r->uri);
+        c->aborted = 1;
+        return OK;
+    }
+    psdm_handoff_req req;
+    memset(&req, 0, sizeof req);
+    req.kind = relay ? PSDM_HS_KIND_RELAY : PSDM_HS_KIND_HANDOFF;
+    req.user = psdm_view(user);
+    for (int i = 0; i < ngroups; i++) {
+        req.groups[i].ptr = groups[i];
+        req.groups[i].len = (uint16_t)strlen(groups[i]);
+    }
+    req.ngroups = (unsigned)ngroups;
+    req.client_addr = psdm_view(apr_psprintf(r->pool, strchr(c->client_ip, ':') ? "[%s]:%d" : "%s:%d", c->client_ip,
+                                        c->client_addr ? c->client_addr->port : 0));
+    req.host = psdm_view(host);
+    req.uri = psdm_view(r->unparsed_uri);
+    req.ws_key = psdm_view(apr_table_get(r->headers_in, "Sec-WebSocket-Key"));
+    req.ws_version = psdm_view(apr_table_get(r->headers_in, "Sec-WebSocket-Version"));
+    req.origin = psdm_view(origin);
+    req.ws_protocol = psdm_view(apr_table_get(r->headers_in, "Sec-WebSocket-Protocol"));
+    req.ws_extensions = psdm_view(apr_table_get(r->headers_in, "Sec-WebSocket-Extensions"));
+    if (early_len > 0) {
+        req.early_data.ptr = early;
+        req.early_data.len = (uint16_t)early_len;
+    }
+    unsigned char *msg = apr_palloc(r->pool, PSDM_HS_MAX_MSG);
+    uint8_t bad_tag = 0;
+    int len = psdm_handoff_encode(&req, msg, PSDM_HS_MAX_MSG, &bad_tag);
+    if (len < 0) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "PSDM0007: refusing %s for user %s: %s in field %s", r->uri,
+                      user, psdm_handoff_strerror(len), psdm_handoff_tag_name(bad_tag));
+        return psdm_answer(r, HTTP_BAD_REQUEST, "request cannot be handed over");
+    }
+
+    /* 5. Offer it to the worker. */
+    int client_fd = -1;
+    if (!relay) apr_os_sock_get(&client_fd, ap_get_conn_socket(c));
+    int sock = -1;
+    psdm_offer_result res;
+    rv = psdm_worker_offer(conf->worker_path, psdm_conf_timeout(conf), msg, (size_t)len, client_fd, &sock, &res);
+    if (rv != APR_SUCCESS || res.status != PSDM_HS_ACCEPTED) {
+        if (rv != APR_SUCCESS)
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "PSDM0008: worker at %s unavailable for %s (user %s): %s failed",
+                          conf->worker_path, r->uri, user, res.step);
+        else
+            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "PSDM0009: worker at %s refused %s (user %s): %s",
+                          conf->worker_path, r->uri, user, psdm_handoff_status_name(res.status));
+        apr_table_setn(r->err_headers_out, "Retry-After", "5");
+        return psdm_answer(r, HTTP_SERVICE_UNAVAILABLE, "live updates are unavailable, try again later");
+    }
+
+    /* 6. The worker owns the connection (handoff) or speaks through us (relay). */
+    r->status = HTTP_SWITCHING_PROTOCOLS; /* for the access log */
+    c->keepalive = AP_CONN_CLOSE;
+    if (relay) {
+        rv = psdm_relay(r, sock);
+        close(sock);
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, "PSDM0010: relay of %s for user %s ended", r->uri, user);
+    }
+    /* Nothing more may be written to the client by Apache: no response, no lingering close. */
+    c->aborted = 1;
+    return OK;
 }
 
 static void psdm_register_hooks(apr_pool_t *p) {
@@ -76,19 +236,13 @@ static void psdm_register_hooks(apr_pool_t *p) {
     ap_hook_handler(psdm_handler, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
-static const command_rec psdm_cmds[] = {
-    AP_INIT_TAKE1("PsdmSocketWorker", psdm_set_worker, NULL, RSRC_CONF,
-                  "unix:/path of the psdm_socketd handoff socket"),
-    {NULL},
-};
-
 AP_DECLARE_MODULE(psdm_socket) = {
     STANDARD20_MODULE_STUFF,
-    NULL,                    /* per-directory config creator */
-    NULL,                    /* dir config merger */
-    psdm_create_server_conf, /* server config creator */
-    psdm_merge_server_conf,  /* server config merger */
-    psdm_cmds,               /* command table */
-    psdm_register_hooks,     /* set up other request processing hooks */
-    AP_MODULE_FLAG_NONE,     /* flags */
+    psdm_create_dir_conf, /* per-directory config creator */
+    psdm_merge_dir_conf,  /* dir config merger */
+    NULL,                 /* server config creator */
+    NULL,                 /* server config merger */
+    psdm_cmds,            /* command table (psdm_config.c) */
+    psdm_register_hooks,  /* set up other request processing hooks */
+    AP_MODULE_FLAG_NONE,  /* flags */
 };

@@ -17,6 +17,7 @@
 
 #include "authz.h"
 #include "config.h"
+#include "handoff_server.h"
 #include "kafka_bridge.h"
 #include "log.h"
 #include "server.h"
@@ -59,8 +60,11 @@ rlim_t raise_open_files_limit() {
     return rl.rlim_cur;
 }
 
-// lws logs through ours, at a level below our own so that lws noise stays quiet.
+// lws logs through ours. lws 4.1 logs two normal events of every handed-over
+// connection at error level ("adopt_socket_readbuf: calling service" / "deferring
+// handling ah"); they are dropped so that real errors stand out.
 void lws_log_to_ours(int level, const char *line) {
+    if (strstr(line, "adopt_socket_readbuf: calling service") || strstr(line, "deferring handling ah")) return;
     std::string s(line);
     while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
     psdm::logf(level == LLL_ERR ? psdm::LogLevel::error : psdm::LogLevel::warn, "PSDM-LWS", "%s", s.c_str());
@@ -137,30 +141,49 @@ int main(int argc, char **argv) {
         return 1;
     }
 
-    struct lws_context_creation_info vinfo;
-    memset(&vinfo, 0, sizeof vinfo);
-    vinfo.vhost_name = "psdm";
-    vinfo.protocols = psdm::worker_protocols();
-    vinfo.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+    // Two vhosts with the same protocols: "direct" listens on `listen`; "handoff"
+    // listens nowhere and receives the connections Apache hands over. Which one a
+    // connection is on decides whether it carries an identity (ws_protocol.cpp).
+    struct lws_vhost *direct_vh = nullptr, *handoff_vh = nullptr;
     std::string host;
-    unsigned port = 0;
     if (!cfg.listen.empty()) {
+        unsigned port = 0;
         psdm::config_listen_split(cfg.listen, &host, &port);
+        struct lws_context_creation_info vinfo;
+        memset(&vinfo, 0, sizeof vinfo);
+        vinfo.vhost_name = "direct";
+        vinfo.protocols = psdm::worker_protocols();
         vinfo.port = static_cast<int>(port);
         vinfo.iface = host.c_str();
-        vinfo.options = LWS_SERVER_OPTION_DISABLE_IPV6;
-        if (host.find(':') != std::string::npos) vinfo.options = 0;
+        vinfo.options = host.find(':') == std::string::npos ? LWS_SERVER_OPTION_DISABLE_IPV6 : 0;
+        direct_vh = lws_create_vhost(g_context, &vinfo);
+        if (!direct_vh) {
+            PSDM_LOG_ERROR(kTag, "cannot listen on %s: %s", cfg.listen.c_str(), strerror(errno));
+            lws_context_destroy(g_context);
+            return 1;
+        }
+        PSDM_LOG_INFO(kTag, "listening for WebSocket connections on %s:%d", host.c_str(),
+                      lws_get_vhost_listen_port(direct_vh));
     }
-    struct lws_vhost *vh = lws_create_vhost(g_context, &vinfo);
-    if (!vh) {
-        PSDM_LOG_ERROR(kTag, "cannot listen on %s: %s", cfg.listen.c_str(), strerror(errno));
-        lws_context_destroy(g_context);
-        return 1;
+    std::unique_ptr<psdm::HandoffServer> handoff;
+    if (!cfg.handoff_socket.empty()) {
+        struct lws_context_creation_info vinfo;
+        memset(&vinfo, 0, sizeof vinfo);
+        vinfo.vhost_name = "handoff";
+        vinfo.protocols = psdm::worker_protocols();
+        vinfo.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+        handoff_vh = lws_create_vhost(g_context, &vinfo);
+        handoff = std::make_unique<psdm::HandoffServer>(cfg, server);
+        wctx.handoff = handoff.get();
+        wctx.handoff_vhost = handoff_vh;
+        if (!handoff_vh || !handoff->start(g_context, handoff_vh, &err)) {
+            PSDM_LOG_ERROR("PSDM-CONFIG", "%s: %s", config_path.c_str(), err.c_str());
+            lws_context_destroy(g_context);
+            return 1;
+        }
     }
-    if (!cfg.listen.empty())
-        PSDM_LOG_INFO(kTag, "listening for WebSocket connections on %s:%d", host.c_str(), lws_get_vhost_listen_port(vh));
 
-    if (!bridge.start(g_context, vh, &err)) {
+    if (!bridge.start(g_context, direct_vh ? direct_vh : handoff_vh, &err)) {
         PSDM_LOG_ERROR(kTag, "Kafka: %s", err.c_str());
         lws_context_destroy(g_context);
         return 1;
@@ -180,5 +203,5 @@ int main(int argc, char **argv) {
                     server.client_count(), server.stats().records_routed, server.stats().deliveries);
     lws_context_destroy(g_context);
     g_context = nullptr;
-    return 0;
+    return 0;  // handoff (declared after the context) removes its socket file first
 }

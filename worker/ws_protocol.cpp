@@ -1,9 +1,11 @@
 #include "ws_protocol.h"
 
 #include <cstring>
+#include <optional>
 #include <string>
 #include <string_view>
 
+#include "handoff_server.h"
 #include "kafka_bridge.h"
 #include "log.h"
 #include "server.h"
@@ -101,16 +103,32 @@ int on_http(struct lws *wsi, const char *uri) {
     return http_error(wsi, HTTP_STATUS_BAD_REQUEST, 3, "Bad request");
 }
 
+// Connections on the handoff vhost were handed over by Apache and carry the identity
+// it authenticated; connections on the direct `listen` vhost are anonymous. A
+// client can never choose which: the vhost is decided by how its socket arrived.
+int on_established(struct lws *wsi, Pss *pss) {
+    WorkerContext *w = worker_of(wsi);
+    Identity who;
+    if (w->handoff && lws_get_vhost(wsi) == w->handoff_vhost) {
+        std::optional<Identity> handed = w->handoff->take_identity(lws_get_socket_fd(wsi));
+        if (!handed) {
+            PSDM_LOG_ERROR(kTag, "a handed-over connection has no identity; closing it");
+            return -1;
+        }
+        who = std::move(*handed);
+    }
+    HandshakeQuery hq = parse_handshake_query(query_of(wsi));
+    pss->client = w->server->on_established(wsi, hq.version, std::move(who));
+    return 0;
+}
+
 int socketio_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
     auto *pss = static_cast<Pss *>(user);
     switch (reason) {
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return on_filter(wsi);
-    case LWS_CALLBACK_ESTABLISHED: {
-        HandshakeQuery hq = parse_handshake_query(query_of(wsi));
-        pss->client = worker_of(wsi)->server->on_established(wsi, hq.version, Identity{});
-        return 0;
-    }
+    case LWS_CALLBACK_ESTABLISHED:
+        return on_established(wsi, pss);
     case LWS_CALLBACK_RECEIVE:
         if (!pss->client) return -1;
         return worker_of(wsi)->server->on_receive(pss->client, static_cast<const char *>(in), len,
@@ -132,6 +150,29 @@ int socketio_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
     }
 }
 
+int handoff_listener_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                              size_t len) {
+    if (reason == LWS_CALLBACK_RAW_RX_FILE) {
+        worker_of(wsi)->handoff->on_listener_readable();
+        return 0;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+int handoff_conn_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
+    auto *hc = static_cast<HandoffConn *>(lws_get_opaque_user_data(wsi));
+    switch (reason) {
+    case LWS_CALLBACK_RAW_RX_FILE:
+        return hc ? worker_of(wsi)->handoff->on_conn_readable(wsi, hc) : -1;
+    case LWS_CALLBACK_RAW_CLOSE_FILE:
+        if (hc) worker_of(wsi)->handoff->on_conn_closed(hc);
+        lws_set_opaque_user_data(wsi, nullptr);
+        return 0;
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
 int kafka_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
     switch (reason) {
     case LWS_CALLBACK_RAW_RX_FILE:
@@ -148,6 +189,8 @@ int kafka_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
 const struct lws_protocols kProtocols[] = {
     {"psdm-socketio", socketio_callback, sizeof(Pss), 512, 0, nullptr, 0},
     {KafkaBridge::kKafkaProtocolName, kafka_callback, 0, 0, 0, nullptr, 0},
+    {HandoffServer::kListenerProtocol, handoff_listener_callback, 0, 0, 0, nullptr, 0},
+    {HandoffServer::kConnProtocol, handoff_conn_callback, 0, 0, 0, nullptr, 0},
     {nullptr, nullptr, 0, 0, 0, nullptr, 0},
 };
 

@@ -10,10 +10,13 @@ namespace psdm {
 
 class Server;
 class KafkaBridge;
+class HandoffServer;
 
 struct WorkerContext {
     Server *server = nullptr;
     KafkaBridge *bridge = nullptr;
+    HandoffServer *handoff = nullptr;          // null without handoff_socket
+    struct lws_vhost *handoff_vhost = nullptr;  // where handed-over connections live
 };
 
 // Protocol list for the worker's vhost, terminated; [0] is the Socket.IO protocol,

@@ -200,6 +200,8 @@ class Harness:
             f"LogLevel info\n"
             f"LoadModule mpm_{mpm}_module {APACHE_MODULES}/mod_mpm_{mpm}.so\n"
             f"LoadModule authz_core_module {APACHE_MODULES}/mod_authz_core.so\n"
+            f"LoadModule headers_module {APACHE_MODULES}/mod_headers.so\n"
+            f"LoadModule env_module {APACHE_MODULES}/mod_env.so\n"
             f"{module}"
             f"{user}"
             f"{mpm_conf}"

@@ -1,0 +1,113 @@
+#include "psdm_config.h"
+
+#include "apr_strings.h"
+#include "http_log.h"
+
+#include <sys/un.h>
+
+void *psdm_create_dir_conf(apr_pool_t *p, char *dir) {
+    (void)dir;
+    psdm_dir_conf *conf = apr_pcalloc(p, sizeof *conf);
+    conf->timeout = -1;
+    return conf;
+}
+
+void *psdm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv) {
+    const psdm_dir_conf *base = basev, *add = addv;
+    psdm_dir_conf *conf = apr_pcalloc(p, sizeof *conf);
+    conf->worker_path = add->worker_path ? add->worker_path : base->worker_path;
+    conf->user = add->user.kind ? add->user : base->user;
+    conf->groups = add->groups.kind ? add->groups : base->groups;
+    conf->origins = add->origins ? add->origins : base->origins;
+    conf->timeout = add->timeout >= 0 ? add->timeout : base->timeout;
+    return conf;
+}
+
+apr_interval_time_t psdm_conf_timeout(const psdm_dir_conf *conf) {
+    return conf->timeout >= 0 ? conf->timeout : PSDM_DEFAULT_TIMEOUT;
+}
+
+/* PsdmSocketWorker unix:/path */
+static const char *set_worker(cmd_parms *cmd, void *confv, const char *arg) {
+    psdm_dir_conf *conf = confv;
+    struct sockaddr_un sun;
+    if (strncmp(arg, "unix:/", 6) != 0)
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": expected unix:/absolute/path, got '", arg, "'", NULL);
+    if (strlen(arg + 5) >= sizeof sun.sun_path)
+        return apr_psprintf(cmd->pool, "%s: socket path '%s' is longer than %d bytes", cmd->cmd->name, arg + 5,
+                            (int)sizeof sun.sun_path - 1);
+    conf->worker_path = arg + 5;
+    return NULL;
+}
+
+/* "remote-user" | "env:NAME" | "header:NAME" (remote-user only where allow_remote_user). */
+static const char *parse_source(cmd_parms *cmd, const char *arg, int allow_remote_user, psdm_source *out) {
+    if (allow_remote_user && strcasecmp(arg, "remote-user") == 0) {
+        out->kind = PSDM_SRC_REMOTE_USER;
+        out->name = NULL;
+        return NULL;
+    }
+    if (strncasecmp(arg, "env:", 4) == 0 && arg[4]) {
+        out->kind = PSDM_SRC_ENV;
+        out->name = arg + 4;
+        return NULL;
+    }
+    if (strncasecmp(arg, "header:", 7) == 0 && arg[7]) {
+        out->kind = PSDM_SRC_HEADER;
+        out->name = arg + 7;
+        return NULL;
+    }
+    return apr_pstrcat(cmd->pool, cmd->cmd->name, ": expected ", allow_remote_user ? "remote-user, " : "",
+                       "env:NAME or header:NAME, got '", arg, "'", NULL);
+}
+
+static const char *set_user(cmd_parms *cmd, void *confv, const char *arg) {
+    return parse_source(cmd, arg, 1, &((psdm_dir_conf *)confv)->user);
+}
+
+static const char *set_groups(cmd_parms *cmd, void *confv, const char *arg) {
+    return parse_source(cmd, arg, 0, &((psdm_dir_conf *)confv)->groups);
+}
+
+/* PsdmSocketAllowOrigin https://a.example [https://b.example ...] | * */
+static const char *set_origins(cmd_parms *cmd, void *confv, int argc, char *const argv[]) {
+    psdm_dir_conf *conf = confv;
+    if (argc == 0) return apr_pstrcat(cmd->pool, cmd->cmd->name, ": expects at least one origin", NULL);
+    conf->origins = apr_array_make(cmd->pool, argc, sizeof(const char *));
+    for (int i = 0; i < argc; i++) {
+        const char *o = argv[i];
+        if (strcmp(o, "*") != 0 && strncasecmp(o, "http://", 7) != 0 && strncasecmp(o, "https://", 8) != 0)
+            return apr_pstrcat(cmd->pool, cmd->cmd->name, ": expected scheme://host[:port] or *, got '", o, "'",
+                               NULL);
+        size_t n = strlen(o);
+        if (n > 8 && o[n - 1] == '/')
+            return apr_pstrcat(cmd->pool, cmd->cmd->name, ": an origin has no path, got '", o, "'", NULL);
+        APR_ARRAY_PUSH(conf->origins, const char *) = o;
+    }
+    return NULL;
+}
+
+/* PsdmSocketTimeout 5 | 500ms */
+static const char *set_timeout(cmd_parms *cmd, void *confv, const char *arg) {
+    psdm_dir_conf *conf = confv;
+    apr_interval_time_t t;
+    if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS || t <= 0 || t > apr_time_from_sec(300))
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": expected a duration between 1ms and 300s (e.g. 5 or 500ms), got '",
+                           arg, "'", NULL);
+    conf->timeout = t;
+    return NULL;
+}
+
+const command_rec psdm_cmds[] = {
+    AP_INIT_TAKE1("PsdmSocketWorker", set_worker, NULL, RSRC_CONF | ACCESS_CONF,
+                  "unix:/path of the psdm_socketd handoff socket"),
+    AP_INIT_TAKE1("PsdmSocketUser", set_user, NULL, RSRC_CONF | ACCESS_CONF,
+                  "where the user comes from: remote-user (default), env:NAME or header:NAME"),
+    AP_INIT_TAKE1("PsdmSocketGroups", set_groups, NULL, RSRC_CONF | ACCESS_CONF,
+                  "optional group list for authorization: env:NAME or header:NAME"),
+    AP_INIT_TAKE_ARGV("PsdmSocketAllowOrigin", set_origins, NULL, RSRC_CONF | ACCESS_CONF,
+                      "origins allowed to open a WebSocket (default: the request's own), or *"),
+    AP_INIT_TAKE1("PsdmSocketTimeout", set_timeout, NULL, RSRC_CONF | ACCESS_CONF,
+                  "how long to wait for the worker's answer (default 5s)"),
+    {NULL},
+};

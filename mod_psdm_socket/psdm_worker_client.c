@@ -1,0 +1,171 @@
+#include "psdm_worker_client.h"
+
+#include "http_core.h"
+#include "http_protocol.h"
+#include "util_filter.h"
+#include "apr_poll.h"
+#include "apr_portable.h"
+#include "apr_strings.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "handoff_io.h"
+#include "handoff_proto.h"
+
+#define PSDM_COMMIT_BYTE 'C'
+
+/* A protocol error from handoff_io as an APR status (the handler logs its name). */
+static apr_status_t io_status(int rc) {
+    if (rc > 0) return APR_FROM_OS_ERROR(rc);
+    return rc == PSDM_HS_E_CLOSED ? APR_EOF : APR_EGENERAL;
+}
+
+static void set_timeouts(int sock, apr_interval_time_t timeout) {
+    struct timeval tv;
+    tv.tv_sec = (time_t)apr_time_sec(timeout);
+    tv.tv_usec = (suseconds_t)apr_time_usec(timeout);
+    setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
+apr_status_t psdm_worker_offer(const char *path, apr_interval_time_t timeout, const unsigned char *msg, size_t len,
+                               int client_fd, int *sock, psdm_offer_result *result) {
+    struct sockaddr_un sun;
+    int rc;
+    result->status = PSDM_HS_REFUSED_SHUTDOWN;
+    result->step = "connect";
+    *sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (*sock < 0) return APR_FROM_OS_ERROR(errno);
+    /* Blocking connect honours SO_SNDTIMEO on Unix sockets (a full backlog waits). */
+    set_timeouts(*sock, timeout);
+    memset(&sun, 0, sizeof sun);
+    sun.sun_family = AF_UNIX;
+    apr_cpystrn(sun.sun_path, path, sizeof sun.sun_path);
+    do {
+        rc = connect(*sock, (struct sockaddr *)&sun, sizeof sun);
+    } while (rc < 0 && errno == EINTR);
+    if (rc < 0) goto fail_errno;
+
+    result->step = "send";
+    rc = psdm_handoff_send(*sock, msg, len, client_fd);
+    if (rc != 0) goto fail_rc;
+
+    result->step = "answer";
+    rc = psdm_handoff_answer_recv(*sock, &result->status);
+    if (rc != 0) goto fail_rc;
+    if (result->status != PSDM_HS_ACCEPTED) {
+        close(*sock);
+        *sock = -1;
+        return APR_SUCCESS;
+    }
+
+    /* The commit hands the connection over: until the worker reads it, the worker
+     * acts on nothing; after we wrote it, we act on nothing. */
+    result->step = "commit";
+    {
+        char commit = PSDM_COMMIT_BYTE;
+        ssize_t n;
+        do {
+            n = send(*sock, &commit, 1, MSG_NOSIGNAL);
+        } while (n < 0 && errno == EINTR);
+        if (n != 1) goto fail_errno;
+    }
+    if (client_fd >= 0) { /* handoff: nothing more to say */
+        close(*sock);
+        *sock = -1;
+    }
+    return APR_SUCCESS;
+
+fail_errno:
+    rc = errno;
+fail_rc:
+    result->status = PSDM_HS_REFUSED_SHUTDOWN;
+    close(*sock);
+    *sock = -1;
+    return io_status(rc);
+}
+
+/* Writes all of buf to a blocking socket. */
+static apr_status_t write_all(int sock, const char *buf, apr_size_t len) {
+    while (len > 0) {
+        ssize_t n = send(sock, buf, len, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return APR_FROM_OS_ERROR(errno);
+        }
+        buf += n;
+        len -= (apr_size_t)n;
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t psdm_relay(request_rec *r, int sock) {
+    conn_rec *c = r->connection;
+    apr_pool_t *p = r->pool;
+    apr_pollset_t *ps;
+    apr_socket_t *wsock = NULL;
+    apr_pollfd_t pfd_client, pfd_worker;
+    apr_bucket_brigade *bb = apr_brigade_create(p, c->bucket_alloc);
+    char buf[16384];
+    apr_status_t rv;
+
+    /* No timeout on the relay itself: the WebSocket's heartbeat is the worker's job. */
+    struct timeval tv = {0, 0};
+    setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    apr_os_sock_put(&wsock, &sock, p);
+    if ((rv = apr_pollset_create(&ps, 2, p, 0)) != APR_SUCCESS) return rv;
+    memset(&pfd_client, 0, sizeof pfd_client);
+    pfd_client.p = p;
+    pfd_client.desc_type = APR_POLL_SOCKET;
+    pfd_client.desc.s = ap_get_conn_socket(c);
+    pfd_client.reqevents = APR_POLLIN | APR_POLLHUP | APR_POLLERR;
+    pfd_worker = pfd_client;
+    pfd_worker.desc.s = wsock;
+    apr_pollset_add(ps, &pfd_client);
+    apr_pollset_add(ps, &pfd_worker);
+
+    for (;;) {
+        apr_int32_t n;
+        const apr_pollfd_t *ready;
+        rv = apr_pollset_poll(ps, -1, &n, &ready);
+        if (APR_STATUS_IS_EINTR(rv)) continue;
+        if (rv != APR_SUCCESS) return rv;
+        for (apr_int32_t i = 0; i < n; i++) {
+            if (ready[i].desc.s == wsock) {
+                /* worker -> client, encrypted by mod_ssl */
+                ssize_t got = recv(sock, buf, sizeof buf, 0);
+                if (got < 0 && errno == EINTR) continue;
+                if (got <= 0) return APR_SUCCESS; /* the worker closed */
+                apr_brigade_cleanup(bb);
+                APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(buf, (apr_size_t)got, c->bucket_alloc));
+                APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(c->bucket_alloc));
+                rv = ap_pass_brigade(c->output_filters, bb);
+                apr_brigade_cleanup(bb);
+                if (rv != APR_SUCCESS) return rv;
+            } else {
+                /* client -> worker, decrypted by mod_ssl: read until nothing is left,
+                 * so that nothing stays buffered in the filters unseen by poll. */
+                for (;;) {
+                    apr_size_t len = sizeof buf;
+                    apr_brigade_cleanup(bb);
+                    rv = ap_get_brigade(c->input_filters, bb, AP_MODE_READBYTES, APR_NONBLOCK_READ, sizeof buf);
+                    if (APR_STATUS_IS_EAGAIN(rv)) break;
+                    if (rv != APR_SUCCESS) return APR_SUCCESS; /* the client closed */
+                    if (APR_BRIGADE_EMPTY(bb)) break;
+                    rv = apr_brigade_flatten(bb, buf, &len);
+                    if (rv != APR_SUCCESS) return rv;
+                    if (len == 0) {
+                        if (APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(bb))) return APR_SUCCESS;
+                        break;
+                    }
+                    if ((rv = write_all(sock, buf, len)) != APR_SUCCESS) return rv;
+                }
+            }
+        }
+    }
+}

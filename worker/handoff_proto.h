@@ -1,0 +1,272 @@
+/*
+ * handoff_proto: the wire contract between mod_psdm_socket (Apache) and psdm_socketd,
+ * as a pure codec. THIS COMMENT IS THE SPEC; change it, the code and the tests together.
+ *
+ * Pure C11: no httpd, APR or lws types, no syscalls, no allocation, no logging. Compiled
+ * into the module (C) and the worker (C++). Every function is thread-safe (no state).
+ *
+ * ---------------------------------------------------------------------------------------
+ * Conversation (one per connection to the worker's Unix stream socket)
+ *
+ *   module -> worker   REQUEST, exactly one. kind 1 (handoff): the client's TCP socket
+ *                      travels as SCM_RIGHTS with the request's FIRST byte, in the same
+ *                      sendmsg. kind 2 (relay, used for TLS): no fd.
+ *   worker -> module   ANSWER, 8 bytes.
+ *   then               handoff: both sides close the Unix connection; on "accepted" the
+ *                      module forgets the client connection (the worker owns it now).
+ *                      relay: on "accepted" the Unix connection carries the raw bytes
+ *                      of the client connection in both directions (module <-> TLS
+ *                      client) until either side closes. The worker's first bytes are
+ *                      its "101 Switching Protocols" response.
+ *
+ * The worker answers every request it could read far enough to answer; a module that
+ * gets no answer (EOF, timeout) treats it as refused. Nothing follows a request before
+ * its answer, so the receiver never reads past the request.
+ *
+ * The worker replays the request to libwebsockets as a minimal HTTP/1.1 upgrade
+ * (psdm_handoff_build_upgrade below), so lws, not Apache, sends "101 Switching Protocols"
+ * and computes Sec-WebSocket-Accept. Apache must not have answered anything.
+ *
+ * ---------------------------------------------------------------------------------------
+ * REQUEST, all integers big-endian (network byte order)
+ *
+ *   offset size  field
+ *   0      4     magic       "PSDM" (0x50 0x53 0x44 0x4d)
+ *   4      1     version     1
+ *   5      1     kind        1 = handoff (fd attached), 2 = relay (no fd)
+ *   6      2     flags       0 (any other value: bad_flags)
+ *   8      4     body_len    bytes after this 14-byte header, 0..PSDM_HS_MAX_BODY (32768);
+ *                            larger: too_long, detected from the header alone, before
+ *                            the body is read or any buffer is sized
+ *   12     2     count       number of fields in the body; count * 3 <= body_len
+ *   14     ...   body        exactly `count` fields, filling body_len exactly:
+ *                  tag u8 | len u16 | len bytes
+ *
+ *   tag name           presence          length      content (bytes)
+ *   1   user           required, once    1..256      no control chars (0x00-0x1f, 0x7f)
+ *   2   group          0..64 times       1..256      no control chars; order kept
+ *   3   client_addr    optional, once    1..64       no control chars, no space
+ *                                                    ("203.0.113.5:51234", "[2001:db8::1]:443")
+ *   4   host           optional, once    1..256      no control chars, no space (Host header)
+ *   5   uri            required, once    1..2048     starts with '/', no control chars, no
+ *                                                    space (path and query as received)
+ *   6   ws_key         required, once    24          22 of [A-Za-z0-9+/] then "=="
+ *                                                    (Sec-WebSocket-Key, RFC 6455 4.1)
+ *   7   ws_version     required, once    2           exactly "13"
+ *   8   origin         optional, once    1..512      no control chars
+ *   9   ws_protocol    optional, once    1..256      no control chars (Sec-WebSocket-Protocol)
+ *   10  ws_extensions  optional, once    1..512      no control chars (carried for the log;
+ *                                                    NOT replayed: no extension is negotiated)
+ *   11  early_data     optional, once    1..8192     any bytes: what Apache read past the
+ *                                                    request (the client's first frames)
+ *
+ *   - Fields may come in any order; the encoder writes them in tag order, groups in the
+ *     caller's order. A zero-length field is bad_field (absent fields are omitted).
+ *   - Unknown tag: unknown_field (error, not skipped). Module and worker ship together;
+ *     a new tag comes with a version bump, and a mismatch shows up as a clear refusal
+ *     instead of a silently dropped (possibly security-relevant) field.
+ *   - A non-repeatable tag twice: duplicate_field. A 65th group: too_many_groups.
+ *   - A field whose header or bytes run past body_len, or bytes left in the body after
+ *     `count` fields: bad_length.
+ *   - "No control chars" is what keeps field values from injecting header lines into
+ *     the replayed HTTP request; bytes >= 0x80 (UTF-8) pass unchecked.
+ *   - Worst case, every field at its maximum, is 28728 body bytes: every request that
+ *     passes validation fits PSDM_HS_MAX_BODY, so encoding never fails for size.
+ *
+ * ANSWER, 8 bytes
+ *
+ *   0      4     magic       "PSDA"
+ *   4      1     version     1
+ *   5      1     status      0 accepted, 1 refused: over capacity, 2 refused: malformed
+ *                            request, 3 refused: shutting down, 4 refused: peer not
+ *                            allowed; any other value: bad_status
+ *   6      2     reserved    0 (any other value: bad_flags)
+ * ---------------------------------------------------------------------------------------
+ */
+#ifndef PSDM_HANDOFF_PROTO_H
+#define PSDM_HANDOFF_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum {
+    PSDM_HS_VERSION = 1,
+    PSDM_HS_HEADER_LEN = 14,    /* request header */
+    PSDM_HS_MAX_BODY = 32768,   /* request body_len limit */
+    PSDM_HS_MAX_MSG = PSDM_HS_HEADER_LEN + PSDM_HS_MAX_BODY, /* receive buffer that always fits */
+    PSDM_HS_FIELD_HEADER_LEN = 3,
+    PSDM_HS_ANSWER_LEN = 8,
+    PSDM_HS_MAX_GROUPS = 64,
+    PSDM_HS_MAX_USER = 256,     /* also each group */
+    PSDM_HS_MAX_CLIENT_ADDR = 64,
+    PSDM_HS_MAX_HOST = 256,
+    PSDM_HS_MAX_URI = 2048,
+    PSDM_HS_WS_KEY_LEN = 24,
+    PSDM_HS_MAX_ORIGIN = 512,
+    PSDM_HS_MAX_WS_PROTOCOL = 256,
+    PSDM_HS_MAX_WS_EXTENSIONS = 512,
+    PSDM_HS_MAX_EARLY_DATA = 8192,
+    PSDM_HS_REPLAY_MAX = 2048   /* lws_adopt_socket_vhost_readbuf limit: cap for build_upgrade */
+};
+
+/* Request kinds (header byte 5). */
+enum { PSDM_HS_KIND_HANDOFF = 1, PSDM_HS_KIND_RELAY = 2 };
+
+/* Field tags. */
+enum {
+    PSDM_HS_TAG_USER = 1,
+    PSDM_HS_TAG_GROUP = 2,
+    PSDM_HS_TAG_CLIENT_ADDR = 3,
+    PSDM_HS_TAG_HOST = 4,
+    PSDM_HS_TAG_URI = 5,
+    PSDM_HS_TAG_WS_KEY = 6,
+    PSDM_HS_TAG_WS_VERSION = 7,
+    PSDM_HS_TAG_ORIGIN = 8,
+    PSDM_HS_TAG_WS_PROTOCOL = 9,
+    PSDM_HS_TAG_WS_EXTENSIONS = 10,
+    PSDM_HS_TAG_EARLY_DATA = 11
+};
+
+/* Answer status (answer byte 5). */
+enum {
+    PSDM_HS_ACCEPTED = 0,
+    PSDM_HS_REFUSED_CAPACITY = 1,
+    PSDM_HS_REFUSED_MALFORMED = 2,
+    PSDM_HS_REFUSED_SHUTDOWN = 3,
+    PSDM_HS_REFUSED_PEER = 4
+};
+
+/*
+ * Status codes: 0 or one of these (negative). handoff_io also returns positive errno
+ * values; these never collide with them. psdm_handoff_strerror names each one.
+ */
+typedef enum {
+    PSDM_HS_OK = 0,
+    PSDM_HS_E_TRUNCATED = -1,       /* fewer bytes than the header or body_len announce */
+    PSDM_HS_E_BAD_MAGIC = -2,
+    PSDM_HS_E_BAD_VERSION = -3,
+    PSDM_HS_E_BAD_KIND = -4,
+    PSDM_HS_E_BAD_FLAGS = -5,       /* request flags or answer reserved bytes not 0 */
+    PSDM_HS_E_TOO_LONG = -6,        /* body_len > PSDM_HS_MAX_BODY, or > the receiver's buffer */
+    PSDM_HS_E_BAD_LENGTH = -7,      /* lengths do not add up: field past body, trailing bytes */
+    PSDM_HS_E_BAD_FIELD = -8,       /* a field breaks its rule (length or content) */
+    PSDM_HS_E_UNKNOWN_FIELD = -9,
+    PSDM_HS_E_MISSING_FIELD = -10,
+    PSDM_HS_E_DUPLICATE_FIELD = -11,
+    PSDM_HS_E_TOO_MANY_GROUPS = -12,
+    PSDM_HS_E_NO_SPACE = -13,       /* output does not fit the caller's buffer */
+    PSDM_HS_E_INVALID_ARG = -14,    /* NULL where not allowed; io: message not a valid request */
+    PSDM_HS_E_BAD_STATUS = -15,     /* answer status unknown */
+    /* handoff_io only */
+    PSDM_HS_E_CLOSED = -16,         /* peer closed before sending a byte */
+    PSDM_HS_E_NO_FD = -17,          /* handoff request without its fd (or fd < 0 given to send) */
+    PSDM_HS_E_BAD_FD = -18          /* fd where none is expected, more than one, not with the
+                                       first bytes, or SCM_RIGHTS truncated (MSG_CTRUNC) */
+} psdm_hs_err;
+
+/* A view of `len` bytes; ptr may be NULL when len is 0. len 0 = field absent. */
+typedef struct {
+    const char *ptr;
+    uint16_t len;
+} psdm_hs_str;
+
+/*
+ * One request. For encode the caller fills it (zero-initialize, then set what exists);
+ * after decode every view points into the decoded buffer, which must outlive it.
+ */
+typedef struct {
+    uint8_t kind; /* PSDM_HS_KIND_* */
+    psdm_hs_str user, client_addr, host, uri, ws_key, ws_version, origin, ws_protocol,
+        ws_extensions, early_data;
+    psdm_hs_str groups[PSDM_HS_MAX_GROUPS];
+    unsigned ngroups;
+} psdm_handoff_req;
+
+/**
+ * @brief Checks a request against the field rules of the spec (what encode and decode
+ *        both enforce).
+ * @param bad_tag may be NULL; else set to the offending tag for bad_field,
+ *        missing_field, too_many_groups (2), and to 0 otherwise.
+ * @returns 0, or bad_kind, bad_field, missing_field, too_many_groups, invalid_arg.
+ */
+int psdm_handoff_validate(const psdm_handoff_req *req, uint8_t *bad_tag);
+
+/**
+ * @brief Validates and encodes req into buf[0..cap). cap >= PSDM_HS_MAX_MSG always fits.
+ * @param bad_tag may be NULL; as for psdm_handoff_validate.
+ * @returns bytes written (> 0), or a negative psdm_hs_err (validation errors, no_space).
+ */
+int psdm_handoff_encode(const psdm_handoff_req *req, unsigned char *buf, size_t cap,
+                        uint8_t *bad_tag);
+
+/**
+ * @brief Validates a request header (magic, version, kind, flags, body_len, count)
+ *        from the first len bytes of buf. Reads only the header.
+ * @returns the total message length (header + body, <= PSDM_HS_MAX_MSG), or truncated
+ *          when len < PSDM_HS_HEADER_LEN, or another negative psdm_hs_err.
+ */
+int psdm_handoff_header_total(const unsigned char *buf, size_t len);
+
+/**
+ * @brief Decodes exactly one complete request: len must equal its total length.
+ *        Total over arbitrary bytes; out's views point into buf.
+ * @param bad_tag may be NULL; else set to the offending tag for bad_field,
+ *        unknown_field (the unknown value), duplicate_field, missing_field,
+ *        too_many_groups and bad_length (when a field ran past the body), 0 otherwise.
+ * @returns 0, or a negative psdm_hs_err: truncated (len shorter than announced),
+ *          bad_length (len longer: trailing bytes), header and field errors. On error
+ *          *out is unspecified.
+ */
+int psdm_handoff_decode(const unsigned char *buf, size_t len, psdm_handoff_req *out,
+                        uint8_t *bad_tag);
+
+/** @brief Stable snake_case name of a psdm_hs_err ("bad_field"); "unknown_error" else. */
+const char *psdm_handoff_strerror(int err);
+
+/** @brief Stable name of a field tag ("origin"); "unknown" for others. */
+const char *psdm_handoff_tag_name(unsigned tag);
+
+/** @brief Stable name of an answer status ("refused_capacity"); "unknown" for others. */
+const char *psdm_handoff_status_name(unsigned status);
+
+/** @brief Writes the 8-byte answer carrying status (not checked: any byte is written). */
+void psdm_handoff_answer_encode(uint8_t status, unsigned char out[PSDM_HS_ANSWER_LEN]);
+
+/**
+ * @brief Decodes an 8-byte answer.
+ * @returns 0 with *status set, or bad_magic, bad_version, bad_status, bad_flags
+ *          (reserved bytes not 0), invalid_arg.
+ */
+int psdm_handoff_answer_decode(const unsigned char in[PSDM_HS_ANSWER_LEN], uint8_t *status);
+
+/**
+ * @brief Builds the HTTP/1.1 upgrade request the worker replays into lws, followed by
+ *        the early data. Not NUL-terminated. Exactly:
+ *
+ *          GET <uri> HTTP/1.1\r\n
+ *          Host: <host>\r\n                         (only if host is set)
+ *          Upgrade: websocket\r\n
+ *          Connection: Upgrade\r\n
+ *          Sec-WebSocket-Key: <ws_key>\r\n
+ *          Sec-WebSocket-Version: <ws_version>\r\n
+ *          Origin: <origin>\r\n                     (only if origin is set)
+ *          Sec-WebSocket-Protocol: <ws_protocol>\r\n (only if ws_protocol is set)
+ *          \r\n
+ *          <early_data>
+ *
+ *        req is validated first (so no field can inject a header line).
+ * @param cap the worker passes PSDM_HS_REPLAY_MAX (lws's readbuf limit).
+ * @returns the length written, or no_space when it would exceed cap (buf contents
+ *          then unspecified), or a validation error.
+ */
+int psdm_handoff_build_upgrade(const psdm_handoff_req *req, char *buf, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PSDM_HANDOFF_PROTO_H */
