@@ -12,12 +12,19 @@
  *                      travels as SCM_RIGHTS with the request's FIRST byte, in the same
  *                      sendmsg. kind 2 (relay, used for TLS): no fd.
  *   worker -> module   ANSWER, 8 bytes.
- *   then               handoff: both sides close the Unix connection; on "accepted" the
- *                      module forgets the client connection (the worker owns it now).
- *                      relay: on "accepted" the Unix connection carries the raw bytes
- *                      of the client connection in both directions (module <-> TLS
- *                      client) until either side closes. The worker's first bytes are
- *                      its "101 Switching Protocols" response.
+ *   module -> worker   COMMIT, the single byte 'C', only after "accepted", within the
+ *                      module's timeout. Until the worker has read it, the client
+ *                      connection is the module's and the worker does nothing with it;
+ *                      once the module has written it, the connection is the worker's.
+ *                      A module that gives up (timeout) closes the Unix connection
+ *                      instead, and the worker closes its copy of the client socket
+ *                      untouched. So exactly one side ever acts on the connection.
+ *   then               handoff: both sides close the Unix connection; the module
+ *                      forgets the client connection (no response, no lingering close).
+ *                      relay: the Unix connection carries the raw bytes of the client
+ *                      connection in both directions (module <-> TLS client) until
+ *                      either side closes. The worker's first bytes are its
+ *                      "101 Switching Protocols" response.
  *
  * The worker answers every request it could read far enough to answer; a module that
  * gets no answer (EOF, timeout) treats it as refused. Nothing follows a request before
@@ -38,7 +45,7 @@
  *   8      4     body_len    bytes after this 14-byte header, 0..PSDM_HS_MAX_BODY (32768);
  *                            larger: too_long, detected from the header alone, before
  *                            the body is read or any buffer is sized
- *   12     2     count       number of fields in the body; count * 3 <= body_len
+ *   12     2     count       number of fields in the body; count * 3 > body_len: bad_length
  *   14     ...   body        exactly `count` fields, filling body_len exactly:
  *                  tag u8 | len u16 | len bytes
  *

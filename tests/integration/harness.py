@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -212,7 +213,7 @@ class Harness:
             f"{body}\n"
         )
 
-    def start_httpd(self, body="", mpm="event", port=None, timeout=15):
+    def start_httpd(self, body="", mpm="event", port=None, timeout=15, https=False):
         """Starts Debian's apache2 in the foreground with a generated config that
         loads our module. Returns an Httpd with .port and .url."""
         mpm = os.environ.get("PSDM_TEST_MPM", mpm)
@@ -224,11 +225,14 @@ class Harness:
         if check.returncode != 0:
             raise HarnessError(f"httpd: generated config rejected by apache2 -t:\n{check.stderr}")
         proc = self.spawn("httpd", [APACHE2, "-f", conf, "-DFOREGROUND"])
-        url = f"http://127.0.0.1:{port}"
+        url = f"{'https' if https else 'http'}://127.0.0.1:{port}"
+        insecure = ssl.create_default_context()
+        insecure.check_hostname = False
+        insecure.verify_mode = ssl.CERT_NONE  # the tests' own self-signed certificate
 
         def ready():
             try:
-                with urllib.request.urlopen(url + "/ready.txt", timeout=1) as r:
+                with urllib.request.urlopen(url + "/ready.txt", timeout=1, context=insecure) as r:
                     return r.status == 200
             except OSError:
                 return False

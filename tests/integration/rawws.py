@@ -2,6 +2,7 @@
 that need to misbehave: send malformed packets, stop answering pings, stop reading."""
 import json
 import socket
+import ssl
 
 import websocket  # Debian's python3-websocket (websocket-client)
 
@@ -9,10 +10,13 @@ CLOSE = websocket.ABNF.OPCODE_CLOSE
 
 
 class RawEio:
-    def __init__(self, url, path="/lgbk_socketio/socket.io/", eio=4, timeout=10, rcvbuf=None):
-        ws_url = url.replace("http://", "ws://") + f"{path}?EIO={eio}&transport=websocket"
+    def __init__(self, url, path="/lgbk_socketio/socket.io/", eio=4, timeout=10, rcvbuf=None, headers=None,
+                 origin=None):
+        ws_url = url.replace("http://", "ws://").replace("https://", "wss://") + f"{path}?EIO={eio}&transport=websocket"
         sockopt = [(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)] if rcvbuf else []
-        self.ws = websocket.create_connection(ws_url, timeout=timeout, sockopt=sockopt)
+        extra = {"origin": origin} if origin else {}  # default: websocket-client sends http://host:port
+        self.ws = websocket.create_connection(ws_url, timeout=timeout, sockopt=sockopt, header=headers or [],
+                                              sslopt={"cert_reqs": ssl.CERT_NONE}, **extra)
         self.eio = eio
         op, data = self.recv()
         assert data.startswith("0{"), data

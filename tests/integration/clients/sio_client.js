@@ -2,7 +2,7 @@
 //
 //   node sio_client.js --url http://127.0.0.1:PORT --path /app_socketio/socket.io/
 //        [--ns /psdm_ws] [--join ROOM[,ROOM...]] [--v2] [--count N] [--timeout-ms MS]
-//        [--no-reconnect]
+//        [--no-reconnect] [--insecure]
 //
 // Prints one JSON object per line on stdout, for the test to read:
 //   {"ev":"connect","id":..} {"ev":"ack","room":..,"args":[..]} {"ev":"ready"} (all joins acked)
@@ -25,12 +25,14 @@ for (let i = 0; i < argv.length; i++) {
   else if (a === "--count") { args.count = parseInt(v, 10); i++; }
   else if (a === "--timeout-ms") { args.timeout = parseInt(v, 10); i++; }
   else if (a === "--no-reconnect") { args.reconnect = false; }
+  else if (a === "--insecure") { args.insecure = true; }
   else { console.error(`sio_client: unknown argument ${a}`); process.exit(2); }
 }
 
 const modules = path.join(__dirname, "..", "..", "..", "node_modules");
 const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
 const opts = { transports: ["websocket"], path: args.path, reconnection: args.reconnect, forceNew: true };
+if (args.insecure) opts.rejectUnauthorized = false;  // the tests' self-signed certificate
 let socket;
 if (args.v2) {
   const io = require(path.join(modules, "socket.io-client-v2"));
