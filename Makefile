@@ -13,6 +13,7 @@
 BUILD     ?= build
 ASAN_BUILD ?= build-asan
 JOBS      ?= $(shell nproc)
+DEMO_PORT ?= 8080
 # Debian's python3-* packages are visible only to /usr/bin/python3.
 PYTHON    := /usr/bin/python3
 PYTEST    := $(PYTHON) -m pytest -p no:cacheprovider
@@ -52,7 +53,7 @@ test-asan:
 demo:
 	scripts/deps.sh demo
 	$(MAKE) build
-	$(PYTHON) scripts/demo.py --build-dir $(abspath $(BUILD))
+	$(PYTHON) scripts/demo.py --build-dir $(abspath $(BUILD)) --port $(DEMO_PORT)
 
 bench:
 	scripts/deps.sh bench

@@ -203,6 +203,11 @@ class Harness:
             f"LoadModule authz_core_module {APACHE_MODULES}/mod_authz_core.so\n"
             f"LoadModule headers_module {APACHE_MODULES}/mod_headers.so\n"
             f"LoadModule env_module {APACHE_MODULES}/mod_env.so\n"
+            f"LoadModule alias_module {APACHE_MODULES}/mod_alias.so\n"
+            f"LoadModule mime_module {APACHE_MODULES}/mod_mime.so\n"
+            f"TypesConfig /etc/mime.types\n"
+            f"LoadModule dir_module {APACHE_MODULES}/mod_dir.so\n"
+            f"DirectoryIndex index.html\n"
             f"{module}"
             f"{user}"
             f"{mpm_conf}"
@@ -279,6 +284,14 @@ class Harness:
         argv += list(extra)
         name = name or f"client-{kind}-{len(self.procs)}"
         proc = self.spawn(name, argv, stdout=subprocess.PIPE)
+        return EventClient(self, proc, proc.popen.stdout)
+
+
+    def start_browser(self, url, count=-1, timeout_ms=60000, name=None):
+        """Opens url in headless Chromium (tests/integration/clients/browser.js)."""
+        argv = ["/usr/bin/node", os.path.join(REPO, "tests", "integration", "clients", "browser.js"),
+                "--url", url, "--count", str(count), "--timeout-ms", str(timeout_ms)]
+        proc = self.spawn(name or f"browser-{len(self.procs)}", argv, stdout=subprocess.PIPE)
         return EventClient(self, proc, proc.popen.stdout)
 
 
