@@ -14,6 +14,7 @@ BUILD     ?= build
 ASAN_BUILD ?= build-asan
 JOBS      ?= $(shell nproc)
 DEMO_PORT ?= 8080
+PREFIX    ?= /usr
 # Debian's python3-* packages are visible only to /usr/bin/python3.
 PYTHON    := /usr/bin/python3
 PYTEST    := $(PYTHON) -m pytest -p no:cacheprovider
@@ -61,7 +62,7 @@ bench:
 	@echo "bench: no benchmark exists yet (the worker's fan-out and handoff benchmarks come with issues 3 and 4)"
 
 install: build
-	cmake --install $(BUILD)
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
