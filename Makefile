@@ -59,7 +59,7 @@ demo:
 bench:
 	scripts/deps.sh bench
 	$(MAKE) build
-	@echo "bench: no benchmark exists yet (the worker's fan-out and handoff benchmarks come with issues 3 and 4)"
+	$(PYTHON) bench/run_bench.py --build-dir $(abspath $(BUILD)) $(BENCH_ARGS)
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)

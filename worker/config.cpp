@@ -1,6 +1,8 @@
 // Configuration parser: see config.h for the file syntax and the contract of each key.
 #include "config.h"
 
+#include "read_file.h"
+
 #include "log.h"
 #include "unique_fd.h"
 
@@ -415,6 +417,29 @@ const Key kKeys[] = {
     {"authz_timeout_ms",
      set_ms<&Config::authz_timeout_ms, kConfigAuthzTimeoutMinMs, kConfigAuthzTimeoutMaxMs>,
      get_number<unsigned, &Config::authz_timeout_ms>},
+    {"authz_user_header",
+     [](Config &c, std::string_view v, std::string *why) {
+         // RFC 7230 token characters: what an HTTP header name may contain.
+         bool ok = !v.empty();
+         for (char ch : v)
+             ok = ok && ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || is_digit(ch) ||
+                         std::string_view("!#$%&'*+-.^_`|~").find(ch) != std::string_view::npos);
+         if (!ok) {
+             *why = "expected an HTTP header name like REMOTE-USER, got " + quote(v);
+             return false;
+         }
+         c.authz_user_header = std::string(v);
+         return true;
+     },
+     [](const Config &c) { return c.authz_user_header; }},
+    {"authz_allow_ttl_ms",
+     set_ms<&Config::authz_allow_ttl_ms, kConfigAuthzAllowTtlMinMs, kConfigAuthzTtlMaxMs>,
+     get_number<unsigned, &Config::authz_allow_ttl_ms>},
+    {"authz_deny_ttl_ms", set_ms<&Config::authz_deny_ttl_ms, 0, kConfigAuthzTtlMaxMs>,
+     get_number<unsigned, &Config::authz_deny_ttl_ms>},
+    {"authz_max_in_flight",
+     set_count<&Config::authz_max_in_flight, kConfigAuthzInFlightMin, kConfigAuthzInFlightMax>,
+     get_number<size_t, &Config::authz_max_in_flight>},
 };
 
 // One parse: the Config being built and where each key was set, for messages.
@@ -577,30 +602,11 @@ bool config_parse(std::string_view text, std::string_view source,
 bool config_load(const std::string &path, const std::vector<std::string> &overrides, Config *out,
                  ConfigError *err) {
     try {
-        auto fail_errno = [&](int e) {
-            err->message = "cannot read config file " + quote(path) + ": " +
-                           std::error_code(e, std::generic_category()).message();
-            return false;
-        };
-        UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-        if (!fd) return fail_errno(errno);
-        struct stat st;
-        if (fstat(fd.get(), &st) != 0) return fail_errno(errno);
-        if (S_ISDIR(st.st_mode)) return fail_errno(EISDIR);
         std::string text;
-        char buf[8192];
-        for (;;) {
-            ssize_t n = read(fd.get(), buf, sizeof buf);
-            if (n < 0 && errno == EINTR) continue;
-            if (n < 0) return fail_errno(errno);
-            if (n == 0) break;
-            text.append(buf, static_cast<size_t>(n));
-            if (text.size() > kMaxFileSize) {
-                err->message = "config file " + quote(path) + " is larger than 1 MiB";
-                return false;
-            }
+        if (int e = read_small_file(path, kMaxFileSize, &text)) {
+            err->message = read_small_file_error("config file", path, e, kMaxFileSize);
+            return false;
         }
-        fd.reset();
         return config_parse(text, path, overrides, out, err);
     } catch (const std::exception &ex) {
         err->message = "cannot read config file " + quote(path) + ": " + ex.what();

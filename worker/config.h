@@ -34,6 +34,10 @@ constexpr unsigned kConfigPingMinMs = 1000;           // ping_interval_ms, ping_
 constexpr unsigned kConfigPingMaxMs = 3600000;        //   .. 1 h
 constexpr unsigned kConfigAuthzTimeoutMinMs = 100;    // authz_timeout_ms: 100 ms ..
 constexpr unsigned kConfigAuthzTimeoutMaxMs = 60000;  //   .. 60 s
+constexpr unsigned kConfigAuthzAllowTtlMinMs = 1000;  // authz_allow_ttl_ms: 1 s ..
+constexpr unsigned kConfigAuthzTtlMaxMs = 86400000;   //   .. 1 day (also authz_deny_ttl_ms, from 0)
+constexpr size_t kConfigAuthzInFlightMin = 1;         // authz_max_in_flight: 1 ..
+constexpr size_t kConfigAuthzInFlightMax = 1024;      //   .. 1024
 constexpr size_t kConfigMaxPayloadMin = 1024;         // max_payload: 1k ..
 constexpr size_t kConfigMaxPayloadMax = 64u << 20;    //   .. 64M; client_backlog >= max_payload
 constexpr size_t kConfigMaxRoomsMin = 1;              // max_rooms_per_client: 1 ..
@@ -79,6 +83,14 @@ struct Config {
     size_t max_rooms_per_client = 100;
     std::string log_level = "info";    // debug|info|notice|warn|error (see log_level_parse)
     unsigned authz_timeout_ms = 2000;  // used by the authz provider
+    // The http provider (authz = http(s)://...): the header that carries the user (an RFC 7230
+    // token), how long allowed / denied answers are cached (deny 0 = not cached; allow is also
+    // how long a membership stays valid before it is checked again), and the most requests
+    // to the application at once.
+    std::string authz_user_header = "REMOTE-USER";
+    unsigned authz_allow_ttl_ms = 60000;
+    unsigned authz_deny_ttl_ms = 10000;
+    size_t authz_max_in_flight = 16;
 };
 
 struct ConfigError {

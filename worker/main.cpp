@@ -3,7 +3,9 @@
 //   psdm_socketd -c FILE [-o key=value]... [--check-config] [--version]
 //
 // Lifecycle: load and check the config, raise the open-files limit, create the lws
-// context (direct `listen` vhost), start the Kafka bridge, serve until SIGTERM/SIGINT.
+// context (direct `listen` vhost), start the Kafka bridge and the authorizer, serve until
+// SIGTERM/SIGINT. SIGHUP reloads the authorization rules (on the loop thread) and
+// re-checks every membership; connections stay open.
 #include <libwebsockets.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -28,10 +30,16 @@ namespace {
 constexpr const char *kTag = "PSDM-MAIN";
 
 volatile sig_atomic_t g_stop = 0;
+volatile sig_atomic_t g_reload = 0;
 struct lws_context *g_context = nullptr;
 
 void on_stop_signal(int) {
     g_stop = 1;
+    if (g_context) lws_cancel_service(g_context);
+}
+
+void on_reload_signal(int) {
+    g_reload = 1;
     if (g_context) lws_cancel_service(g_context);
 }
 
@@ -112,7 +120,7 @@ int main(int argc, char **argv) {
     }
 
     std::string err;
-    std::unique_ptr<psdm::Authorizer> authz = psdm::authorizer_create(cfg.authz, &err);
+    std::unique_ptr<psdm::Authorizer> authz = psdm::authorizer_create(cfg, &err);
     if (!authz) {
         PSDM_LOG_ERROR("PSDM-CONFIG", "%s: authz: %s", config_path.c_str(), err.c_str());
         return 1;
@@ -189,18 +197,37 @@ int main(int argc, char **argv) {
         return 1;
     }
 
+    if (!server.start_authz(g_context, &err)) {
+        PSDM_LOG_ERROR("PSDM-AUTHZ", "cannot start the authorizer: %s", err.c_str());
+        lws_context_destroy(g_context);
+        return 1;
+    }
+
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
     sigaction(SIGTERM, &sa, nullptr);
     sigaction(SIGINT, &sa, nullptr);
+    sa.sa_handler = on_reload_signal;
+    sigaction(SIGHUP, &sa, nullptr);
     signal(SIGPIPE, SIG_IGN);
 
     PSDM_LOG_NOTICE(kTag, "psdm_socketd %s ready", PSDM_VERSION);
     while (!g_stop && lws_service(g_context, 0) >= 0) {
+        if (g_reload) {
+            g_reload = 0;
+            server.reload_authz();
+        }
     }
     PSDM_LOG_NOTICE(kTag, "stopping: %zu client(s), %" PRIu64 " record(s) routed, %" PRIu64 " deliveries",
                     server.client_count(), server.stats().records_routed, server.stats().deliveries);
+    const psdm::AuthzCounters &ac = server.authorizer().counters();
+    PSDM_LOG_NOTICE("PSDM-AUTHZ",
+                    "%s: %" PRIu64 " allowed, %" PRIu64 " denied, %" PRIu64 " failed, %" PRIu64 " cache hit(s), %" PRIu64
+                    " request(s), %" PRIu64 " membership(s) revoked",
+                    server.authorizer().name(), ac.allowed, ac.denied, ac.failed, ac.cache_hits, ac.requests,
+                    server.stats().memberships_revoked);
+    server.stop_authz();  // its thread wakes the context: stop it first
     lws_context_destroy(g_context);
     g_context = nullptr;
     return 0;  // handoff (declared after the context) removes its socket file first

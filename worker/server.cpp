@@ -14,6 +14,7 @@ namespace psdm {
 
 namespace {
 constexpr const char *kTag = "PSDM-WS";
+constexpr const char *kAuthzTag = "PSDM-AUTHZ";
 }
 
 // Member ids in Rooms are the Client pointers themselves: no lookup on the fan-out path.
@@ -34,6 +35,7 @@ static std::string make_sid(uint64_t counter) {
 
 Server::Server(const Config &cfg, std::unique_ptr<Authorizer> authz, size_t max_connections)
     : cfg_(cfg), authz_(std::move(authz)), max_connections_(max_connections) {
+    revalidate_timer_.self = this;
     limits_.ns = cfg.ns;
     limits_.ping_interval_ms = cfg.ping_interval_ms;
     limits_.ping_timeout_ms = cfg.ping_timeout_ms;
@@ -183,10 +185,12 @@ void Server::apply(Client *c, std::vector<SessionAction> &actions) {
             break;
         case SessionAction::Kind::leave:
             rooms_.leave(member_of(c), a.text);
+            c->allowed_at.erase(a.text);
             if (a.ack_id) send_text(c, c->session.leave_ack(*a.ack_id));
             break;
         case SessionAction::Kind::leave_all:
             rooms_.leave_all(member_of(c));
+            c->allowed_at.clear();
             break;
         case SessionAction::Kind::close:
             request_close(c, a.close_code, a.reason);
@@ -196,7 +200,7 @@ void Server::apply(Client *c, std::vector<SessionAction> &actions) {
 }
 
 // Asks the authorizer; the client enters the room only once the answer is yes, and
-// only if it is still connected then.
+// only if it is still connected and still wants the room (no leave meanwhile).
 void Server::on_join(Client *c, const std::string &room, std::optional<uint64_t> ack_id) {
     uint64_t id = c->id;
     authz_->check(c->who, room, [this, id, room, ack_id](AuthzDecision d) {
@@ -204,17 +208,125 @@ void Server::on_join(Client *c, const std::string &room, std::optional<uint64_t>
         if (it == by_id_.end()) return;  // gone while we waited
         Client *cl = it->second;
         if (cl->closing) return;
-        if (d.allowed) {
+        bool wanted = cl->session.rooms().count(room) > 0;
+        if (d.allowed && wanted) {
             Rooms::JoinResult r = rooms_.join(member_of(cl), room, cfg_.max_rooms_per_client);
-            if (r == Rooms::JoinResult::too_many_rooms) d = {false, "too many rooms"};
+            if (r == Rooms::JoinResult::too_many_rooms) {
+                d = {false, "too many rooms", false};
+            } else if (revalidate_ms_ > 0) {
+                cl->allowed_at[room] = monotonic_ms();
+            }
         }
         if (!d.allowed) {
-            cl->session.join_refused(room);
-            PSDM_LOG_NOTICE("PSDM-AUTHZ", "client %" PRIu64 ": user '%s' may not join room '%s' (%s: %s)", id,
-                            cl->who.user.c_str(), room.c_str(), authz_->name(), d.reason.c_str());
+            if (wanted) cl->session.join_refused(room);
+            log_denial(cl, room, d, "may not join");
         }
         if (ack_id) send_text(cl, cl->session.join_ack(*ack_id, d.allowed, room));
     });
+}
+
+// One line per refusal: user, room, provider, reason.
+void Server::log_denial(const Client *c, const std::string &room, const AuthzDecision &d, const char *what) {
+    PSDM_LOG_NOTICE(kAuthzTag, "client %" PRIu64 ": user '%s' %s room '%s' (%s: %s%s)", c->id, c->who.user.c_str(),
+                    what, room.c_str(), authz_->name(), d.failed ? "no answer: " : "", d.reason.c_str());
+}
+
+bool Server::start_authz(struct lws_context *context, std::string *err) {
+    context_ = context;
+    if (!authz_->start([context] { lws_cancel_service(context); }, err)) return false;
+    revalidate_ms_ = authz_->revalidate_after_ms();
+    if (revalidate_ms_ > 0) {
+        int64_t period = std::max<int64_t>(250, revalidate_ms_ / 4);
+        lws_sul_schedule(context_, 0, &revalidate_timer_.sul, on_revalidate_timer,
+                         static_cast<lws_usec_t>(period) * LWS_US_PER_MS);
+        PSDM_LOG_INFO(kAuthzTag, "memberships are re-checked once older than %" PRId64 " ms (every %" PRId64 " ms)",
+                      revalidate_ms_, period);
+    }
+    return true;
+}
+
+void Server::on_wake() { authz_->poll(); }
+
+void Server::stop_authz() {
+    if (revalidate_ms_ > 0 && context_) lws_sul_cancel(&revalidate_timer_.sul);
+    revalidate_ms_ = 0;
+    authz_->stop();
+}
+
+void Server::reload_authz() {
+    std::string err;
+    if (!authz_->reload(&err)) {
+        PSDM_LOG_ERROR(kAuthzTag, "reload (SIGHUP) failed, the previous rules stay in force: %s", err.c_str());
+        return;
+    }
+    // Collected first: answers may come at once and change memberships.
+    std::vector<std::pair<uint64_t, std::string>> all;
+    for (const auto &kv : by_id_)
+        for (std::string &room : rooms_.rooms_of(member_of(kv.second))) all.emplace_back(kv.first, std::move(room));
+    PSDM_LOG_NOTICE(kAuthzTag, "reload (SIGHUP): re-checking %zu membership(s) of %zu client(s)", all.size(),
+                    by_id_.size());
+    for (const auto &m : all) recheck(m.first, m.second);
+}
+
+void Server::on_revalidate_timer(lws_sorted_usec_list_t *sul) {
+    Server *self = reinterpret_cast<RevalidateTimer *>(sul)->self;
+    self->revalidate_due();
+    if (self->revalidate_ms_ > 0) {
+        int64_t period = std::max<int64_t>(250, self->revalidate_ms_ / 4);
+        lws_sul_schedule(self->context_, 0, &self->revalidate_timer_.sul, on_revalidate_timer,
+                         static_cast<lws_usec_t>(period) * LWS_US_PER_MS);
+    }
+}
+
+// Re-asks every membership the authorizer allowed longer than revalidate_ms_ ago.
+// O(memberships with an expiry).
+void Server::revalidate_due() {
+    int64_t now = monotonic_ms();
+    std::vector<std::pair<uint64_t, std::string>> due;
+    for (const auto &kv : by_id_)
+        for (const auto &[room, at] : kv.second->allowed_at)
+            if (now - at >= revalidate_ms_) due.emplace_back(kv.first, room);
+    for (const auto &m : due) recheck(m.first, m.second);
+}
+
+// Asks again whether client `client_id` may stay in `room`; removes it if not.
+void Server::recheck(uint64_t client_id, const std::string &room) {
+    auto it = by_id_.find(client_id);
+    if (it == by_id_.end() || it->second->closing) return;
+    authz_->check(it->second->who, room, [this, client_id, room](AuthzDecision d) {
+        auto found = by_id_.find(client_id);
+        if (found == by_id_.end()) return;
+        Client *cl = found->second;
+        if (cl->closing) return;
+        if (!rooms_.is_member(member_of(cl), room)) {  // left meanwhile
+            cl->allowed_at.erase(room);
+            return;
+        }
+        int64_t now = monotonic_ms();
+        if (d.allowed) {
+            if (revalidate_ms_ > 0) cl->allowed_at[room] = now;
+            return;
+        }
+        if (d.failed && revalidate_ms_ > 0) {
+            auto at = cl->allowed_at.find(room);
+            if (at != cl->allowed_at.end() && now - at->second < 2 * revalidate_ms_) {
+                PSDM_LOG_INFO(kAuthzTag,
+                              "client %" PRIu64 ": user '%s' stays in room '%s' for now: re-check failed (%s)",
+                              cl->id, cl->who.user.c_str(), room.c_str(), d.reason.c_str());
+                return;
+            }
+        }
+        revoke(cl, room, d);
+    });
+}
+
+// Takes the client out of the room: no message of it is queued for the client from now on.
+void Server::revoke(Client *c, const std::string &room, const AuthzDecision &d) {
+    rooms_.leave(member_of(c), room);
+    c->allowed_at.erase(room);
+    c->session.join_refused(room);
+    stats_.memberships_revoked++;
+    log_denial(c, room, d, "removed from");
 }
 
 void Server::send_text(Client *c, std::string_view text) { enqueue(c, Frame::make(ws_text_frame(text), LWS_PRE)); }
@@ -251,6 +363,7 @@ void Server::request_close(Client *c, int code, std::string reason) {
     if (reason.size() > 120) reason.resize(120);  // a close frame holds 123 bytes of reason
     c->close_reason = std::move(reason);
     rooms_.leave_all(member_of(c));  // no more deliveries to it
+    c->allowed_at.clear();
     lws_callback_on_writable(c->wsi);
 }
 

@@ -7,7 +7,16 @@
 // Ownership: a Client is created by on_established() and destroyed by on_closed();
 // lws's per-session data holds only the Client pointer. Rooms hold Client pointers
 // as member ids and never outlive them (on_closed leaves every room first).
+//
+// Authorization: a client enters a room only after the authorizer said yes. When the
+// rules change (SIGHUP: reload_authz) every membership is asked again, and those now
+// refused are removed. When answers expire (the http provider's allow TTL), a timer
+// re-asks every membership older than the TTL, every quarter TTL: a revoked user stops
+// receiving within 1.25 x authz_allow_ttl_ms (plus the request time). A re-check that
+// gets no answer keeps the membership until it is two TTLs old, then removes it.
 #pragma once
+
+#include <libwebsockets.h>
 
 #include <cstdint>
 #include <memory>
@@ -38,6 +47,9 @@ struct Client {
     Session session;
     Outbox outbox;
     Identity who;
+    // Rooms whose membership expires (authorizer's revalidate_after_ms() > 0): room ->
+    // when the authorizer last allowed it. Empty otherwise.
+    std::unordered_map<std::string, int64_t> allowed_at;
     std::string rx_partial;   // a received message that arrived in several pieces
     bool closing = false;     // close requested: the next WRITEABLE closes it
     int close_code = 0;
@@ -50,6 +62,7 @@ struct ServerStats {
     uint64_t records_routed = 0;
     uint64_t deliveries = 0;
     uint64_t slow_consumers_closed = 0;
+    uint64_t memberships_revoked = 0;  // removed by a re-check (reload, expiry)
 };
 
 class Server {
@@ -86,6 +99,18 @@ class Server {
     // write drains), so a client that keeps up never nears its backlog in a burst.
     size_t publish_budget_per_turn() const;
 
+    // Starts the authorizer (wakes the loop with lws_cancel_service) and, if its answers
+    // expire, the re-check timer. Before serving. Returns false and sets *err.
+    bool start_authz(struct lws_context *context, std::string *err);
+    // The loop was woken (LWS_CALLBACK_EVENT_WAIT_CANCELLED): deliver authz answers.
+    void on_wake();
+    // SIGHUP: reload the rules, then re-check every membership. On a reload error the
+    // old rules stay and nothing is re-checked (logged).
+    void reload_authz();
+    // Before the lws context is destroyed: stops the authorizer's threads and the timer.
+    void stop_authz();
+    const Authorizer &authorizer() const { return *authz_; }
+
     const ServerStats &stats() const { return stats_; }
     size_t client_count() const { return by_id_.size(); }
     const Config &config() const { return cfg_; }
@@ -93,6 +118,11 @@ class Server {
  private:
     void apply(Client *c, std::vector<SessionAction> &actions);
     void on_join(Client *c, const std::string &room, std::optional<uint64_t> ack_id);
+    void log_denial(const Client *c, const std::string &room, const AuthzDecision &d, const char *what);
+    void recheck(uint64_t client_id, const std::string &room);
+    void revoke(Client *c, const std::string &room, const AuthzDecision &d);
+    void revalidate_due();
+    static void on_revalidate_timer(lws_sorted_usec_list_t *sul);
     void enqueue(Client *c, FrameRef frame);
     bool push_frame(Client *c, FrameRef frame);  // false: over the client's backlog, not queued
     void close_slow_consumer(Client *c, size_t incoming_bytes);
@@ -104,6 +134,13 @@ class Server {
     const Config &cfg_;
     SessionLimits limits_;
     std::unique_ptr<Authorizer> authz_;
+    struct lws_context *context_ = nullptr;
+    int64_t revalidate_ms_ = 0;  // authz_->revalidate_after_ms(), 0 = no timer
+    // lws timers hand back only the sul pointer: first member of a struct pointing back.
+    struct RevalidateTimer {
+        lws_sorted_usec_list_t sul;
+        Server *self;
+    } revalidate_timer_{};
     Rooms rooms_;
     size_t max_connections_;
     uint64_t next_id_ = 0;

@@ -145,6 +145,11 @@ int socketio_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
         return 0;
     case LWS_CALLBACK_HTTP:
         return on_http(wsi, static_cast<const char *>(in));
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        // lws_cancel_service() woke the loop (authorizer answers from its thread, or a
+        // signal); lws calls this once per vhost, and on_wake() is idempotent.
+        worker_of(wsi)->server->on_wake();
+        return 0;
     default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     }

@@ -49,7 +49,18 @@ def start(h, port=None, authz="allow-all"):
     return broker, worker, httpd, sock
 
 
+DEMO_ACL = """\
+# The demo's rooms: the demo user may read two experiments and the global room,
+# not secret_exp (its page stays empty).
+xpptut15          demo
+mfxc00118         demo
+the_global_room   *
+"""
+
+
 def demo_acl(h):
-    """The demo's authorization: with the file provider, the demo user may read two
-    experiments and the global room, not secret_exp; allow-all until it exists."""
-    return "allow-all"
+    """Writes the demo's ACL file into the run directory; returns the authz value."""
+    path = os.path.join(h.run_dir, "demo.acl")
+    with open(path, "w") as f:
+        f.write(DEMO_ACL)
+    return f"file:{path}"

@@ -49,3 +49,20 @@ def test_page_reconnects_after_the_worker_restarts(harness):
     broker.produce("elog", [msg("xpptut15", 7)])
     page.wait("done")
     assert [e["data"]["seq"] for e in page.events if e["ev"] == "msg"] == [7]
+
+
+def test_page_of_an_experiment_the_user_may_not_read_receives_nothing(harness):
+    broker, worker, httpd, _ = stack.start(harness, authz=stack.demo_acl(harness))
+    secret = harness.start_browser(f"{httpd.url}/demo/room.html?experiment=secret_exp", name="browser-secret")
+    allowed = harness.start_browser(f"{httpd.url}/demo/room.html?experiment=xpptut15", count=2, name="browser-ok")
+    assert secret.wait("refused", timeout=30)["room"] == "secret_exp"
+    allowed.wait("ready", timeout=30)
+    worker.wait_log(r"user 'demo' may not join room 'secret_exp'")
+    # Messages for both rooms, in one partition: when the allowed page has its last
+    # one, the secret one (produced before it) has been routed too.
+    broker.produce("elog", [msg("secret_exp", 1), msg("xpptut15", 2), msg("secret_exp", 3), msg("xpptut15", 4)])
+    allowed.wait("done")
+    assert [e["data"]["seq"] for e in allowed.events if e["ev"] == "msg"] == [2, 4]
+    assert not [e for e in secret.events if e["ev"] == "msg"]
+    secret.proc.stop()
+    assert not [line for line in secret.proc.popen.stdout if '"ev": "msg"' in line]

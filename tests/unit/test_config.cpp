@@ -230,6 +230,25 @@ const Case kCases[] = {
     {"authz_timeout_ms", "99", false, "must be between 100 and 60000"},
     {"authz_timeout_ms", "60001", false, "must be between 100 and 60000"},
     {"authz_timeout_ms", "2s", false, "expected a decimal integer"},
+    {"authz_user_header", "REMOTE-USER", true, "REMOTE-USER"},
+    {"authz_user_header", "REMOTE_USER", true, "REMOTE_USER"},
+    {"authz_user_header", "X-Vouch-Idp-Claims-Name", true, "X-Vouch-Idp-Claims-Name"},
+    {"authz_user_header", "", false, "expected an HTTP header name like REMOTE-USER, got ''"},
+    {"authz_user_header", "REMOTE USER", false, "expected an HTTP header name"},
+    {"authz_user_header", "X-User:", false, "expected an HTTP header name"},
+    {"authz_allow_ttl_ms", "1000", true, "1000"},
+    {"authz_allow_ttl_ms", "86400000", true, "86400000"},
+    {"authz_allow_ttl_ms", "999", false, "must be between 1000 and 86400000, got '999'"},
+    {"authz_allow_ttl_ms", "0", false, "must be between 1000 and 86400000"},
+    {"authz_allow_ttl_ms", "1m", false, "expected a decimal integer"},
+    {"authz_deny_ttl_ms", "0", true, "0"},
+    {"authz_deny_ttl_ms", "86400000", true, "86400000"},
+    {"authz_deny_ttl_ms", "86400001", false, "must be between 0 and 86400000"},
+    {"authz_deny_ttl_ms", "-1", false, "expected a decimal integer"},
+    {"authz_max_in_flight", "1", true, "1"},
+    {"authz_max_in_flight", "1024", true, "1024"},
+    {"authz_max_in_flight", "0", false, "must be between 1 and 1024, got '0'"},
+    {"authz_max_in_flight", "1025", false, "must be between 1 and 1024"},
     {"kafka.bootstrap.servers", "a:9092,b:9092", true, "a:9092,b:9092"},
     {"kafka.group.id", "", true, ""},
     {"kafka.", "x", false, "key 'kafka.': missing the librdkafka property name"},
@@ -300,6 +319,10 @@ void test_defaults(void **) {
     assert_int_equal(c.max_rooms_per_client, 100);
     assert_string_equal(c.log_level.c_str(), "info");
     assert_int_equal(c.authz_timeout_ms, 2000);
+    assert_string_equal(c.authz_user_header.c_str(), "REMOTE-USER");
+    assert_int_equal(c.authz_allow_ttl_ms, 60000);
+    assert_int_equal(c.authz_deny_ttl_ms, 10000);
+    assert_int_equal(c.authz_max_in_flight, 16);
     // The defaults of the struct are those of the parser.
     Config copy = d;
     copy.source = kSrc;
@@ -500,10 +523,10 @@ void test_dump(void **) {
     Config back;
     assert_true(parse(dump, {}, &back, &msg));
     assert_string_equal(psdm::config_dump(back).c_str(), dump.c_str());
-    // One line per key: 18 keys + 2 kafka properties.
+    // One line per key: 22 keys + 2 kafka properties.
     size_t lines = 0;
     for (char ch : dump) lines += ch == '\n';
-    assert_int_equal(lines, 20);
+    assert_int_equal(lines, 24);
 }
 
 void test_listen_split(void **) {

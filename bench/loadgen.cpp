@@ -1,0 +1,1597 @@
+// psdm_loadgen: the load generator of `make bench` (see bench/README.md).
+//
+// Opens N Socket.IO (Engine.IO v4, websocket transport) connections to one server,
+// connects each to a namespace and joins it to a room (client i joins room i % R),
+// then produces JSON records to Kafka at a fixed rate, each naming a room and carrying
+// a sequence number and its production time, and measures what the clients receive:
+// deliveries per second, loss and duplicates against the exact expected count, and
+// produce-to-receive latency. It reads the server's RSS and CPU time from /proc.
+//
+//   psdm_loadgen --port P [--path /x_socketio/socket.io/] --connections N --rooms R
+//                [--procs P] [--bootstrap HOST:PORT --topic elog --rate MSGS/S --duration S]
+//                [--server-pid PID]... [--broker-pid PID]
+//
+// Structure: the parent process forks --procs client processes ("shards"; each has
+// its own open-files limit, so P shards hold up to P x ~19 900 connections here), then
+// creates a librdkafka producer. Each shard runs one epoll loop over its clients
+// (non-blocking connect from 127.0.0.(1 + i % K), HTTP upgrade, masked client frames,
+// Engine.IO pings, namespace connect, join with ack) and talks to the parent over a
+// SOCK_SEQPACKET socketpair. The phases, driven by the parent:
+//
+//   warm    one extra client (shard 0) joins a warm-up room; the parent produces to it
+//           until it receives one: the server is consuming Kafka (nothing measured);
+//   ramp    each shard opens its clients, --ramp-window handshakes in flight at once;
+//   settle  idle for --settle seconds; RSS of --server-pid(s) is read before the ramp
+//           and after this;
+//   produce message k goes to room k % R with seq k / R, at --rate for --duration;
+//   drain   shards wait until every client got every message of its room, or
+//           --drain seconds after the last message; then report.
+//
+// Output: one JSON object on stdout; progress on stderr. Loopback only: the server
+// address must be in 127.0.0.0/8 and clients bind to 127.0.0.x.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <librdkafka/rdkafka.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cctype>
+#include <cinttypes>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+// ------------------------------------------------------------------------ clocks
+
+int64_t now_real_us() {
+    timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t now_mono_us() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
+}
+
+void sleep_until_mono_us(int64_t t) {
+    timespec ts;
+    ts.tv_sec = static_cast<time_t>(t / 1000000);
+    ts.tv_nsec = static_cast<long>((t % 1000000) * 1000);
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
+    }
+}
+
+double cpu_seconds_self() {
+    rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+// ------------------------------------------------------------------------ options
+
+struct Options {
+    std::string host = "127.0.0.1";
+    unsigned port = 0;
+    std::string path = "/bench_socketio/socket.io/";
+    std::string ns = "/psdm_ws";
+    std::string event = "psdm_ws_msg";
+    std::string label;
+    uint32_t connections = 100;
+    uint32_t rooms = 1;
+    unsigned procs = 1;
+    unsigned source_addrs = 50;
+    unsigned ramp_window = 500;
+    double handshake_timeout = 30;
+    double ramp_timeout = 120;
+    unsigned stop_after_refusals = 0;  // per shard; 0 = never stop early
+    double settle = 2;
+    double hold = 0;
+    std::string bootstrap;
+    std::string topic = "elog";
+    double rate = 0;
+    double duration = 0;
+    unsigned pad = 128;
+    double drain = 10;
+    double warm_timeout = 60;
+    unsigned linger_ms = 1;
+    unsigned spin_us = 0;
+    std::vector<int> server_pids;
+    std::vector<int> broker_pids;
+};
+
+[[noreturn]] void usage_exit(const char *msg) {
+    if (msg) fprintf(stderr, "psdm_loadgen: %s\n", msg);
+    fputs(
+        "usage: psdm_loadgen --port P [options]\n"
+        "  --host A               server address in 127.0.0.0/8 (127.0.0.1)\n"
+        "  --port P               server port (required)\n"
+        "  --path P               Socket.IO path (/bench_socketio/socket.io/)\n"
+        "  --ns NS                namespace (/psdm_ws)\n"
+        "  --event E              event name of records (psdm_ws_msg)\n"
+        "  --connections N        clients to open (100)\n"
+        "  --rooms R              client i joins room i % R (1)\n"
+        "  --procs P              client processes, each with its own fd limit (1)\n"
+        "  --source-addrs K       bind client i to 127.0.0.(1 + i % K) (50)\n"
+        "  --ramp-window W        handshakes in flight at once, all processes together (500)\n"
+        "  --handshake-timeout S  one client's connect..join-ack deadline (30)\n"
+        "  --ramp-timeout S       stop opening clients after S seconds (120)\n"
+        "  --stop-after-refusals K  a process stops opening clients after the server refused K\n"
+        "                         (any failure but a timeout; 0 = never)\n"
+        "  --settle S             idle seconds after the ramp before RSS is read (2)\n"
+        "  --hold S               then idle S more seconds (server CPU while idle; pings) (0)\n"
+        "  --bootstrap B          Kafka bootstrap servers (no producer without it)\n"
+        "  --topic T              topic to produce to (elog)\n"
+        "  --rate R               messages per second, all rooms together (0)\n"
+        "  --duration S           seconds of production (0)\n"
+        "  --pad BYTES            padding per record (128)\n"
+        "  --drain S              wait at most S seconds after the last message (10)\n"
+        "  --warm-timeout S       wait at most S seconds for the server to consume (60)\n"
+        "  --linger-ms MS         producer linger.ms (1)\n"
+        "  --spin-us US           client processes poll without sleeping for US after traffic (0 = never)\n"
+        "  --server-pid PID       server process: RSS (summed) and CPU time (repeatable)\n"
+        "  --broker-pid PID       broker process: CPU time (repeatable)\n"
+        "  --label S              copied into the output\n",
+        stderr);
+    exit(2);
+}
+
+double parse_double(const char *s, const char *what) {
+    char *end = nullptr;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || v < 0 || !std::isfinite(v)) {
+        fprintf(stderr, "psdm_loadgen: bad value '%s' for %s\n", s, what);
+        exit(2);
+    }
+    return v;
+}
+
+unsigned long parse_uint(const char *s, const char *what) {
+    char *end = nullptr;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || end == s || *end || *s == '-') {
+        fprintf(stderr, "psdm_loadgen: bad value '%s' for %s\n", s, what);
+        exit(2);
+    }
+    return v;
+}
+
+Options parse_options(int argc, char **argv) {
+    Options o;
+    for (int i = 1; i < argc; i++) {
+        std::string a = argv[i];
+        if (a == "-h" || a == "--help") usage_exit(nullptr);
+        if (i + 1 >= argc) usage_exit(("missing value for " + a).c_str());
+        const char *v = argv[++i];
+        if (a == "--host") o.host = v;
+        else if (a == "--port") o.port = static_cast<unsigned>(parse_uint(v, "--port"));
+        else if (a == "--path") o.path = v;
+        else if (a == "--ns") o.ns = v;
+        else if (a == "--event") o.event = v;
+        else if (a == "--label") o.label = v;
+        else if (a == "--connections") o.connections = static_cast<uint32_t>(parse_uint(v, "--connections"));
+        else if (a == "--rooms") o.rooms = static_cast<uint32_t>(parse_uint(v, "--rooms"));
+        else if (a == "--procs") o.procs = static_cast<unsigned>(parse_uint(v, "--procs"));
+        else if (a == "--source-addrs") o.source_addrs = static_cast<unsigned>(parse_uint(v, "--source-addrs"));
+        else if (a == "--ramp-window") o.ramp_window = static_cast<unsigned>(parse_uint(v, "--ramp-window"));
+        else if (a == "--handshake-timeout") o.handshake_timeout = parse_double(v, "--handshake-timeout");
+        else if (a == "--ramp-timeout") o.ramp_timeout = parse_double(v, "--ramp-timeout");
+        else if (a == "--stop-after-refusals")
+            o.stop_after_refusals = static_cast<unsigned>(parse_uint(v, "--stop-after-refusals"));
+        else if (a == "--settle") o.settle = parse_double(v, "--settle");
+        else if (a == "--hold") o.hold = parse_double(v, "--hold");
+        else if (a == "--bootstrap") o.bootstrap = v;
+        else if (a == "--topic") o.topic = v;
+        else if (a == "--rate") o.rate = parse_double(v, "--rate");
+        else if (a == "--duration") o.duration = parse_double(v, "--duration");
+        else if (a == "--pad") o.pad = static_cast<unsigned>(parse_uint(v, "--pad"));
+        else if (a == "--drain") o.drain = parse_double(v, "--drain");
+        else if (a == "--warm-timeout") o.warm_timeout = parse_double(v, "--warm-timeout");
+        else if (a == "--spin-us") o.spin_us = static_cast<unsigned>(parse_uint(v, "--spin-us"));
+        else if (a == "--linger-ms") o.linger_ms = static_cast<unsigned>(parse_uint(v, "--linger-ms"));
+        else if (a == "--server-pid") o.server_pids.push_back(static_cast<int>(parse_uint(v, "--server-pid")));
+        else if (a == "--broker-pid") o.broker_pids.push_back(static_cast<int>(parse_uint(v, "--broker-pid")));
+        else usage_exit(("unknown option " + a).c_str());
+    }
+    if (o.port == 0 || o.port > 65535) usage_exit("--port is required (1..65535)");
+    in_addr a;
+    if (inet_pton(AF_INET, o.host.c_str(), &a) != 1 || (ntohl(a.s_addr) >> 24) != 127)
+        usage_exit("--host must be an IPv4 address in 127.0.0.0/8 (loopback only)");
+    if (o.rooms == 0) usage_exit("--rooms must be at least 1");
+    if (o.procs == 0 || o.procs > 16) usage_exit("--procs must be 1..16");
+    if (o.source_addrs == 0 || o.source_addrs > 254) usage_exit("--source-addrs must be 1..254");
+    if (o.ramp_window == 0) usage_exit("--ramp-window must be at least 1");
+    if (o.path.empty() || o.path[0] != '/') usage_exit("--path must start with '/'");
+    if (o.rate > 0 && o.duration > 0 && o.bootstrap.empty()) usage_exit("--rate needs --bootstrap");
+    if (o.rate * o.duration > 1e8) usage_exit("--rate x --duration is too large");
+    return o;
+}
+
+// Messages the producer will send at most, and so the highest seq a room can see + 1.
+uint64_t planned_messages(const Options &o) {
+    if (o.rate <= 0 || o.duration <= 0) return 0;
+    return static_cast<uint64_t>(std::llround(o.rate * o.duration));
+}
+
+// Messages room `room` got when `produced` messages went round-robin over `rooms`.
+uint64_t room_share(uint64_t produced, uint32_t rooms, uint32_t room) {
+    return produced / rooms + (room < produced % rooms ? 1 : 0);
+}
+
+std::string room_name(const std::string &nonce, uint32_t room) { return "bench-" + nonce + "-" + std::to_string(room); }
+std::string warm_room_name(const std::string &nonce) { return "bench-" + nonce + "-warm"; }
+
+// ------------------------------------------------------------------------ SHA-1, base64
+// Only to check the server's Sec-WebSocket-Accept.
+
+std::array<unsigned char, 20> sha1(std::string_view msg) {
+    uint32_t h[5] = {0x67452301u, 0xEFCDAB89u, 0x98BADCFEu, 0x10325476u, 0xC3D2E1F0u};
+    std::string m(msg);
+    uint64_t bits = static_cast<uint64_t>(msg.size()) * 8;
+    m += static_cast<char>(0x80);
+    while (m.size() % 64 != 56) m += '\0';
+    for (int i = 7; i >= 0; i--) m += static_cast<char>((bits >> (8 * i)) & 0xff);
+    auto rol = [](uint32_t x, int n) { return (x << n) | (x >> (32 - n)); };
+    for (size_t off = 0; off < m.size(); off += 64) {
+        uint32_t w[80];
+        for (int i = 0; i < 16; i++) {
+            const auto *p = reinterpret_cast<const unsigned char *>(m.data() + off + 4 * static_cast<size_t>(i));
+            w[i] = (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
+        }
+        for (int i = 16; i < 80; i++) w[i] = rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+        uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+        for (int i = 0; i < 80; i++) {
+            uint32_t f, k;
+            if (i < 20) f = (b & c) | (~b & d), k = 0x5A827999u;
+            else if (i < 40) f = b ^ c ^ d, k = 0x6ED9EBA1u;
+            else if (i < 60) f = (b & c) | (b & d) | (c & d), k = 0x8F1BBCDCu;
+            else f = b ^ c ^ d, k = 0xCA62C1D6u;
+            uint32_t t = rol(a, 5) + f + e + k + w[i];
+            e = d, d = c, c = rol(b, 30), b = a, a = t;
+        }
+        h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e;
+    }
+    std::array<unsigned char, 20> out;
+    for (size_t i = 0; i < 20; i++) out[i] = static_cast<unsigned char>(h[i / 4] >> (24 - 8 * (i % 4)));
+    return out;
+}
+
+std::string base64(const unsigned char *p, size_t n) {
+    static const char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    std::string out;
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = uint32_t{p[i]} << 16;
+        if (i + 1 < n) v |= uint32_t{p[i + 1]} << 8;
+        if (i + 2 < n) v |= uint32_t{p[i + 2]};
+        out += kB64[(v >> 18) & 63];
+        out += kB64[(v >> 12) & 63];
+        out += i + 1 < n ? kB64[(v >> 6) & 63] : '=';
+        out += i + 2 < n ? kB64[v & 63] : '=';
+    }
+    return out;
+}
+
+std::string ws_accept_for(const std::string &key) {
+    auto d = sha1(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    return base64(d.data(), d.size());
+}
+
+// ------------------------------------------------------------------------ latency histogram
+// Log-linear buckets of microseconds: exact below 128 us, then 64 buckets per power of two
+// (under 1.6% relative error), up to 2^64.
+
+constexpr size_t kHistBuckets = 128 + 57 * 64;
+
+size_t hist_index(uint64_t v) {
+    if (v < 128) return static_cast<size_t>(v);
+    unsigned e = 63u - static_cast<unsigned>(__builtin_clzll(v));
+    uint64_t top = v >> (e - 6);  // 64..127
+    return 128 + static_cast<size_t>(e - 7) * 64 + static_cast<size_t>(top - 64);
+}
+
+double hist_value(size_t i) {
+    if (i < 128) return static_cast<double>(i);
+    size_t e = 7 + (i - 128) / 64;
+    uint64_t top = 64 + (i - 128) % 64;
+    uint64_t lo = top << (e - 6), width = uint64_t{1} << (e - 6);
+    return static_cast<double>(lo) + static_cast<double>(width - 1) / 2.0;
+}
+
+double hist_percentile(const std::vector<uint64_t> &h, double p) {
+    uint64_t total = 0;
+    for (uint64_t c : h) total += c;
+    if (total == 0) return -1;
+    uint64_t rank = static_cast<uint64_t>(std::ceil(p * static_cast<double>(total)));
+    if (rank == 0) rank = 1;
+    uint64_t cum = 0;
+    for (size_t i = 0; i < h.size(); i++) {
+        cum += h[i];
+        if (cum >= rank) return hist_value(i);
+    }
+    return hist_value(h.size() - 1);
+}
+
+// ------------------------------------------------------------------------ parent <-> shard messages
+
+enum Fail : unsigned {
+    kFailConnect,           // connect() failed (refused, reset)
+    kFailLocalFds,          // this process ran out of file descriptors
+    kFailHttpStatus,        // the upgrade was answered with another status than 101
+    kFailClosedBeforeUpgrade,  // the server closed (FIN) before answering the upgrade
+    kFailResetBeforeUpgrade,   // the connection was reset (RST) before the upgrade was answered
+    kFailClosedBeforeJoin,  // closed after the upgrade, before the join ack
+    kFailNamespaceRefused,  // 44/ns,... connect error
+    kFailJoinRefused,       // join acked with an error
+    kFailProtocol,          // a malformed answer (bad Sec-WebSocket-Accept, masked frame, ...)
+    kFailTimeout,           // no join ack within --handshake-timeout
+    kFailRampTimeout,       // still in flight when --ramp-timeout passed
+    kFailNotStarted,        // never opened: the ramp stopped early
+    kFailKinds
+};
+const char *const kFailNames[kFailKinds] = {"connect_error",      "local_fd_limit",   "http_status",
+                                            "closed_before_upgrade", "reset_before_upgrade", "closed_before_join", "namespace_refused",
+                                            "join_refused",       "protocol_error",   "handshake_timeout",
+                                            "ramp_timeout",       "not_started"};
+
+constexpr unsigned kStatusSlots = 600;
+
+struct CmdRamp {
+    char type = 'R';
+};
+struct CmdDone {
+    char type = 'D';
+    uint64_t produced = 0;
+    int64_t deadline_real_us = 0;
+};
+struct CmdClose {
+    char type = 'C';
+};
+struct EvWarm {
+    char type = 'W';
+};
+struct EvRamped {
+    char type = 'M';
+    uint64_t attempted = 0, held = 0;
+    uint64_t fail[kFailKinds] = {};
+    uint32_t http_status[kStatusSlots] = {};
+    double seconds = 0;
+    double cpu_s = 0;
+};
+struct EvStats {
+    char type = 'S';
+    uint64_t counted = 0;          // clients joined when the ramp ended
+    uint64_t open_at_end = 0;      // of those, still open at the end
+    uint64_t closed_by_server = 0; // of those, closed by the server (close frame, FIN or RST)
+    uint64_t expected = 0, delivered = 0, duplicates = 0, unexpected = 0, wrong_room = 0;
+    uint64_t clients_complete = 0;
+    uint64_t pings = 0, frames = 0, bytes = 0;
+    int64_t first_rx_real_us = 0, last_rx_real_us = 0;
+    double cpu_s = 0;
+    uint64_t close_codes[5] = {};  // 1000, 1001, 1008, 1009/1011 others, none (no close frame)
+    uint64_t hist[kHistBuckets] = {};
+};
+
+bool send_msg(int fd, const void *p, size_t n) {
+    for (;;) {
+        ssize_t r = send(fd, p, n, MSG_NOSIGNAL);
+        if (r == static_cast<ssize_t>(n)) return true;
+        if (r < 0 && errno == EINTR) continue;
+        return false;
+    }
+}
+
+// ------------------------------------------------------------------------ shard: the clients
+
+enum class St : uint8_t { idle, connecting, http, eio_open, ns, join, joined, closed };
+
+struct Conn {
+    int fd = -1;
+    uint32_t idx = 0;   // global client index
+    uint32_t room = 0;
+    St st = St::idle;
+    bool want_out = false;
+    bool counted = false;   // joined when the ramp ended: counts in the expected deliveries
+    bool warm = false;
+    int64_t deadline_us = 0;
+    std::string in, out, frag;
+    std::string key;
+    std::vector<uint64_t> seen;  // bit per seq received
+    uint64_t unique = 0;
+};
+
+constexpr uint64_t kCtlTag = UINT64_MAX;
+constexpr uint64_t kWarmTag = UINT64_MAX - 1;
+
+class Shard {
+ public:
+    Shard(const Options &o, unsigned shard, uint32_t first, uint32_t last, int ctl, std::string nonce)
+        : o_(o), shard_(shard), first_(first), ctl_(ctl), nonce_(std::move(nonce)),
+          rng_(std::random_device{}() ^ (uint64_t{shard} << 32)) {
+        conns_.resize(last - first);
+        for (uint32_t i = 0; i < conns_.size(); i++) {
+            conns_[i].idx = first + i;
+            conns_[i].room = (first + i) % o.rooms;
+        }
+        window_ = std::max(1u, o.ramp_window / o.procs);
+        seen_words_ = (planned_messages(o) / o.rooms + 2 + 63) / 64;
+        dst_.sin_family = AF_INET;
+        dst_.sin_port = htons(static_cast<uint16_t>(o.port));
+        inet_pton(AF_INET, o.host.c_str(), &dst_.sin_addr);
+        ns_prefix_ = o.ns + ",";
+        event_prefix_ = "[\"" + o.event + "\",";
+        warm_.warm = true;
+        warm_.idx = 0;
+    }
+
+    int run();
+
+ private:
+    void ctl_readable();
+    void start_conn(Conn &c, uint64_t tag);
+    void on_event(Conn &c, uint64_t tag, uint32_t events);
+    void on_readable(Conn &c);
+    void on_http(Conn &c);
+    size_t parse_frames(Conn &c, const char *p, size_t n);
+    void on_frame(Conn &c, unsigned opcode, bool fin, std::string_view payload);
+    void on_text(Conn &c, std::string_view t);
+    void on_record(Conn &c, std::string_view payload);
+    void send_text(Conn &c, std::string_view payload);
+    void send_frame(Conn &c, unsigned opcode, std::string_view payload);
+    void write_out(Conn &c, const char *p, size_t n);
+    void set_out_interest(Conn &c, bool want, uint64_t tag);
+    void fail(Conn &c, Fail why);
+    void server_closed(Conn &c, int code);
+    void close_fd(Conn &c);
+    void became_joined(Conn &c);
+    void ramp_step();
+    void check_timeouts();
+    void maybe_report_stats(bool force);
+    uint64_t tag_of(const Conn &c) const {
+        return c.warm ? kWarmTag : static_cast<uint64_t>(&c - conns_.data());
+    }
+    const std::string &room_of(const Conn &c) {
+        if (c.warm) return warm_room_;
+        if (room_names_.size() <= c.room) room_names_.resize(c.room + 1);
+        std::string &s = room_names_[c.room];
+        if (s.empty()) s = room_name(nonce_, c.room);
+        return s;
+    }
+
+    const Options &o_;
+    unsigned shard_;
+    uint32_t first_;
+    int ctl_;
+    std::string nonce_;
+    std::mt19937_64 rng_;
+    int ep_ = -1;
+    std::vector<Conn> conns_;
+    Conn warm_;
+    std::string warm_room_;
+    std::vector<std::string> room_names_;
+    sockaddr_in dst_{};
+    std::string ns_prefix_, event_prefix_;
+    size_t seen_words_ = 0;
+    unsigned window_ = 1;
+
+    // ramp
+    bool ramping_ = false, ramp_reported_ = false, stop_ramp_ = false;
+    size_t next_ = 0;
+    unsigned in_flight_ = 0;
+    int64_t ramp_start_us_ = 0;
+    EvRamped ramp_{};
+    uint64_t failures_ = 0, refusals_ = 0;
+    // warm-up
+    bool warm_reported_ = false;
+    int64_t warm_retry_us_ = 0;
+    // measurement
+    bool done_ = false, stats_sent_ = false, closing_ = false;
+    uint64_t produced_ = 0;
+    int64_t deadline_real_us_ = 0;
+    uint64_t expected_total_ = 0, unique_total_ = 0;
+    EvStats st_{};
+    int64_t rx_now_us_ = 0;
+    char rbuf_[256 * 1024];
+};
+
+int Shard::run() {
+    ep_ = epoll_create1(EPOLL_CLOEXEC);
+    if (ep_ < 0) return 1;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kCtlTag;
+    epoll_ctl(ep_, EPOLL_CTL_ADD, ctl_, &ev);
+    warm_room_ = warm_room_name(nonce_);
+    if (shard_ == 0) start_conn(warm_, kWarmTag);
+
+    std::vector<epoll_event> evs(1024);
+    int64_t last_scan = 0, last_busy = 0, last_progress = now_mono_us();
+    while (!closing_) {
+        // While traffic flows, poll without sleeping (for up to --spin-us after the last
+        // event): a client process that sleeps in epoll_wait between messages makes the
+        // server's every send() pay for waking it up, which a browser on another machine
+        // would not cost it. Idle, it sleeps.
+        int64_t spin_until = last_busy + static_cast<int64_t>(o_.spin_us);
+        int timeout = o_.spin_us > 0 && now_mono_us() < spin_until ? 0 : 20;
+        int n = epoll_wait(ep_, evs.data(), static_cast<int>(evs.size()), timeout);
+        if (n < 0 && errno != EINTR) return 1;
+        if (n > 0 && o_.spin_us > 0) last_busy = now_mono_us();
+        for (int i = 0; i < n; i++) {
+            uint64_t tag = evs[static_cast<size_t>(i)].data.u64;
+            uint32_t e = evs[static_cast<size_t>(i)].events;
+            if (tag == kCtlTag) {
+                if (e & (EPOLLHUP | EPOLLERR)) {
+                    if (!(e & EPOLLIN)) return 1;  // parent gone
+                }
+                ctl_readable();
+                continue;
+            }
+            Conn &c = tag == kWarmTag ? warm_ : conns_[tag];
+            if (c.fd >= 0) on_event(c, tag, e);
+        }
+        int64_t now = now_mono_us();
+        if (ramping_ && now - last_progress >= 5000000) {
+            last_progress = now;
+            fprintf(stderr, "psdm_loadgen: process %u: %.0f s: %" PRIu64 " joined, %u in flight, %" PRIu64 " failed\n",
+                    shard_, static_cast<double>(now - ramp_start_us_) / 1e6, ramp_.held, in_flight_, failures_);
+        }
+        if (now - last_scan >= 100000) {
+            last_scan = now;
+            check_timeouts();
+            if (shard_ == 0 && warm_.fd < 0 && !warm_reported_ && now >= warm_retry_us_) start_conn(warm_, kWarmTag);
+        }
+        if (ramping_) ramp_step();
+        if (done_) maybe_report_stats(false);
+    }
+    for (auto &c : conns_)
+        if (c.fd >= 0) close(c.fd);
+    if (warm_.fd >= 0) close(warm_.fd);
+    return 0;
+}
+
+void Shard::ctl_readable() {
+    char buf[256];
+    ssize_t n = recv(ctl_, buf, sizeof buf, MSG_DONTWAIT);
+    if (n == 0) {
+        closing_ = true;  // parent gone
+        return;
+    }
+    if (n <= 0) return;
+    switch (buf[0]) {
+    case 'R':
+        ramping_ = true;
+        ramp_start_us_ = now_mono_us();
+        break;
+    case 'D': {
+        CmdDone d;
+        memcpy(&d, buf, std::min(sizeof d, static_cast<size_t>(n)));
+        produced_ = d.produced;
+        deadline_real_us_ = d.deadline_real_us;
+        expected_total_ = 0;
+        for (auto &c : conns_)
+            if (c.counted) expected_total_ += room_share(produced_, o_.rooms, c.room);
+        done_ = true;
+        break;
+    }
+    case 'C':
+        closing_ = true;
+        break;
+    default:
+        break;
+    }
+}
+
+void Shard::start_conn(Conn &c, uint64_t tag) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        if (c.warm) {
+            warm_retry_us_ = now_mono_us() + 500000;
+            return;
+        }
+        c.st = St::closed;
+        ramp_.attempted++;
+        ramp_.fail[kFailLocalFds]++;
+        failures_++;
+        stop_ramp_ = true;  // no more fds in this process
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    sockaddr_in src{};
+    src.sin_family = AF_INET;
+    src.sin_addr.s_addr = htonl((127u << 24) | (1u + (c.warm ? 0u : c.idx % o_.source_addrs)));
+    src.sin_port = 0;
+    c.fd = fd;
+    if (!c.warm) {
+        ramp_.attempted++;
+        in_flight_++;
+    }
+    c.st = St::connecting;
+    c.deadline_us = now_mono_us() + static_cast<int64_t>(o_.handshake_timeout * 1e6);
+    if (bind(fd, reinterpret_cast<sockaddr *>(&src), sizeof src) != 0 ||
+        (connect(fd, reinterpret_cast<sockaddr *>(&dst_), sizeof dst_) != 0 && errno != EINPROGRESS)) {
+        fail(c, kFailConnect);
+        return;
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLOUT;
+    ev.data.u64 = tag;
+    c.want_out = true;
+    epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev);
+}
+
+void Shard::set_out_interest(Conn &c, bool want, uint64_t tag) {
+    if (c.want_out == want || c.fd < 0) return;
+    epoll_event ev{};
+    ev.events = EPOLLIN | (want ? EPOLLOUT : 0u);
+    ev.data.u64 = tag;
+    epoll_ctl(ep_, EPOLL_CTL_MOD, c.fd, &ev);
+    c.want_out = want;
+}
+
+void Shard::on_event(Conn &c, uint64_t tag, uint32_t events) {
+    if (c.st == St::connecting) {
+        if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+        int err = 0;
+        socklen_t len = sizeof err;
+        getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err != 0) {
+            fail(c, kFailConnect);
+            return;
+        }
+        unsigned char k[16];
+        for (auto &b : k) b = static_cast<unsigned char>(rng_());
+        c.key = base64(k, sizeof k);
+        std::string req = "GET " + o_.path + "?EIO=4&transport=websocket HTTP/1.1\r\nHost: " + o_.host + ":" +
+                          std::to_string(o_.port) +
+                          "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + c.key +
+                          "\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        c.st = St::http;
+        set_out_interest(c, false, tag);
+        write_out(c, req.data(), req.size());
+        return;
+    }
+    if (events & EPOLLOUT) {
+        if (!c.out.empty()) {
+            ssize_t n = send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL);
+            if (n > 0) c.out.erase(0, static_cast<size_t>(n));
+            else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+                server_closed(c, -1);
+                return;
+            }
+        }
+        if (c.out.empty()) set_out_interest(c, false, tag);
+    }
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) on_readable(c);
+}
+
+void Shard::write_out(Conn &c, const char *p, size_t n) {
+    if (c.fd < 0) return;
+    if (c.out.empty()) {
+        ssize_t w = send(c.fd, p, n, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno != EAGAIN && errno != EINTR) {
+                if (c.st == St::joined) server_closed(c, -1);
+                else fail(c, c.st == St::http ? kFailClosedBeforeUpgrade : kFailClosedBeforeJoin);
+                return;
+            }
+            w = 0;
+        }
+        if (static_cast<size_t>(w) == n) return;
+        p += w;
+        n -= static_cast<size_t>(w);
+    }
+    c.out.append(p, n);
+    set_out_interest(c, true, tag_of(c));
+}
+
+void Shard::send_frame(Conn &c, unsigned opcode, std::string_view payload) {
+    std::string f;
+    f.reserve(payload.size() + 14);
+    f += static_cast<char>(0x80 | opcode);
+    size_t n = payload.size();
+    if (n < 126) {
+        f += static_cast<char>(0x80 | n);
+    } else if (n <= 0xffff) {
+        f += static_cast<char>(0x80 | 126);
+        f += static_cast<char>((n >> 8) & 0xff);
+        f += static_cast<char>(n & 0xff);
+    } else {
+        f += static_cast<char>(0x80 | 127);
+        for (int i = 7; i >= 0; i--) f += static_cast<char>((static_cast<uint64_t>(n) >> (8 * i)) & 0xff);
+    }
+    uint64_t r = rng_();
+    char mask[4] = {static_cast<char>(r), static_cast<char>(r >> 8), static_cast<char>(r >> 16),
+                    static_cast<char>(r >> 24)};
+    f.append(mask, 4);
+    for (size_t i = 0; i < n; i++) f += static_cast<char>(payload[i] ^ mask[i & 3]);
+    write_out(c, f.data(), f.size());
+}
+
+void Shard::send_text(Conn &c, std::string_view payload) { send_frame(c, 0x1, payload); }
+
+void Shard::close_fd(Conn &c) {
+    if (c.fd >= 0) {
+        close(c.fd);  // also leaves the epoll set
+        c.fd = -1;
+    }
+    c.in.clear();
+    c.in.shrink_to_fit();
+    c.out.clear();
+    c.out.shrink_to_fit();
+    c.frag.clear();
+    c.frag.shrink_to_fit();
+    c.key.clear();
+    c.key.shrink_to_fit();
+}
+
+// A client ended before it joined.
+void Shard::fail(Conn &c, Fail why) {
+    bool in_flight = c.st != St::idle && c.st != St::joined && c.st != St::closed;
+    close_fd(c);
+    c.st = St::closed;
+    if (c.warm) {
+        warm_retry_us_ = now_mono_us() + 500000;
+        c.st = St::idle;
+        return;
+    }
+    if (in_flight) in_flight_--;
+    ramp_.fail[why]++;
+    failures_++;
+    if (why != kFailTimeout && why != kFailRampTimeout) refusals_++;
+    if (o_.stop_after_refusals && refusals_ >= o_.stop_after_refusals) stop_ramp_ = true;
+}
+
+// A joined client was closed by the server (or the connection broke).
+void Shard::server_closed(Conn &c, int code) {
+    if (c.st != St::joined) {
+        fail(c, c.st == St::http ? kFailClosedBeforeUpgrade : kFailClosedBeforeJoin);
+        return;
+    }
+    close_fd(c);
+    c.st = St::closed;
+    if (c.warm) {
+        c.st = St::idle;
+        warm_retry_us_ = now_mono_us() + 500000;
+        return;
+    }
+    if (ramp_reported_ && c.counted) {
+        st_.closed_by_server++;
+        size_t slot = code == 1000 ? 0 : code == 1001 ? 1 : code == 1008 ? 2 : code > 0 ? 3 : 4;
+        st_.close_codes[slot]++;
+    } else {
+        ramp_.held--;  // a client that joined and was closed during the ramp
+        ramp_.fail[kFailClosedBeforeJoin]++;
+    }
+}
+
+void Shard::became_joined(Conn &c) {
+    c.st = St::joined;
+    c.key.clear();
+    c.key.shrink_to_fit();
+    if (c.warm) return;
+    in_flight_--;
+    ramp_.held++;
+}
+
+void Shard::on_readable(Conn &c) {
+    ssize_t n = recv(c.fd, rbuf_, sizeof rbuf_, 0);
+    if (n < 0 && errno == ECONNRESET && c.st == St::http) {
+        fail(c, kFailResetBeforeUpgrade);
+        return;
+    }
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        server_closed(c, -1);
+        return;
+    }
+    if (n < 0) return;
+    rx_now_us_ = now_real_us();
+    st_.bytes += static_cast<uint64_t>(n);
+    size_t len = static_cast<size_t>(n);
+    if (c.st == St::http) {
+        c.in.append(rbuf_, len);
+        on_http(c);
+        return;
+    }
+    if (c.in.empty()) {
+        size_t used = parse_frames(c, rbuf_, len);
+        if (c.fd >= 0 && used < len) c.in.assign(rbuf_ + used, len - used);
+    } else {
+        c.in.append(rbuf_, len);
+        size_t used = parse_frames(c, c.in.data(), c.in.size());
+        if (c.fd >= 0) c.in.erase(0, used);
+    }
+}
+
+bool header_value(std::string_view head, std::string_view name, std::string_view *value) {
+    size_t pos = 0;
+    while ((pos = head.find("\r\n", pos)) != std::string_view::npos) {
+        pos += 2;
+        if (head.size() - pos < name.size() + 1) return false;
+        bool match = true;
+        for (size_t i = 0; i < name.size() && match; i++)
+            match = tolower(static_cast<unsigned char>(head[pos + i])) == name[i];
+        if (!match || head[pos + name.size()] != ':') continue;
+        size_t b = pos + name.size() + 1, e = head.find("\r\n", b);
+        while (b < e && (head[b] == ' ' || head[b] == '\t')) b++;
+        while (e > b && (head[e - 1] == ' ' || head[e - 1] == '\t')) e--;
+        *value = head.substr(b, e - b);
+        return true;
+    }
+    return false;
+}
+
+void Shard::on_http(Conn &c) {
+    size_t end = c.in.find("\r\n\r\n");
+    if (end == std::string::npos) {
+        if (c.in.size() > 16384) fail(c, kFailProtocol);
+        return;
+    }
+    std::string_view head(c.in.data(), end + 2);
+    unsigned status = 0;
+    if (head.size() > 12 && head.substr(0, 5) == "HTTP/") {
+        size_t sp = head.find(' ');
+        if (sp != std::string_view::npos) status = static_cast<unsigned>(atoi(c.in.c_str() + sp + 1));
+    }
+    if (status != 101) {
+        if (!c.warm) ramp_.http_status[std::min(status, kStatusSlots - 1)]++;
+        fail(c, status ? kFailHttpStatus : kFailProtocol);
+        return;
+    }
+    std::string_view accept;
+    if (!header_value(head, "sec-websocket-accept", &accept) || accept != ws_accept_for(c.key)) {
+        fail(c, kFailProtocol);
+        return;
+    }
+    if (!c.warm) ramp_.http_status[101]++;
+    c.st = St::eio_open;
+    std::string rest = c.in.substr(end + 4);
+    c.in.clear();
+    size_t used = parse_frames(c, rest.data(), rest.size());
+    if (c.fd >= 0 && used < rest.size()) c.in.assign(rest, used, std::string::npos);
+}
+
+size_t Shard::parse_frames(Conn &c, const char *p, size_t n) {
+    size_t off = 0;
+    while (c.fd >= 0 && n - off >= 2) {
+        auto b0 = static_cast<unsigned char>(p[off]), b1 = static_cast<unsigned char>(p[off + 1]);
+        if (b1 & 0x80) {  // servers never mask
+            if (c.st == St::joined) server_closed(c, -1);
+            else fail(c, kFailProtocol);
+            return off;
+        }
+        uint64_t len = b1 & 0x7f;
+        size_t hdr = 2;
+        if (len == 126) {
+            if (n - off < 4) break;
+            len = (uint64_t{static_cast<unsigned char>(p[off + 2])} << 8) | static_cast<unsigned char>(p[off + 3]);
+            hdr = 4;
+        } else if (len == 127) {
+            if (n - off < 10) break;
+            len = 0;
+            for (size_t i = 0; i < 8; i++) len = (len << 8) | static_cast<unsigned char>(p[off + 2 + i]);
+            hdr = 10;
+        }
+        if (len > (64u << 20)) {
+            if (c.st == St::joined) server_closed(c, -1);
+            else fail(c, kFailProtocol);
+            return off;
+        }
+        if (n - off - hdr < len) break;
+        on_frame(c, b0 & 0x0f, (b0 & 0x80) != 0, std::string_view(p + off + hdr, static_cast<size_t>(len)));
+        off += hdr + static_cast<size_t>(len);
+    }
+    return off;
+}
+
+void Shard::on_frame(Conn &c, unsigned opcode, bool fin, std::string_view payload) {
+    st_.frames++;
+    switch (opcode) {
+    case 0x1:
+        if (fin) on_text(c, payload);
+        else c.frag.assign(payload);
+        break;
+    case 0x0:
+        c.frag.append(payload);
+        if (fin) {
+            std::string whole;
+            whole.swap(c.frag);
+            on_text(c, whole);
+        }
+        break;
+    case 0x8: {
+        int code = payload.size() >= 2 ? (static_cast<unsigned char>(payload[0]) << 8) |
+                                             static_cast<unsigned char>(payload[1])
+                                       : 0;
+        server_closed(c, code);
+        break;
+    }
+    case 0x9:
+        send_frame(c, 0xA, payload);
+        break;
+    default:
+        break;
+    }
+}
+
+void Shard::on_text(Conn &c, std::string_view t) {
+    if (t.empty()) return;
+    switch (t[0]) {
+    case '0':  // Engine.IO open
+        if (c.st == St::eio_open) {
+            c.st = St::ns;
+            send_text(c, "40" + ns_prefix_);
+        }
+        return;
+    case '2':  // ping
+        st_.pings++;
+        {
+            std::string pong(t);
+            pong[0] = '3';
+            send_text(c, pong);
+        }
+        return;
+    case '1':  // Engine.IO close
+        server_closed(c, 0);
+        return;
+    case '4':
+        break;
+    default:
+        return;
+    }
+    if (t.size() < 2) return;
+    char kind = t[1];
+    std::string_view rest = t.substr(2);
+    if (rest.substr(0, ns_prefix_.size()) != ns_prefix_) return;  // another namespace
+    rest.remove_prefix(ns_prefix_.size());
+    switch (kind) {
+    case '0':  // namespace connected
+        if (c.st == St::ns) {
+            c.st = St::join;
+            send_text(c, "42" + ns_prefix_ + "1[\"join\",\"" + room_of(c) + "\"]");
+        }
+        break;
+    case '4':
+        if (c.st == St::ns) fail(c, kFailNamespaceRefused);
+        break;
+    case '3':  // ack
+        if (c.st == St::join && rest.substr(0, 1) == "1") {
+            if (rest.substr(1) == "[]") became_joined(c);
+            else fail(c, kFailJoinRefused);
+        }
+        break;
+    case '2':
+        if (rest.substr(0, event_prefix_.size()) == event_prefix_) on_record(c, rest);
+        break;
+    case '1':
+        server_closed(c, 0);
+        break;
+    default:
+        break;
+    }
+}
+
+// "key": value (a number or a string) in a flat JSON object; false when absent.
+bool json_field(std::string_view obj, std::string_view quoted_key, std::string_view *value) {
+    size_t p = obj.find(quoted_key);
+    if (p == std::string_view::npos) return false;
+    p += quoted_key.size();
+    while (p < obj.size() && (obj[p] == ' ' || obj[p] == ':')) p++;
+    if (p >= obj.size()) return false;
+    if (obj[p] == '"') {
+        size_t e = obj.find('"', p + 1);
+        if (e == std::string_view::npos) return false;
+        *value = obj.substr(p + 1, e - p - 1);
+        return true;
+    }
+    size_t e = p;
+    while (e < obj.size() && obj[e] >= '0' && obj[e] <= '9') e++;
+    *value = obj.substr(p, e - p);
+    return e > p;
+}
+
+uint64_t to_u64(std::string_view s) {
+    uint64_t v = 0;
+    for (char ch : s) v = v * 10 + static_cast<uint64_t>(ch - '0');
+    return v;
+}
+
+void Shard::on_record(Conn &c, std::string_view payload) {
+    std::string_view room, seq, ts;
+    if (!json_field(payload, "\"experiment_name\"", &room) || !json_field(payload, "\"seq\"", &seq) ||
+        !json_field(payload, "\"ts_us\"", &ts)) {
+        if (!c.warm) st_.unexpected++;
+        return;
+    }
+    if (c.warm) {
+        if (room == warm_room_ && !warm_reported_) {
+            EvWarm w;
+            send_msg(ctl_, &w, sizeof w);
+            warm_reported_ = true;
+        }
+        return;
+    }
+    if (room != room_of(c)) {
+        st_.wrong_room++;
+        return;
+    }
+    uint64_t s = to_u64(seq);
+    int64_t lat = rx_now_us_ - static_cast<int64_t>(to_u64(ts));
+    if (c.seen.empty()) c.seen.assign(seen_words_, 0);
+    if (s / 64 >= c.seen.size()) {
+        st_.unexpected++;
+        return;
+    }
+    uint64_t bit = uint64_t{1} << (s % 64);
+    if (c.seen[s / 64] & bit) {
+        st_.duplicates++;
+        return;
+    }
+    c.seen[s / 64] |= bit;
+    c.unique++;
+    if (c.counted) unique_total_++;
+    st_.hist[hist_index(lat > 0 ? static_cast<uint64_t>(lat) : 0)]++;
+    if (st_.first_rx_real_us == 0) st_.first_rx_real_us = rx_now_us_;
+    st_.last_rx_real_us = rx_now_us_;
+}
+
+void Shard::ramp_step() {
+    int64_t now = now_mono_us();
+    if (!stop_ramp_ && now - ramp_start_us_ > static_cast<int64_t>(o_.ramp_timeout * 1e6)) {
+        stop_ramp_ = true;
+        for (auto &c : conns_)
+            if (c.st != St::idle && c.st != St::joined && c.st != St::closed) fail(c, kFailRampTimeout);
+    }
+    while (!stop_ramp_ && in_flight_ < window_ && next_ < conns_.size()) {
+        size_t i = next_++;
+        start_conn(conns_[i], i);
+    }
+    if ((stop_ramp_ || next_ == conns_.size()) && in_flight_ == 0) {
+        ramping_ = false;
+        for (size_t i = next_; i < conns_.size(); i++) ramp_.fail[kFailNotStarted]++;
+        ramp_.seconds = static_cast<double>(now - ramp_start_us_) / 1e6;
+        ramp_.cpu_s = cpu_seconds_self();
+        for (auto &c : conns_) c.counted = c.st == St::joined;
+        st_.counted = ramp_.held;
+        ramp_reported_ = true;
+        send_msg(ctl_, &ramp_, sizeof ramp_);
+    }
+}
+
+void Shard::check_timeouts() {
+    if (in_flight_ == 0) return;
+    int64_t now = now_mono_us();
+    for (size_t i = 0; i < next_; i++) {
+        Conn &c = conns_[i];
+        if (c.st != St::idle && c.st != St::joined && c.st != St::closed && now > c.deadline_us)
+            fail(c, kFailTimeout);
+    }
+}
+
+void Shard::maybe_report_stats(bool force) {
+    if (stats_sent_) return;
+    bool complete = unique_total_ >= expected_total_;
+    if (!complete && !force && now_real_us() < deadline_real_us_) return;
+    st_.expected = expected_total_;
+    for (auto &c : conns_) {
+        if (!c.counted) continue;
+        uint64_t want = room_share(produced_, o_.rooms, c.room), got = 0;
+        for (size_t w = 0; w < c.seen.size(); w++) {
+            uint64_t bits = c.seen[w];
+            if (w * 64 + 64 > want) {
+                size_t keep = want > w * 64 ? static_cast<size_t>(want - w * 64) : 0;
+                bits &= keep >= 64 ? ~uint64_t{0} : ((uint64_t{1} << keep) - 1);
+            }
+            got += static_cast<uint64_t>(__builtin_popcountll(bits));
+        }
+        st_.delivered += got;
+        st_.unexpected += c.unique - got;
+        if (got == want) st_.clients_complete++;
+        if (c.st == St::joined) st_.open_at_end++;
+    }
+    st_.cpu_s = cpu_seconds_self();
+    send_msg(ctl_, &st_, sizeof st_);
+    stats_sent_ = true;
+}
+
+// ------------------------------------------------------------------------ parent
+
+long read_rss_kb(int pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[256];
+    long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, "VmRSS:", 6) == 0) kb = atol(line + 6);
+    fclose(f);
+    return kb;
+}
+
+long rss_sum_kb(const std::vector<int> &pids) {
+    long sum = 0;
+    for (int p : pids) {
+        long kb = read_rss_kb(p);
+        if (kb < 0) return -1;
+        sum += kb;
+    }
+    return sum;
+}
+
+double cpu_seconds_of(const std::vector<int> &pids) {
+    static const double kTicks = static_cast<double>(sysconf(_SC_CLK_TCK));
+    double sum = 0;
+    for (int p : pids) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/stat", p);
+        FILE *f = fopen(path, "r");
+        if (!f) return -1;
+        char buf[2048];
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = 0;
+        const char *q = strrchr(buf, ')');
+        if (!q) return -1;
+        // fields after ")": 3 state, 4 ppid, ... 14 utime, 15 stime
+        unsigned long long ut = 0, stime = 0;
+        if (sscanf(q + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &stime) != 2) return -1;
+        sum += static_cast<double>(ut + stime) / kTicks;
+    }
+    return sum;
+}
+
+bool alive(const std::vector<int> &pids) {
+    for (int p : pids)
+        if (kill(p, 0) != 0) return false;
+    return true;
+}
+
+struct Producer {
+    rd_kafka_t *rk = nullptr;
+    rd_kafka_topic_t *rkt = nullptr;
+    uint64_t acked = 0, failed = 0;
+    std::string last_error;
+
+    static void on_delivery(rd_kafka_t *, const rd_kafka_message_t *m, void *opaque) {
+        auto *self = static_cast<Producer *>(opaque);
+        if (m->err) {
+            self->failed++;
+            self->last_error = rd_kafka_err2str(m->err);
+        } else {
+            self->acked++;
+        }
+    }
+
+    bool create(const Options &o, std::string *err) {
+        char errstr[512];
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        const std::pair<const char *, std::string> kv[] = {
+            {"bootstrap.servers", o.bootstrap},
+            {"linger.ms", std::to_string(o.linger_ms)},
+            {"socket.nagle.disable", "true"},
+            {"enable.idempotence", "false"},
+            {"message.timeout.ms", "30000"},
+            {"log_level", "3"},
+        };
+        for (const auto &p : kv) {
+            if (rd_kafka_conf_set(conf, p.first, p.second.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
+                *err = errstr;
+                rd_kafka_conf_destroy(conf);
+                return false;
+            }
+        }
+        rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+        rd_kafka_conf_set_opaque(conf, this);
+        rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+        if (!rk) {
+            *err = errstr;
+            return false;
+        }
+        return true;
+    }
+
+    // Queues one message; false if librdkafka refused it for good.
+    bool produce(const std::string &topic, const std::string &value) {
+        if (!rkt) rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
+        if (!rkt) {
+            last_error = "cannot create topic handle";
+            failed++;
+            return false;
+        }
+        constexpr int32_t kAnyPartition = -1;  // RD_KAFKA_PARTITION_UA, whose macro is a C cast
+        for (int attempt = 0; attempt < 1000; attempt++) {
+            if (rd_kafka_produce(rkt, kAnyPartition, RD_KAFKA_MSG_F_COPY, const_cast<char *>(value.data()),
+                                 value.size(), nullptr, 0, nullptr) == 0)
+                return true;
+            rd_kafka_resp_err_t e = rd_kafka_last_error();
+            if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                last_error = rd_kafka_err2str(e);
+                failed++;
+                return false;
+            }
+            rd_kafka_poll(rk, 10);
+        }
+        failed++;
+        return false;
+    }
+
+    ~Producer() {
+        if (rkt) rd_kafka_topic_destroy(rkt);
+        if (rk) {
+            rd_kafka_flush(rk, 5000);
+            rd_kafka_destroy(rk);
+        }
+    }
+};
+
+std::string record(const std::string &room, uint64_t seq, const std::string &pad) {
+    std::string s;
+    s.reserve(room.size() + pad.size() + 96);
+    s += "{\"experiment_name\":\"";
+    s += room;
+    s += "\",\"seq\":";
+    s += std::to_string(seq);
+    s += ",\"ts_us\":";
+    s += std::to_string(now_real_us());
+    s += ",\"pad\":\"";
+    s += pad;
+    s += "\"}";
+    return s;
+}
+
+struct ShardHandle {
+    pid_t pid = -1;
+    int fd = -1;
+    bool ramped = false, stats = false;
+    EvRamped ramp{};
+    EvStats st{};
+};
+
+// Reads shard messages until want(shards) is true or the deadline passes. False on timeout
+// or if a shard died.
+template <class Pred>
+bool wait_shards(std::vector<ShardHandle> &sh, int64_t deadline_mono_us, bool *warm, Pred want) {
+    std::vector<char> buf(sizeof(EvStats) + 64);
+    for (;;) {
+        if (want()) return true;
+        int64_t left = deadline_mono_us - now_mono_us();
+        if (left <= 0) return false;
+        std::vector<pollfd> pfd;
+        for (auto &s : sh) pfd.push_back({s.fd, POLLIN, 0});
+        int n = poll(pfd.data(), pfd.size(), static_cast<int>(std::min<int64_t>(left / 1000 + 1, 100)));
+        if (n < 0 && errno != EINTR) return false;
+        for (size_t i = 0; i < sh.size(); i++) {
+            if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            ssize_t r = recv(sh[i].fd, buf.data(), buf.size(), MSG_DONTWAIT);
+            if (r == 0) {
+                fprintf(stderr, "psdm_loadgen: client process %u exited\n", static_cast<unsigned>(i));
+                return false;
+            }
+            if (r <= 0) continue;
+            switch (buf[0]) {
+            case 'W':
+                if (warm) *warm = true;
+                break;
+            case 'M':
+                memcpy(&sh[i].ramp, buf.data(), std::min(sizeof sh[i].ramp, static_cast<size_t>(r)));
+                sh[i].ramped = true;
+                break;
+            case 'S':
+                memcpy(&sh[i].st, buf.data(), std::min(sizeof sh[i].st, static_cast<size_t>(r)));
+                sh[i].stats = true;
+                break;
+            default:
+                break;
+            }
+        }
+    }
+}
+
+std::string json_str(const std::string &s) {
+    std::string out = "\"";
+    for (char ch : s) {
+        if (ch == '"' || ch == '\\') out += '\\';
+        if (static_cast<unsigned char>(ch) < 0x20) continue;
+        out += ch;
+    }
+    return out + "\"";
+}
+
+void broadcast(std::vector<ShardHandle> &sh, const void *msg, size_t n) {
+    for (auto &s : sh) send_msg(s.fd, msg, n);
+}
+
+int run_parent(const Options &o, std::vector<ShardHandle> &sh, const std::string &nonce) {
+    std::string error;
+    Producer prod;
+    bool have_producer = !o.bootstrap.empty();
+    if (have_producer && !prod.create(o, &error)) {
+        fprintf(stderr, "psdm_loadgen: Kafka producer: %s\n", error.c_str());
+        return 1;
+    }
+
+    // warm-up: the server consumes and delivers to a client.
+    bool warm = false;
+    double warm_s = 0;
+    int64_t t0 = now_mono_us();
+    if (have_producer) {
+        std::string wroom = warm_room_name(nonce);
+        int64_t deadline = t0 + static_cast<int64_t>(o.warm_timeout * 1e6);
+        uint64_t wseq = 0;
+        while (!warm && now_mono_us() < deadline) {
+            prod.produce(o.topic, record(wroom, wseq++, ""));
+            rd_kafka_poll(prod.rk, 0);
+            wait_shards(sh, std::min(deadline, now_mono_us() + 250000), &warm, [&] { return warm; });
+        }
+        if (!warm) {
+            fprintf(stderr, "psdm_loadgen: the server delivered no warm-up message within %.0f s\n", o.warm_timeout);
+            printf("{\"label\":%s,\"error\":\"server not consuming/delivering within warm-up timeout\"}\n",
+                   json_str(o.label).c_str());
+            return 3;
+        }
+        warm_s = static_cast<double>(now_mono_us() - t0) / 1e6;
+        fprintf(stderr, "psdm_loadgen[%s]: server delivers (warm-up %.1f s)\n", o.label.c_str(), warm_s);
+    }
+
+    long rss_before = rss_sum_kb(o.server_pids);
+    double server_cpu0 = cpu_seconds_of(o.server_pids);
+    CmdRamp ramp_cmd;
+    broadcast(sh, &ramp_cmd, sizeof ramp_cmd);
+    int64_t ramp_deadline = now_mono_us() + static_cast<int64_t>((o.ramp_timeout + o.handshake_timeout + 30) * 1e6);
+    bool ok = wait_shards(sh, ramp_deadline, &warm, [&] {
+        for (auto &s : sh)
+            if (!s.ramped) return false;
+        return true;
+    });
+    if (!ok) {
+        printf("{\"label\":%s,\"error\":\"ramp did not finish\"}\n", json_str(o.label).c_str());
+        return 3;
+    }
+    EvRamped ramp{};
+    for (auto &s : sh) {
+        ramp.attempted += s.ramp.attempted;
+        ramp.held += s.ramp.held;
+        for (unsigned k = 0; k < kFailKinds; k++) ramp.fail[k] += s.ramp.fail[k];
+        for (unsigned k = 0; k < kStatusSlots; k++) ramp.http_status[k] += s.ramp.http_status[k];
+        ramp.seconds = std::max(ramp.seconds, s.ramp.seconds);
+    }
+    double server_cpu_ramp = cpu_seconds_of(o.server_pids) - server_cpu0;
+    fprintf(stderr, "psdm_loadgen[%s]: %" PRIu64 "/%u clients joined in %.1f s\n", o.label.c_str(), ramp.held,
+            o.connections, ramp.seconds);
+    sleep_until_mono_us(now_mono_us() + static_cast<int64_t>(o.settle * 1e6));
+    long rss_after = rss_sum_kb(o.server_pids);
+    bool alive_after_ramp = alive(o.server_pids);
+    double server_cpu_hold = 0;
+    if (o.hold > 0) {
+        double c0 = cpu_seconds_of(o.server_pids);
+        sleep_until_mono_us(now_mono_us() + static_cast<int64_t>(o.hold * 1e6));
+        server_cpu_hold = cpu_seconds_of(o.server_pids) - c0;
+    }
+
+    // production
+    uint64_t planned = planned_messages(o), produced_ok = 0;
+    double produce_s = 0;
+    int64_t produce_start_real = now_real_us();
+    double server_cpu1 = cpu_seconds_of(o.server_pids), broker_cpu1 = cpu_seconds_of(o.broker_pids);
+    double self_cpu1 = cpu_seconds_self();
+    if (have_producer) rd_kafka_flush(prod.rk, 10000);  // warm-up messages: acknowledged before counting
+    uint64_t acked0 = prod.acked;
+    if (planned > 0 && ramp.held > 0) {
+        std::string pad(o.pad, 'x');
+        std::vector<std::string> rooms(o.rooms);
+        for (uint32_t r = 0; r < o.rooms; r++) rooms[r] = room_name(nonce, r);
+        int64_t start = now_mono_us();
+        produce_start_real = now_real_us();
+        uint64_t sent = 0;
+        for (uint64_t k = 0; k < planned; k++) {
+            int64_t at = start + static_cast<int64_t>(static_cast<double>(k) * 1e6 / o.rate);
+            if (now_mono_us() < at) {
+                rd_kafka_poll(prod.rk, 0);
+                sleep_until_mono_us(at);
+            }
+            if (prod.produce(o.topic, record(rooms[k % o.rooms], k / o.rooms, pad))) sent++;
+            else break;  // a gap would be counted as loss of the server: stop here instead
+            rd_kafka_poll(prod.rk, 0);
+        }
+        rd_kafka_flush(prod.rk, 30000);
+        produce_s = static_cast<double>(now_mono_us() - start) / 1e6;
+        produced_ok = prod.acked - acked0;
+        if (produced_ok < sent)
+            fprintf(stderr, "psdm_loadgen: %" PRIu64 " of %" PRIu64 " messages not acknowledged (%s)\n",
+                    sent - produced_ok, sent, prod.last_error.c_str());
+        // Not acknowledged messages may or may not be in the log: count only a clean prefix.
+        if (produced_ok != sent) produced_ok = std::min(produced_ok, sent);
+    }
+
+    CmdDone done;
+    done.produced = produced_ok;
+    done.deadline_real_us = now_real_us() + static_cast<int64_t>(o.drain * 1e6);
+    broadcast(sh, &done, sizeof done);
+    ok = wait_shards(sh, now_mono_us() + static_cast<int64_t>((o.drain + 30) * 1e6), &warm, [&] {
+        for (auto &s : sh)
+            if (!s.stats) return false;
+        return true;
+    });
+    double server_cpu_window = cpu_seconds_of(o.server_pids) - server_cpu1;
+    double broker_cpu_window = cpu_seconds_of(o.broker_pids) - broker_cpu1;
+    double self_cpu_window = cpu_seconds_self() - self_cpu1;
+    int64_t window_end_real = now_real_us();
+    long rss_end = rss_sum_kb(o.server_pids);
+    bool alive_end = alive(o.server_pids);
+    if (!ok) {
+        printf("{\"label\":%s,\"error\":\"client processes did not report\"}\n", json_str(o.label).c_str());
+        return 3;
+    }
+    EvStats st{};
+    std::vector<uint64_t> hist(kHistBuckets, 0);
+    double shard_cpu_total = 0, shard_cpu_ramp = 0;
+    for (auto &s : sh) {
+        st.counted += s.st.counted;
+        st.open_at_end += s.st.open_at_end;
+        st.closed_by_server += s.st.closed_by_server;
+        st.expected += s.st.expected;
+        st.delivered += s.st.delivered;
+        st.duplicates += s.st.duplicates;
+        st.unexpected += s.st.unexpected;
+        st.wrong_room += s.st.wrong_room;
+        st.clients_complete += s.st.clients_complete;
+        st.pings += s.st.pings;
+        st.frames += s.st.frames;
+        st.bytes += s.st.bytes;
+        for (size_t k = 0; k < 5; k++) st.close_codes[k] += s.st.close_codes[k];
+        if (s.st.first_rx_real_us && (!st.first_rx_real_us || s.st.first_rx_real_us < st.first_rx_real_us))
+            st.first_rx_real_us = s.st.first_rx_real_us;
+        st.last_rx_real_us = std::max(st.last_rx_real_us, s.st.last_rx_real_us);
+        for (size_t k = 0; k < kHistBuckets; k++) hist[k] += s.st.hist[k];
+        shard_cpu_total += s.st.cpu_s;
+        shard_cpu_ramp += s.ramp.cpu_s;
+    }
+    double span_s = st.last_rx_real_us > produce_start_real
+                        ? static_cast<double>(st.last_rx_real_us - produce_start_real) / 1e6
+                        : 0;
+    // Deliveries per second: what arrived, over the time from the first production to the
+    // last arrival (the production window when the server keeps up).
+    double dps = span_s > 0 ? static_cast<double>(st.delivered) / std::max(span_s, produce_s) : 0;
+    double window_s = static_cast<double>(window_end_real - produce_start_real) / 1e6;
+
+    std::string fails, statuses;
+    for (unsigned k = 0; k < kFailKinds; k++) {
+        if (!ramp.fail[k]) continue;
+        if (!fails.empty()) fails += ",";
+        fails += "\"" + std::string(kFailNames[k]) + "\":" + std::to_string(ramp.fail[k]);
+    }
+    for (unsigned k = 0; k < kStatusSlots; k++) {
+        if (!ramp.http_status[k]) continue;
+        if (!statuses.empty()) statuses += ",";
+        statuses += "\"" + std::to_string(k) + "\":" + std::to_string(ramp.http_status[k]);
+    }
+    printf("{\"label\":%s,\"connections\":%u,\"rooms\":%u,\"procs\":%u,"
+           "\"warm_s\":%.3f,\"ramp_s\":%.3f,\"attempted\":%" PRIu64 ",\"held_after_ramp\":%" PRIu64
+           ",\"ramp_failures\":{%s},\"http_status\":{%s},"
+           "\"rss_before_kb\":%ld,\"rss_after_kb\":%ld,\"rss_end_kb\":%ld,\"rss_per_conn_bytes\":%.1f,"
+           "\"server_alive_after_ramp\":%s,\"server_alive_end\":%s,"
+           "\"planned\":%" PRIu64 ",\"produced\":%" PRIu64 ",\"produce_s\":%.3f,\"rate\":%.3f,"
+           "\"expected\":%" PRIu64 ",\"delivered\":%" PRIu64 ",\"delivered_pct\":%.4f,\"duplicates\":%" PRIu64
+           ",\"unexpected\":%" PRIu64 ",\"wrong_room\":%" PRIu64 ",\"clients_complete\":%" PRIu64
+           ",\"open_at_end\":%" PRIu64 ",\"closed_by_server\":%" PRIu64
+           ",\"close_codes\":{\"1000\":%" PRIu64 ",\"1001\":%" PRIu64 ",\"1008\":%" PRIu64 ",\"other\":%" PRIu64
+           ",\"no_close_frame\":%" PRIu64 "},"
+           "\"pings\":%" PRIu64 ",\"frames\":%" PRIu64 ",\"rx_bytes\":%" PRIu64 ","
+           "\"span_s\":%.3f,\"window_s\":%.3f,\"deliveries_per_s\":%.1f,"
+           "\"lat_p50_ms\":%.3f,\"lat_p90_ms\":%.3f,\"lat_p99_ms\":%.3f,\"lat_max_ms\":%.3f,"
+           "\"hold_s\":%.3f,\"server_cpu_hold_s\":%.3f,"
+           "\"server_cpu_ramp_s\":%.3f,\"server_cpu_window_s\":%.3f,\"broker_cpu_window_s\":%.3f,"
+           "\"loadgen_cpu_ramp_s\":%.3f,\"loadgen_cpu_total_s\":%.3f,\"producer_cpu_window_s\":%.3f}\n",
+           json_str(o.label).c_str(), o.connections, o.rooms, o.procs, warm_s, ramp.seconds, ramp.attempted,
+           ramp.held, fails.c_str(), statuses.c_str(), rss_before, rss_after, rss_end,
+           ramp.held && rss_before >= 0 && rss_after >= 0
+               ? static_cast<double>(rss_after - rss_before) * 1024.0 / static_cast<double>(ramp.held)
+               : -1.0,
+           alive_after_ramp ? "true" : "false", alive_end ? "true" : "false", planned, produced_ok, produce_s,
+           produce_s > 0 ? static_cast<double>(produced_ok) / produce_s : 0.0, st.expected, st.delivered,
+           st.expected ? 100.0 * static_cast<double>(st.delivered) / static_cast<double>(st.expected) : 100.0,
+           st.duplicates, st.unexpected, st.wrong_room, st.clients_complete, st.open_at_end, st.closed_by_server,
+           st.close_codes[0], st.close_codes[1], st.close_codes[2], st.close_codes[3], st.close_codes[4], st.pings,
+           st.frames, st.bytes, span_s, window_s, dps, hist_percentile(hist, 0.50) / 1000.0,
+           hist_percentile(hist, 0.90) / 1000.0, hist_percentile(hist, 0.99) / 1000.0,
+           hist_percentile(hist, 1.0) / 1000.0, o.hold, server_cpu_hold, server_cpu_ramp, server_cpu_window, broker_cpu_window,
+           shard_cpu_ramp, shard_cpu_total, self_cpu_window);
+    fflush(stdout);
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+    Options o = parse_options(argc, argv);
+    signal(SIGPIPE, SIG_IGN);
+
+    // Every client is one fd: take the whole open-files allowance (inherited by the shards).
+    rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    uint64_t per_proc = (o.connections + o.procs - 1) / o.procs;
+    if (per_proc + 64 > rl.rlim_cur)
+        fprintf(stderr, "psdm_loadgen: warning: %" PRIu64 " clients per process exceed the open-files limit %llu;"
+                        " use --procs\n", per_proc, static_cast<unsigned long long>(rl.rlim_cur));
+
+    char nonce_buf[32];
+    snprintf(nonce_buf, sizeof nonce_buf, "%x%05x", static_cast<unsigned>(getpid()),
+             static_cast<unsigned>(now_real_us() & 0xfffff));
+    std::string nonce = nonce_buf;
+
+    std::vector<ShardHandle> sh(o.procs);
+    for (unsigned i = 0; i < o.procs; i++) {
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+            perror("psdm_loadgen: socketpair");
+            return 1;
+        }
+        int buf = 1 << 20;
+        setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
+        setsockopt(sv[1], SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
+        uint32_t first = static_cast<uint32_t>(std::min<uint64_t>(o.connections, per_proc * i));
+        uint32_t last = static_cast<uint32_t>(std::min<uint64_t>(o.connections, per_proc * (i + 1)));
+        fflush(nullptr);
+        pid_t pid = fork();
+        if (pid < 0) {
+            perror("psdm_loadgen: fork");
+            return 1;
+        }
+        if (pid == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            close(sv[0]);
+            for (unsigned j = 0; j < i; j++) close(sh[j].fd);
+            auto shard = std::make_unique<Shard>(o, i, first, last, sv[1], nonce);
+            _exit(shard->run());
+        }
+        close(sv[1]);
+        sh[i].pid = pid;
+        sh[i].fd = sv[0];
+    }
+
+    int rc = run_parent(o, sh, nonce);
+    CmdClose c;
+    broadcast(sh, &c, sizeof c);
+    int64_t deadline = now_mono_us() + 10000000;
+    for (auto &s : sh) {
+        int status;
+        while (waitpid(s.pid, &status, WNOHANG) == 0) {
+            if (now_mono_us() > deadline) {
+                kill(s.pid, SIGKILL);
+                waitpid(s.pid, &status, 0);
+                break;
+            }
+            usleep(10000);
+        }
+    }
+    return rc;
+}

@@ -1,0 +1,631 @@
+#!/usr/bin/python3
+"""`make bench`: psdm_socketd against the reference service (bench/reference/app.py,
+Flask-SocketIO under gunicorn + eventlet, as flask_socket_util is deployed), same
+scenarios, same load generator (build/psdm_loadgen), side by side.
+
+    /usr/bin/python3 bench/run_bench.py --build-dir build [--runs 3] [--scenarios idle,fanout,rooms,probe]
+
+Every scenario run gets a fresh broker (build/psdm_kafka_dev) and a fresh server. Runs
+are interleaved (run 1 of each scenario on the worker then on the reference, then run
+2, ...) so that both see the same machine. The table shows the median of the runs;
+the raw figures of every run go to build/bench/results-latest.json and .csv (and a
+time-stamped copy). Logs of every process: build/bench/logs/. Everything started here
+runs in its own process group and is stopped at the end, also on failure or Ctrl-C.
+See bench/README.md for what each figure means.
+"""
+import argparse
+import csv
+import json
+import os
+import resource
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PYTHON = "/usr/bin/python3"  # Debian's python3-* packages are visible to this one only
+GUNICORN = "/usr/bin/gunicorn"
+SOCKETIO_PATH = "bench_socketio/socket.io"  # the reference's path; the worker takes any */socket.io/
+
+TARGETS = ("psdm_socketd", "reference")
+SCENARIOS = ("idle", "fanout", "rooms", "probe")
+
+
+class BenchError(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------- processes
+
+class Proc:
+    """A started process in its own session (process group), logging to a file."""
+
+    def __init__(self, name, argv, log, env=None, cwd=None):
+        self.name, self.log = name, log
+        with open(log, "ab") as f:
+            self.popen = subprocess.Popen(argv, stdout=f, stderr=f, stdin=subprocess.DEVNULL, env=env,
+                                          cwd=cwd, start_new_session=True)
+        LIVE.append(self)
+
+    @property
+    def pid(self):
+        return self.popen.pid
+
+    def alive(self):
+        return self.popen.poll() is None
+
+    def stop(self, timeout=5.0):
+        if self.alive():
+            try:
+                os.killpg(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        # Anything left in the group (gunicorn's worker, a loadgen's client processes).
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        if self in LIVE:
+            LIVE.remove(self)
+        return self.popen.returncode
+
+
+LIVE = []
+
+
+def stop_all():
+    for p in reversed(list(LIVE)):
+        p.stop(timeout=3)
+
+
+def on_signal(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def tail(path, lines=15):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError as e:
+        return f"(no log: {e})"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_open(port):
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(pred, proc, what, timeout):
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while not pred():
+        if proc is not None and not proc.alive():
+            raise BenchError(f"{proc.name} exited ({proc.popen.returncode}) before {what}:\n{tail(proc.log)}")
+        if time.monotonic() > deadline:
+            raise BenchError(f"{proc.name if proc else 'bench'}: not {what} within {timeout} s:\n"
+                             f"{tail(proc.log) if proc else ''}")
+        time.sleep(delay)  # polling interval
+        delay = min(delay * 2, 0.2)
+
+
+def children_of(pid):
+    kids = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[1]) == pid:
+            kids.append(int(d))
+    return kids
+
+
+def cpu_seconds(pids):
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def machine_busy_seconds():
+    with open("/proc/stat") as f:
+        cpu = f.readline().split()[1:]
+    v = [int(x) for x in cpu]
+    # user nice system idle iowait irq softirq steal
+    return (v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / os.sysconf("SC_CLK_TCK")
+
+
+# ---------------------------------------------------------------------------- components
+
+def start_broker(run_dir, build):
+    bfile = os.path.join(run_dir, "kafka.bootstrap")
+    p = Proc("broker", [os.path.join(build, "psdm_kafka_dev"), "--topic", "elog", "--partitions", "1",
+                        "--bootstrap-file", bfile], os.path.join(run_dir, "broker.log"))
+    wait_until(lambda: os.path.exists(bfile) and os.path.getsize(bfile) > 0, p, "writing its bootstrap file", 15)
+    with open(bfile) as f:
+        bootstrap = f.read().strip().split("=")[-1]
+    port = int(bootstrap.split(",")[0].rsplit(":", 1)[1])
+    wait_until(lambda: port_open(port), p, f"accepting on {bootstrap}", 15)
+    return p, bootstrap
+
+
+def start_worker(run_dir, build, bootstrap):
+    port = free_port()
+    conf = os.path.join(run_dir, "psdm_socketd.conf")
+    with open(conf, "w") as f:
+        f.write(f"listen = 127.0.0.1:{port}\n"
+                f"kafka.bootstrap.servers = {bootstrap}\n"
+                "kafka.auto.offset.reset = earliest\n"
+                "kafka.fetch.wait.max.ms = 5\n"
+                "topics = elog\n"
+                "authz = allow-all\n"
+                "log_level = warn\n")
+    p = Proc("psdm_socketd", [os.path.join(build, "psdm_socketd"), "-c", conf],
+             os.path.join(run_dir, "server.log"), cwd=run_dir)
+    wait_until(lambda: port_open(port), p, f"listening on 127.0.0.1:{port}", 20)
+    return p, port, [p.pid]
+
+
+def start_reference(run_dir, bootstrap):
+    port = free_port()
+    env = dict(os.environ, PSDM_REF_BOOTSTRAP=bootstrap, PSDM_REF_TOPICS="elog",
+               PSDM_REF_PATH=SOCKETIO_PATH, PSDM_REF_FETCH_WAIT_MS="5", PSDM_REF_OFFSET_RESET="earliest")
+    # As deployed: gunicorn -k eventlet -w 1 app:app. --worker-connections: gunicorn's default
+    # (1000 per worker) would cap the scenarios long before the service does; --timeout: the
+    # arbiter must not kill a worker that is busy for a while (it would restart it mid-run);
+    # --graceful-timeout: a benchmark need not wait 30 s for connections to drain at the end.
+    argv = [PYTHON, GUNICORN, "-k", "eventlet", "-w", "1", "--worker-connections", "25000",
+            "--timeout", "600", "--graceful-timeout", "2", "--backlog", "2048",
+            "-b", f"127.0.0.1:{port}", "--chdir", os.path.join(REPO, "bench", "reference"), "app:app"]
+    p = Proc("reference", argv, os.path.join(run_dir, "server.log"), env=env, cwd=run_dir)
+    wait_until(lambda: port_open(port) and children_of(p.pid), p, f"listening on 127.0.0.1:{port}", 30)
+    return p, port, children_of(p.pid)
+
+
+# ---------------------------------------------------------------------------- scenarios
+
+def scenario_args(name, a):
+    """Loadgen arguments and a human title for each scenario."""
+    if name == "idle":
+        n = a.idle_connections
+        return (f"idle {n} connections",
+                ["--connections", n, "--rooms", max(1, n // 10), "--settle", a.settle, "--hold", a.hold,
+                 "--drain", 1, "--ramp-timeout", a.ramp_timeout])
+    if name == "fanout":
+        n = a.fanout_clients
+        return (f"one room x {n}, {a.fanout_rate:g} msg/s",
+                ["--connections", n, "--rooms", 1, "--rate", a.fanout_rate, "--duration", a.duration,
+                 "--drain", a.drain, "--settle", 1, "--ramp-timeout", a.ramp_timeout])
+    if name == "rooms":
+        n = a.rooms_count * a.room_size
+        return (f"{a.rooms_count} rooms x {a.room_size}, {a.rooms_rate:g} msg/s",
+                ["--connections", n, "--rooms", a.rooms_count, "--rate", a.rooms_rate, "--duration", a.duration,
+                 "--drain", a.drain, "--settle", 1, "--ramp-timeout", a.ramp_timeout])
+    if name == "probe":
+        n = a.probe_connections
+        return (f"open-files limit probe ({n} attempted)",
+                ["--connections", n, "--rooms", 1, "--procs", 2, "--stop-after-refusals", a.probe_stop_after,
+                 "--handshake-timeout", 20, "--rate", 10, "--duration", 1, "--drain", 10, "--settle", 2,
+                 "--ramp-timeout", a.probe_ramp_timeout])
+    raise ValueError(name)
+
+
+def run_one(a, target, scenario, run, out_root):
+    title, largs = scenario_args(scenario, a)
+    run_dir = os.path.join(out_root, "logs", f"{scenario}-{target}-{run}")
+    os.makedirs(run_dir, exist_ok=True)
+    started = []
+    result = {"target": target, "scenario": scenario, "run": run, "title": title}
+    t0 = time.monotonic()
+    try:
+        broker, bootstrap = start_broker(run_dir, a.build_dir)
+        started.append(broker)
+        if target == "psdm_socketd":
+            server, port, pids = start_worker(run_dir, a.build_dir, bootstrap)
+        else:
+            server, port, pids = start_reference(run_dir, bootstrap)
+        started.append(server)
+        argv = [os.path.join(a.build_dir, "psdm_loadgen"), "--port", port, "--path", "/" + SOCKETIO_PATH + "/",
+                "--bootstrap", bootstrap, "--topic", "elog", "--label", f"{scenario}-{target}-{run}",
+                "--broker-pid", broker.pid, "--spin-us", a.spin_us] + \
+            [x for pid in pids for x in ("--server-pid", pid)] + largs
+        argv = [str(x) for x in argv]
+        with open(os.path.join(run_dir, "loadgen.cmd"), "w") as f:
+            f.write(" ".join(argv) + "\n")
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        busy0, ours0, w0 = machine_busy_seconds(), cpu_seconds(pids + [broker.pid]), time.monotonic()
+        out_path = os.path.join(run_dir, "loadgen.json")
+        with open(out_path, "w") as out, open(os.path.join(run_dir, "loadgen.log"), "w") as err:
+            lg = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
+            lg_proc = Proc.__new__(Proc)
+            lg_proc.name, lg_proc.log, lg_proc.popen = "loadgen", os.path.join(run_dir, "loadgen.log"), lg
+            LIVE.append(lg_proc)
+            try:
+                lg.wait(timeout=a.scenario_timeout)
+            except subprocess.TimeoutExpired:
+                result["error"] = f"load generator still running after {a.scenario_timeout} s: stopped"
+            lg_proc.stop()
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wall = time.monotonic() - w0
+        ours = cpu_seconds(pids + [broker.pid]) - ours0 + (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
+        busy = machine_busy_seconds() - busy0
+        result["foreign_cpu_cores"] = round(max(0.0, busy - ours) / wall, 3) if wall > 0 else 0
+        result["server_alive"] = server.alive()
+        with open(out_path) as f:
+            lines = [ln for ln in f.read().splitlines() if ln.startswith("{")]
+        if lines:
+            result.update(json.loads(lines[-1]))
+        elif "error" not in result:
+            result["error"] = f"load generator exited {lg.returncode} without a result:\n{tail(lg_proc.log)}"
+        if not server.alive():
+            result["error"] = (result.get("error", "") + f" server exited ({server.popen.returncode}):\n"
+                               + tail(server.log)).strip()
+    except BenchError as e:
+        result["error"] = str(e)
+    finally:
+        for p in reversed(started):
+            p.stop()
+    result["wall_s"] = round(time.monotonic() - t0, 1)
+    return result
+
+
+# ---------------------------------------------------------------------------- report
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def med(results, target, scenario, key):
+    return median([r.get(key) for r in results
+                   if r["target"] == target and r["scenario"] == scenario and "error" not in r])
+
+
+def fmt_num(v, unit="", digits=0):
+    if v is None:
+        return "n/a"
+    return f"{v:,.{digits}f}{unit}"
+
+
+def fmt_kb(v):
+    return "n/a" if v is None else f"{v / 1024:.1f} KB"
+
+
+def fmt_ms(v):
+    if v is None or v < 0:
+        return "n/a"
+    return f"{v:.0f}" if v >= 100 else f"{v:.1f}"
+
+
+def ratio(a, b, less_is_better=False):
+    if a is None or b is None or a <= 0 or b <= 0:
+        return ""
+    r = b / a if less_is_better else a / b
+    word = " less" if less_is_better else ""
+    return f"{r:.1f}x{word}" if r < 100 else f"{r:.0f}x{word}"
+
+
+def build_table(results, a):
+    rows = []
+    W, R = "psdm_socketd", "reference"
+    targets = [t for t in TARGETS if t in a.targets]
+
+    def row(title, metric, fn, rat=None):
+        vals = {t: fn(t) for t in targets}
+        rows.append((title, metric, vals.get(W, ""), vals.get(R, ""), rat or ""))
+
+    def errors(scenario, target):
+        return sum(1 for r in results if r["target"] == target and r["scenario"] == scenario and "error" in r)
+
+    for sc in a.scenarios:
+        title, _ = scenario_args(sc, a)
+        if sc == "idle":
+            row(title, "connections held", lambda t: fmt_num(med(results, t, sc, "held_after_ramp")))
+            row("", "RSS per connection", lambda t: fmt_kb(med(results, t, sc, "rss_per_conn_bytes")),
+                ratio(med(results, W, sc, "rss_per_conn_bytes"), med(results, R, sc, "rss_per_conn_bytes"), True))
+            row("", "ramp (connections/s)",
+                lambda t: fmt_num(safe_div(med(results, t, sc, "held_after_ramp"), med(results, t, sc, "ramp_s"))),
+                ratio(safe_div(med(results, W, sc, "held_after_ramp"), med(results, W, sc, "ramp_s")),
+                      safe_div(med(results, R, sc, "held_after_ramp"), med(results, R, sc, "ramp_s"))))
+            row("", "server CPU per connection opened",
+                lambda t: fmt_num(safe_div(1e6 * (med(results, t, sc, "server_cpu_ramp_s") or 0),
+                                           med(results, t, sc, "held_after_ramp")), " us"))
+            row("", f"server CPU idle, {a.hold:g} s (cores)",
+                lambda t: fmt_num(safe_div(med(results, t, sc, "server_cpu_hold_s"), a.hold), "", 3),
+                ratio(med(results, W, sc, "server_cpu_hold_s"), med(results, R, sc, "server_cpu_hold_s"), True))
+            row("", f"held after {a.hold:g} s idle (pinged)", lambda t: fmt_num(med(results, t, sc, "open_at_end")))
+        elif sc in ("fanout", "rooms"):
+            row(title, "deliveries/s", lambda t: fmt_num(med(results, t, sc, "deliveries_per_s")),
+                ratio(med(results, W, sc, "deliveries_per_s"), med(results, R, sc, "deliveries_per_s")))
+            row("", "delivered (of expected)",
+                lambda t: fmt_num(med(results, t, sc, "delivered_pct"), "%", 2))
+            row("", "latency p50 / p99 (ms)",
+                lambda t: f"{fmt_ms(med(results, t, sc, 'lat_p50_ms'))} / {fmt_ms(med(results, t, sc, 'lat_p99_ms'))}",
+                ratio(med(results, R, sc, "lat_p99_ms"), med(results, W, sc, "lat_p99_ms")) + " (p99)"
+                if med(results, W, sc, "lat_p99_ms") and med(results, R, sc, "lat_p99_ms") else "")
+            row("", "server CPU (cores)",
+                lambda t: fmt_num(safe_div(med(results, t, sc, "server_cpu_window_s"),
+                                           med(results, t, sc, "window_s")), "", 2))
+            row("", "server CPU per delivery",
+                lambda t: fmt_num(safe_div(1e6 * (med(results, t, sc, "server_cpu_window_s") or 0),
+                                           med(results, t, sc, "delivered")), " us", 1),
+                ratio(safe_div(med(results, W, sc, "server_cpu_window_s"), med(results, W, sc, "delivered")),
+                      safe_div(med(results, R, sc, "server_cpu_window_s"), med(results, R, sc, "delivered")), True))
+            row("", "connections held", lambda t: fmt_num(med(results, t, sc, "held_after_ramp")))
+        elif sc == "probe":
+            row(title, "connections held", lambda t: fmt_num(med(results, t, sc, "held_after_ramp"))
+                if t in a.probe_targets else "not run")
+            row("", "past the limit", lambda t: probe_refusals(results, t) if t in a.probe_targets else "")
+            row("", "alive, delivering after",
+                lambda t: probe_serving(results, t) if t in a.probe_targets else "")
+        for t in targets:
+            if errors(sc, t):
+                rows.append(("", f"  ({t}: {errors(sc, t)} run(s) failed, see raw results)", "", "", ""))
+    return rows
+
+
+def safe_div(x, y, default=None):
+    if x is None or y is None or y == 0:
+        return default
+    return x / y
+
+
+def probe_refusals(results, target):
+    rs = [r for r in results if r["target"] == target and r["scenario"] == "probe" and "error" not in r]
+    if not rs:
+        return "n/a"
+    r = rs[0]
+    f = r.get("ramp_failures", {})
+    statuses = {k: v for k, v in r.get("http_status", {}).items() if k != "101"}
+    parts = []
+    if statuses:
+        parts.append("HTTP " + ",".join(f"{k}x{v}" for k, v in statuses.items()))
+    for k in ("closed_before_upgrade", "reset_before_upgrade", "connect_error", "handshake_timeout", "ramp_timeout", "closed_before_join",
+              "protocol_error", "local_fd_limit"):
+        if f.get(k):
+            parts.append(f"{k} {f[k]}")
+    return "; ".join(parts) or "none refused"
+
+
+def probe_serving(results, target):
+    rs = [r for r in results if r["target"] == target and r["scenario"] == "probe" and "error" not in r]
+    if not rs:
+        return "n/a"
+    r = rs[0]
+    return f"{'alive' if r.get('server_alive_end') else 'DEAD'}, {r.get('delivered_pct', 0):.2f}% delivered"
+
+
+def target_checks(results, a):
+    W = "psdm_socketd"
+    checks = []
+
+    def add(name, ok, detail):
+        checks.append((name, "ok" if ok else "MISSED", detail))
+
+    if "idle" in a.scenarios:
+        held = med(results, W, "idle", "held_after_ramp")
+        rss = med(results, W, "idle", "rss_per_conn_bytes")
+        add(f"idle RSS <= 4 KB/connection at {a.idle_connections}",
+            held == a.idle_connections and rss is not None and rss <= 4096,
+            f"{fmt_kb(rss)} with {fmt_num(held)} held")
+    if "probe" in a.scenarios:
+        rs = [r for r in results if r["target"] == W and r["scenario"] == "probe" and "error" not in r]
+        if rs:
+            r = rs[0]
+            f = r.get("ramp_failures", {})
+            refused = r.get("attempted", 0) - r.get("held_after_ramp", 0)
+            unclean = f.get("handshake_timeout", 0) + f.get("ramp_timeout", 0) + f.get("protocol_error", 0)
+            add("connections up to the open-files limit, refused cleanly past it",
+                r.get("held_after_ramp", 0) >= 19800 and refused > 0 and unclean == 0 and r.get("server_alive_end")
+                and r.get("delivered_pct", 0) >= 100.0,
+                f"{r.get('held_after_ramp')} held, {refused} refused ({probe_refusals(results, W)}), "
+                f"{probe_serving(results, W)}")
+        else:
+            add("connections up to the open-files limit", False, "probe failed")
+    if "fanout" in a.scenarios:
+        p99 = med(results, W, "fanout", "lat_p99_ms")
+        pct = med(results, W, "fanout", "delivered_pct")
+        dps = med(results, W, "fanout", "deliveries_per_s")
+        want = a.fanout_clients * a.fanout_rate
+        add(f"one room: {want:,.0f} deliveries/s, all delivered, p99 < 25 ms",
+            pct == 100.0 and p99 is not None and p99 < 25 and dps is not None and dps >= 0.98 * want,
+            f"{fmt_num(dps)}/s, {fmt_num(pct, '%', 2)}, p99 {fmt_ms(p99)} ms")
+    if "rooms" in a.scenarios:
+        pct = med(results, W, "rooms", "delivered_pct")
+        add(f"{a.rooms_count} rooms x {a.room_size} at {a.rooms_rate:g} msg/s, all delivered", pct == 100.0,
+            f"{fmt_num(pct, '%', 2)}, p99 {fmt_ms(med(results, W, 'rooms', 'lat_p99_ms'))} ms")
+    return checks
+
+
+def print_table(rows, a):
+    hdr = ("scenario", "metric", "psdm_socketd", "reference", "ratio")
+    widths = [max(len(str(r[i])) for r in rows + [hdr]) for i in range(5)]
+    line = lambda r: "  ".join(str(c).ljust(widths[i]) for i, c in enumerate(r)).rstrip()  # noqa: E731
+    print()
+    print(f"medians of {a.runs} run(s) of psdm_socketd and {a.ref_runs} of the reference per scenario "
+          f"({a.probe_runs} of the probe)")
+    print(line(hdr))
+    for r in rows:
+        if r[0]:
+            print()
+        print(line(r))
+
+
+def write_raw(results, out_root, stamp):
+    keys = ["target", "scenario", "run", "error", "wall_s", "foreign_cpu_cores", "connections", "rooms",
+            "held_after_ramp", "ramp_s", "rss_before_kb", "rss_after_kb", "rss_per_conn_bytes", "produced",
+            "expected", "delivered", "delivered_pct", "duplicates", "wrong_room", "deliveries_per_s", "lat_p50_ms",
+            "lat_p90_ms", "lat_p99_ms", "lat_max_ms", "server_cpu_ramp_s", "server_cpu_window_s", "window_s",
+            "broker_cpu_window_s", "loadgen_cpu_total_s", "open_at_end", "closed_by_server", "server_alive_end"]
+    paths = []
+    for name in (f"results-{stamp}", "results-latest"):
+        jp, cp = os.path.join(out_root, name + ".json"), os.path.join(out_root, name + ".csv")
+        with open(jp, "w") as f:
+            json.dump(results, f, indent=1)
+        with open(cp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
+            w.writeheader()
+            for r in results:
+                w.writerow({k: (str(r.get(k)).splitlines()[0] if k == "error" and r.get(k) else r.get(k))
+                            for k in keys})
+        paths += [jp, cp]
+    return paths
+
+
+def run_summary(r):
+    s = f"held {r.get('held_after_ramp')}/{r.get('attempted')} in {r.get('ramp_s', 0):.1f} s"
+    if r["scenario"] == "idle":
+        return s + f", RSS {fmt_kb(r.get('rss_per_conn_bytes'))}/connection"
+    return s + (f", {r.get('deliveries_per_s', 0):,.0f} deliveries/s, {r.get('delivered_pct', 0):.2f}% delivered, "
+                f"p50/p99 {fmt_ms(r.get('lat_p50_ms'))}/{fmt_ms(r.get('lat_p99_ms'))} ms, "
+                f"server CPU {r.get('server_cpu_window_s', 0):.1f} s")
+
+
+# ---------------------------------------------------------------------------- main
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build-dir", default=os.path.join(REPO, "build"))
+    ap.add_argument("--out", default=None, help="results and logs (default BUILD/bench)")
+    ap.add_argument("--runs", type=int, default=3, help="runs of each scenario on psdm_socketd (median reported)")
+    ap.add_argument("--ref-runs", type=int, default=1,
+                    help="runs of each scenario on the reference, the baseline (median reported)")
+    ap.add_argument("--probe-runs", type=int, default=1, help="runs of the open-files limit probe, per target")
+    ap.add_argument("--targets", default=",".join(TARGETS))
+    ap.add_argument("--scenarios", default=",".join(SCENARIOS))
+    ap.add_argument("--idle-connections", type=int, default=15000)
+    ap.add_argument("--fanout-clients", type=int, default=10000)
+    ap.add_argument("--fanout-rate", type=float, default=20)
+    ap.add_argument("--rooms-count", type=int, default=1000)
+    ap.add_argument("--room-size", type=int, default=10)
+    ap.add_argument("--rooms-rate", type=float, default=2000)
+    ap.add_argument("--duration", type=float, default=6, help="seconds of production per message scenario")
+    ap.add_argument("--drain", type=float, default=5, help="seconds to wait for late deliveries")
+    ap.add_argument("--settle", type=float, default=3, help="idle seconds before RSS is read")
+    ap.add_argument("--hold", type=float, default=26,
+                    help="idle seconds after that, for CPU while idle (more than the 25 s ping interval, so "
+                         "that every connection is pinged)")
+    ap.add_argument("--ramp-timeout", type=float, default=75, help="seconds to open a scenario's connections")
+    ap.add_argument("--probe-connections", type=int, default=20200,
+                    help="connections the probe attempts (two client processes)")
+    ap.add_argument("--probe-stop-after", type=int, default=100,
+                    help="a probe client process stops after this many refusals")
+    ap.add_argument("--probe-ramp-timeout", type=float, default=90, help="seconds the probe may take to ramp")
+    ap.add_argument("--probe-targets", default="psdm_socketd",
+                    help="targets the probe runs on (the reference too: psdm_socketd,reference; ~2 more minutes)")
+    ap.add_argument("--spin-us", type=int, default=0,
+                    help="client processes poll without sleeping this long after traffic (0: always sleep)")
+    ap.add_argument("--report", metavar="RESULTS.json",
+                    help="print the table of saved raw results (same scenario options) instead of running")
+    ap.add_argument("--scenario-timeout", type=float, default=240, help="hard bound of one scenario run")
+    a = ap.parse_args()
+    a.build_dir = os.path.abspath(a.build_dir)
+    a.targets = [t for t in a.targets.split(",") if t]
+    a.scenarios = [s for s in a.scenarios.split(",") if s]
+    a.probe_targets = [t for t in a.probe_targets.split(",") if t]
+    for t in a.targets:
+        if t not in TARGETS:
+            ap.error(f"unknown target {t} ({', '.join(TARGETS)})")
+    for s in a.scenarios:
+        if s not in SCENARIOS:
+            ap.error(f"unknown scenario {s} ({', '.join(SCENARIOS)})")
+    if a.report:
+        with open(a.report) as f:
+            results = json.load(f)
+        print_table(build_table(results, a), a)
+        if "psdm_socketd" in a.targets:
+            print("\npsdm_socketd targets")
+            for name, status, detail in target_checks(results, a):
+                print(f"  {status:6}  {name}: {detail}")
+        return 0
+    for b in ("psdm_loadgen", "psdm_kafka_dev", "psdm_socketd"):
+        if not os.path.exists(os.path.join(a.build_dir, b)):
+            ap.error(f"{a.build_dir}/{b} missing: build first (make build)")
+    if "reference" in a.targets and not os.path.exists(GUNICORN):
+        ap.error("gunicorn missing: scripts/deps.sh bench")
+    out_root = os.path.abspath(a.out or os.path.join(a.build_dir, "bench"))
+    os.makedirs(out_root, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+
+    signal.signal(signal.SIGINT, on_signal)  # also when started with SIGINT ignored (background job)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    results = []
+    t_start = time.monotonic()
+    plan = []
+    for run in range(1, max(a.runs, a.ref_runs, a.probe_runs) + 1):
+        for sc in a.scenarios:
+            for t in a.targets:
+                runs = a.probe_runs if sc == "probe" else a.runs if t == "psdm_socketd" else a.ref_runs
+                if sc == "probe" and t not in a.probe_targets:
+                    runs = 0
+                if run <= runs:
+                    plan.append((t, sc, run))
+    print(f"bench: {len(plan)} scenario runs; logs and raw results in {out_root}", flush=True)
+    try:
+        for i, (t, sc, run) in enumerate(plan, 1):
+            r = run_one(a, t, sc, run, out_root)
+            results.append(r)
+            summary = r.get("error", "").splitlines()[0] if "error" in r else run_summary(r)
+            foreign = r.get("foreign_cpu_cores", 0)
+            note = f"  [other load on the machine: {foreign:.2f} cores]" if foreign and foreign > 0.1 else ""
+            print(f"[{i}/{len(plan)} {time.monotonic() - t_start:5.0f} s] {sc:6} {t:12} run {run}: {summary}"
+                  f" ({r['wall_s']} s){note}", flush=True)
+    except KeyboardInterrupt:
+        print("\nbench: interrupted; stopping everything it started", file=sys.stderr)
+        stop_all()
+        if results:
+            write_raw(results, out_root, stamp)
+        return 130
+    finally:
+        stop_all()
+
+    paths = write_raw(results, out_root, stamp)
+    print_table(build_table(results, a), a)
+    if "psdm_socketd" in a.targets:
+        print()
+        print("psdm_socketd targets")
+        for name, status, detail in target_checks(results, a):
+            print(f"  {status:6}  {name}: {detail}")
+    noisy = [r for r in results if r.get("foreign_cpu_cores", 0) > 0.1]
+    if noisy:
+        print(f"\nnote: {len(noisy)} run(s) shared the machine with other load (> 0.1 core of CPU outside the "
+              "bench's processes); see foreign_cpu_cores in the raw results")
+    print(f"\nraw results: {paths[2]}, {paths[3]}; logs: {os.path.join(out_root, 'logs')}")
+    print(f"bench: done in {time.monotonic() - t_start:.0f} s")
+    return 1 if any("error" in r for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
