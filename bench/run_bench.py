@@ -18,6 +18,7 @@ import csv
 import json
 import os
 import resource
+import shutil
 import signal
 import socket
 import statistics
@@ -31,7 +32,7 @@ GUNICORN = "/usr/bin/gunicorn"
 SOCKETIO_PATH = "bench_socketio/socket.io"  # the reference's path; the worker takes any */socket.io/
 
 TARGETS = ("psdm_socketd", "reference")
-SCENARIOS = ("idle", "fanout", "rooms", "probe")
+SCENARIOS = ("idle", "fanout", "rooms", "probe", "handshake", "apache-hold")
 
 
 class BenchError(Exception):
@@ -300,6 +301,327 @@ def run_one(a, target, scenario, run, out_root):
     return result
 
 
+# ---------------------------------------------------------------------------- Apache part
+# Handshake rate directly to the worker's `listen` port, through Apache's handoff
+# (mod_psdm_socket) and through Apache ProxyPass to the same port (today's path); then
+# Apache's cost (busy threads, all threads, RSS) per held websocket for the handoff,
+# ProxyPass and the module's TLS relay. Tool: build/psdm_wsbench (bench/wsbench.cpp).
+
+APACHE2 = "/usr/sbin/apache2"
+APACHE_MODULES = "/usr/lib/apache2/modules"
+APACHE_SCENARIOS = ("handshake", "apache-hold")
+HANDSHAKE_TARGETS = ("direct", "handoff", "proxypass")
+HOLD_TARGETS = ("handoff", "proxypass", "tls-relay")
+APACHE_LABEL = {"direct": "direct to the worker's listen port", "handoff": "Apache + mod_psdm_socket handoff",
+                "proxypass": "Apache ProxyPass ws:// (mod_proxy_wstunnel)",
+                "tls-relay": "Apache mod_ssl + mod_psdm_socket relay (wss://)"}
+# mpm_event sized so that Apache is not the bottleneck: 2 048 threads at most (enough for
+# every ProxyPass websocket held), 128 started, idle children never reaped mid-run.
+APACHE_MPM = ("StartServers 2\nServerLimit 32\nThreadLimit 64\nThreadsPerChild 64\nMaxRequestWorkers 2048\n"
+              "MinSpareThreads 64\nMaxSpareThreads 2048\nMaxConnectionsPerChild 0\nListenBacklog 4096\n")
+
+
+def start_stack_worker(run_dir, build, bootstrap, sock):
+    """The worker with both a `listen` port and the handoff socket (Apache's children are
+    www-data when we run as root, as in tests/integration/stack.py)."""
+    port = free_port()
+    conf = os.path.join(run_dir, "psdm_socketd.conf")
+    peer = "www-data" if os.geteuid() == 0 else str(os.geteuid())
+    with open(conf, "w") as f:
+        f.write(f"listen = 127.0.0.1:{port}\n"
+                f"handoff_socket = {sock}\nhandoff_socket_mode = 0666\nhandoff_allowed_peers = {peer}\n"
+                f"kafka.bootstrap.servers = {bootstrap}\n"
+                "kafka.fetch.wait.max.ms = 5\n"
+                "topics = elog\n"
+                "authz = allow-all\n"
+                "log_level = warn\n")
+    p = Proc("psdm_socketd", [os.path.join(build, "psdm_socketd"), "-c", conf],
+             os.path.join(run_dir, "server.log"), cwd=run_dir)
+    wait_until(lambda: port_open(port) and os.path.exists(sock), p, f"listening on 127.0.0.1:{port} and {sock}",
+               20)
+    return p, port
+
+
+def apache_conf(run_dir, sock_dir, port, kind, build, sock=None, worker_port=None, cert=None):
+    # A short DocumentRoot (/tmp/psdm-bench-XXXX/htdocs, as deep as /var/www/html): the handoff
+    # location maps to it, and httpd stats each of its directories per request.
+    htdocs = os.path.join(sock_dir, "htdocs")
+    os.makedirs(htdocs, exist_ok=True)
+    mods = ["mpm_event", "authz_core", "env", "status"]
+    if kind == "proxypass":
+        mods += ["proxy", "proxy_http", "proxy_wstunnel"]
+    if kind == "tls-relay":
+        mods += ["ssl", "socache_shmcb"]
+    conf = [f"ServerRoot {run_dir}", f"ServerName 127.0.0.1:{port}", f"Listen 127.0.0.1:{port}",
+            f"PidFile {run_dir}/httpd.pid", f"DefaultRuntimeDir {sock_dir}", f"Mutex file:{sock_dir} default",
+            f"ErrorLog {run_dir}/httpd.log", "LogLevel warn", f"DocumentRoot {htdocs}"]
+    conf += [f"LoadModule {m}_module {APACHE_MODULES}/mod_{m}.so" for m in mods]
+    if os.geteuid() == 0:  # httpd refuses to serve as root; Debian's web user then
+        conf += ["User www-data", "Group www-data"]
+    conf.append(APACHE_MPM)
+    # As Debian's apache2.conf: no .htaccess lookups (each would cost an open() per directory
+    # of DocumentRoot per request). mod_status only for BusyWorkers: ExtendedStatus Off, so
+    # that the instrument does not add a times() per request.
+    conf += ["<Directory />", "  AllowOverride None", "</Directory>",
+             "ExtendedStatus Off", "<Location /server-status>", "  SetHandler server-status", "</Location>"]
+    if kind in ("handoff", "tls-relay"):
+        conf += [f"LoadModule psdm_socket_module {build}/mod_psdm_socket.so", f"PsdmSocketWorker unix:{sock}",
+                 '<LocationMatch "^/[^/]+_socketio/">', "  SetHandler psdm-socket", "  SetEnv WEBAUTH_USER bench",
+                 "  PsdmSocketUser env:WEBAUTH_USER", "</LocationMatch>"]
+    if kind == "tls-relay":
+        conf += ["SSLEngine on", f"SSLCertificateFile {cert[1]}", f"SSLCertificateKeyFile {cert[0]}",
+                 f"SSLSessionCache shmcb:{sock_dir}/ssl_scache(512000)"]
+    if kind == "proxypass":
+        conf.append(f'ProxyPass "/bench_socketio/" "ws://127.0.0.1:{worker_port}/bench_socketio/"')
+    return "\n".join(conf) + "\n"
+
+
+def apache_status(port, tls=False):
+    """mod_status ?auto as a dict (None when Apache does not answer)."""
+    import ssl
+    import urllib.request
+    ctx = None
+    if tls:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE  # the bench's own self-signed certificate
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/server-status?auto"
+    try:
+        with urllib.request.urlopen(url, timeout=5, context=ctx) as r:
+            text = r.read().decode(errors="replace")
+    except OSError:
+        return None
+    out = {}
+    for line in text.splitlines():
+        k, _, v = line.partition(":")
+        out[k.strip()] = v.strip()
+    return out
+
+
+def start_apache(run_dir, sock_dir, kind, build, **kw):
+    port = free_port()
+    conf = os.path.join(run_dir, "httpd.conf")
+    with open(conf, "w") as f:
+        f.write(apache_conf(run_dir, sock_dir, port, kind, build, **kw))
+    check = subprocess.run([APACHE2, "-t", "-f", conf], capture_output=True, text=True)
+    if check.returncode != 0:
+        raise BenchError(f"apache2 -t rejected {conf}:\n{check.stderr}")
+    p = Proc(f"apache2 ({kind})", [APACHE2, "-f", conf, "-DFOREGROUND"], os.path.join(run_dir, "httpd.out"))
+    wait_until(lambda: apache_status(port, kind == "tls-relay") is not None, p, f"serving 127.0.0.1:{port}", 20)
+    return p, port
+
+
+def apache_pids(proc):
+    return [proc.pid] + children_of(proc.pid)
+
+
+def proc_status_sum(pids, key):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith(key + ":"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def make_cert(d):
+    key, crt = os.path.join(d, "key.pem"), os.path.join(d, "cert.pem")
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt,
+                        "-days", "1", "-subj", "/CN=127.0.0.1"], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise BenchError(f"openssl req failed: {r.stderr}")
+    return key, crt
+
+
+def wsbench_argv(a, port, label, *more):
+    return [os.path.join(a.build_dir, "psdm_wsbench"), "--port", str(port), "--path", "/" + SOCKETIO_PATH + "/",
+            "--label", label] + [str(x) for x in more]
+
+
+def run_wsbench(argv, run_dir, name, timeout):
+    """Runs psdm_wsbench to completion; returns its last JSON line."""
+    with open(os.path.join(run_dir, name + ".cmd"), "w") as f:
+        f.write(" ".join(argv) + "\n")
+    out_path, log_path = os.path.join(run_dir, name + ".json"), os.path.join(run_dir, name + ".log")
+    with open(out_path, "w") as out, open(log_path, "w") as err:
+        p = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
+        lp = Proc.__new__(Proc)
+        lp.name, lp.log, lp.popen = "psdm_wsbench", log_path, p
+        LIVE.append(lp)
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            lp.stop()
+            raise BenchError(f"psdm_wsbench still running after {timeout} s: stopped")
+        lp.stop()
+    with open(out_path) as f:
+        lines = [ln for ln in f.read().splitlines() if ln.startswith("{")]
+    if not lines:
+        raise BenchError(f"psdm_wsbench exited {p.returncode} without a result:\n{tail(log_path)}")
+    return json.loads(lines[-1])
+
+
+def handshake_runs(a, out_root, report):
+    """Scenario `handshake`: one broker, one worker (listen + handoff socket), one Apache
+    with the handoff and one with ProxyPass; runs interleaved direct, handoff, proxypass."""
+    import tempfile
+    run_dir = os.path.join(out_root, "logs", "handshake")
+    os.makedirs(run_dir, exist_ok=True)
+    sock_dir = tempfile.mkdtemp(prefix="psdm-bench-")
+    os.chmod(sock_dir, 0o755)
+    results, started = [], []
+    try:
+        broker, bootstrap = start_broker(run_dir, a.build_dir)
+        started.append(broker)
+        sock = os.path.join(sock_dir, "handoff.sock")
+        worker, wport = start_stack_worker(run_dir, a.build_dir, bootstrap, sock)
+        started.append(worker)
+        ports, apaches = {"direct": wport}, {}
+        for kind in ("handoff", "proxypass"):
+            d = os.path.join(run_dir, "apache-" + kind)
+            os.makedirs(d, exist_ok=True)
+            apaches[kind], ports[kind] = start_apache(d, sock_dir, kind, a.build_dir, sock=sock, worker_port=wport)
+            started.append(apaches[kind])
+        for t in HANDSHAKE_TARGETS:  # warm-up, not measured: Apache's children, the worker's pools
+            run_wsbench(wsbench_argv(a, ports[t], f"warmup-{t}", "--mode", "rate", "--duration", 1, "--warmup", 0,
+                                     "--concurrency", a.handshake_concurrency), run_dir, f"warmup-{t}", 30)
+        for run in range(1, a.apache_runs + 1):
+            for t in HANDSHAKE_TARGETS:
+                name = f"{t}-{run}"
+                pids_apache = apache_pids(apaches[t]) if t in apaches else []
+                ours = [worker.pid, broker.pid] + [p for k in apaches for p in apache_pids(apaches[k])]
+                ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                busy0, ours0, w0 = machine_busy_seconds(), cpu_seconds(ours), time.monotonic()
+                wcpu0, acpu0 = cpu_seconds([worker.pid]), cpu_seconds(pids_apache)
+                r = {"target": t, "scenario": "handshake", "run": run, "title": "handshake rate"}
+                try:
+                    r.update(run_wsbench(wsbench_argv(a, ports[t], name, "--mode", "rate", "--duration",
+                                                      a.handshake_duration, "--warmup", 0, "--concurrency",
+                                                      a.handshake_concurrency), run_dir, name,
+                                         a.handshake_duration + 60))
+                except BenchError as e:
+                    r["error"] = str(e)
+                wall = time.monotonic() - w0
+                ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                ours_cpu = (cpu_seconds(ours) - ours0 + (ru1.ru_utime + ru1.ru_stime)
+                            - (ru0.ru_utime + ru0.ru_stime))
+                r["foreign_cpu_cores"] = round(max(0.0, machine_busy_seconds() - busy0 - ours_cpu) / wall, 3)
+                r["worker_cpu_s"] = round(cpu_seconds([worker.pid]) - wcpu0, 3)
+                r["apache_cpu_s"] = round(cpu_seconds(apache_pids(apaches[t])) - acpu0, 3) if t in apaches else 0.0
+                r["wall_s"] = round(wall, 1)
+                for p in started:
+                    if not p.alive():
+                        r["error"] = (r.get("error", "") + f" {p.name} exited ({p.popen.returncode}):\n"
+                                      + tail(p.log)).strip()
+                results.append(r)
+                report(r)
+                if "error" in r and any(not p.alive() for p in started):
+                    return results
+    except BenchError as e:
+        results.append({"target": "direct", "scenario": "handshake", "run": 0, "error": str(e), "wall_s": 0})
+        report(results[-1])
+    finally:
+        for p in reversed(started):
+            p.stop()
+        shutil.rmtree(sock_dir, ignore_errors=True)
+    return results
+
+
+def hold_run(a, out_root, kind, run):
+    """Scenario `apache-hold`, one path: a fresh broker, worker and Apache; warm-up; then
+    Apache's busy threads (mod_status), threads (/proc) and RSS (sum of VmRSS of the
+    apache2 processes) before and while --hold-connections websockets are held."""
+    import tempfile
+    run_dir = os.path.join(out_root, "logs", f"apache-hold-{kind}-{run}")
+    os.makedirs(run_dir, exist_ok=True)
+    sock_dir = tempfile.mkdtemp(prefix="psdm-bench-")
+    os.chmod(sock_dir, 0o755)
+    started = []
+    r = {"target": kind, "scenario": "apache-hold", "run": run, "title": "held websockets"}
+    t0 = time.monotonic()
+    tls = kind == "tls-relay"
+    try:
+        broker, bootstrap = start_broker(run_dir, a.build_dir)
+        started.append(broker)
+        sock = os.path.join(sock_dir, "handoff.sock")
+        worker, wport = start_stack_worker(run_dir, a.build_dir, bootstrap, sock)
+        started.append(worker)
+        apache, port = start_apache(run_dir, sock_dir, kind, a.build_dir, sock=sock, worker_port=wport,
+                                    cert=make_cert(sock_dir) if tls else None)
+        started.append(apache)
+        tls_arg = ["--tls"] if tls else []
+        run_wsbench(wsbench_argv(a, port, "warmup", "--mode", "rate", "--duration", 1, "--warmup", 0,
+                                 "--concurrency", 16, *tls_arg), run_dir, "warmup", 30)
+        time.sleep(a.apache_settle)  # closed connections leave the children
+
+        def sample():
+            st = apache_status(port, tls) or {}
+            pids = apache_pids(apache)
+            return {"busy": int(st.get("BusyWorkers", -1)), "idle": int(st.get("IdleWorkers", -1)),
+                    "threads": proc_status_sum(pids, "Threads"), "rss_kb": proc_status_sum(pids, "VmRSS"),
+                    "procs": len(pids)}
+        before = sample()
+        argv = wsbench_argv(a, port, f"hold-{kind}-{run}", "--mode", "hold", "--connections", a.hold_connections,
+                            "--window", 100, "--handshake-timeout", 30, "--ramp-timeout", 90,
+                            "--max-hold", 120, *tls_arg)
+        with open(os.path.join(run_dir, "hold.cmd"), "w") as f:
+            f.write(" ".join(argv) + "\n")
+        log_path = os.path.join(run_dir, "hold.log")
+        with open(log_path, "w") as err:
+            p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.PIPE, text=True,
+                                 start_new_session=True)
+        lp = Proc.__new__(Proc)
+        lp.name, lp.log, lp.popen = "psdm_wsbench", log_path, p
+        LIVE.append(lp)
+        started.append(lp)
+        import select
+        held, deadline = None, time.monotonic() + 120
+        lines = []
+        while held is None:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([p.stdout], [], [], left)[0]:
+                raise BenchError("psdm_wsbench: websockets not held within 120 s")
+            line = p.stdout.readline()
+            if not line:
+                raise BenchError(f"psdm_wsbench exited ({p.wait()}) while opening:\n{tail(log_path)}")
+            lines.append(line)
+            if line.startswith("{") and '"phase":"held"' in line:
+                held = json.loads(line)
+        time.sleep(a.apache_settle)
+        during = sample()
+        try:  # closing its stdin (communicate does) ends the hold
+            rest, _ = p.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            raise BenchError("psdm_wsbench did not end the hold within 30 s")
+        lines += rest.splitlines()
+        with open(os.path.join(run_dir, "hold.json"), "w") as f:
+            f.write("".join(x if x.endswith("\n") else x + "\n" for x in lines))
+        final = [ln for ln in rest.splitlines() if ln.startswith("{")]
+        if final:
+            r.update(json.loads(final[-1]))
+        n = held["held"]
+        r.update({"held": n, "before": before, "during": during})
+        if n > 0:
+            r["apache_busy_per_ws"] = round((during["busy"] - before["busy"]) / n, 4)
+            r["apache_threads_per_ws"] = round((during["threads"] - before["threads"]) / n, 4)
+            r["apache_rss_per_ws_bytes"] = round((during["rss_kb"] - before["rss_kb"]) * 1024 / n, 1)
+        for q in (broker, worker, apache):
+            if not q.alive():
+                r["error"] = f"{q.name} exited ({q.popen.returncode}):\n{tail(q.log)}"
+    except BenchError as e:
+        r["error"] = str(e)
+    finally:
+        for q in reversed(started):
+            q.stop()
+        shutil.rmtree(sock_dir, ignore_errors=True)
+    r["wall_s"] = round(time.monotonic() - t0, 1)
+    return r
+
+
 # ---------------------------------------------------------------------------- report
 
 def median(values):
@@ -349,6 +671,8 @@ def build_table(results, a):
         return sum(1 for r in results if r["target"] == target and r["scenario"] == scenario and "error" in r)
 
     for sc in a.scenarios:
+        if sc in APACHE_SCENARIOS:
+            continue
         title, _ = scenario_args(sc, a)
         if sc == "idle":
             row(title, "connections held", lambda t: fmt_num(med(results, t, sc, "held_after_ramp")))
@@ -468,6 +792,77 @@ def target_checks(results, a):
     return checks
 
 
+def apache_tables(results, a):
+    """The Apache part's two tables: (title, header, rows) each."""
+    tables = []
+    if "handshake" in a.scenarios:
+        d = med(results, "direct", "handshake", "handshakes_per_s")
+        rows = []
+        for t in HANDSHAKE_TARGETS:
+            v = med(results, t, "handshake", "handshakes_per_s")
+            hs = med(results, t, "handshake", "handshakes")
+            cpu_w = safe_div(1e6 * (med(results, t, "handshake", "worker_cpu_s") or 0), hs)
+            cpu_a = safe_div(1e6 * (med(results, t, "handshake", "apache_cpu_s") or 0), hs)
+            fails = [r for r in results if r["target"] == t and r["scenario"] == "handshake" and "error" not in r]
+            nfail = sum(sum(r.get("failures", {}).values()) for r in fails)
+            errs = sum(1 for r in results if r["target"] == t and r["scenario"] == "handshake" and "error" in r)
+            rows.append((APACHE_LABEL[t], fmt_num(v), f"{v / d:.2f}" if v and d else "n/a",
+                         f"{fmt_ms(med(results, t, 'handshake', 'lat_p50_ms'))} / "
+                         f"{fmt_ms(med(results, t, 'handshake', 'lat_p99_ms'))}",
+                         f"{fmt_num(cpu_w, ' us')} + {fmt_num(cpu_a, ' us')}",
+                         str(nfail) + (f" ({errs} run(s) failed)" if errs else "")))
+        tables.append((f"WebSocket handshakes/s ({a.handshake_concurrency} in flight, {a.handshake_duration:g} s, "
+                       f"median of {a.apache_runs} run(s))",
+                       ("path", "handshakes/s", "vs direct", "p50 / p99 (ms)", "CPU/handshake worker + Apache",
+                        "failed"), rows))
+    if "apache-hold" in a.scenarios:
+        rows = []
+        for t in HOLD_TARGETS:
+            errs = sum(1 for r in results if r["target"] == t and r["scenario"] == "apache-hold" and "error" in r)
+            rows.append((APACHE_LABEL[t], fmt_num(med(results, t, "apache-hold", "held")),
+                         fmt_num(med(results, t, "apache-hold", "apache_busy_per_ws"), "", 3),
+                         fmt_num(med(results, t, "apache-hold", "apache_threads_per_ws"), "", 3),
+                         fmt_kb(med(results, t, "apache-hold", "apache_rss_per_ws_bytes"))
+                         + (f" ({errs} run(s) failed)" if errs else "")))
+        tables.append((f"Apache's cost per held websocket ({a.hold_connections} idle websockets, "
+                       f"median of {a.apache_hold_runs} run(s))",
+                       ("path", "held", "busy threads/ws", "threads/ws", "RSS/ws"), rows))
+    return tables
+
+
+def apache_checks(results, a):
+    checks = []
+    if "handshake" in a.scenarios:
+        d = med(results, "direct", "handshake", "handshakes_per_s")
+        h = med(results, "handoff", "handshake", "handshakes_per_s")
+        pp = med(results, "proxypass", "handshake", "handshakes_per_s")
+        checks.append(("handoff handshakes/s >= 0.5 x direct", "ok" if h and d and h >= 0.5 * d else "MISSED",
+                       f"{h / d:.2f} x ({fmt_num(h)} vs {fmt_num(d)})" if h and d else "n/a"))
+        checks.append(("handoff handshakes/s >= 2 x ProxyPass", "ok" if h and pp and h >= 2 * pp else "MISSED",
+                       f"{h / pp:.2f} x ({fmt_num(h)} vs {fmt_num(pp)})" if h and pp else "n/a"))
+    if "apache-hold" in a.scenarios:
+        b = med(results, "handoff", "apache-hold", "apache_busy_per_ws")
+        th = med(results, "handoff", "apache-hold", "apache_threads_per_ws")
+        checks.append(("zero Apache threads per held websocket (handoff)",
+                       "ok" if b is not None and th is not None and b < 0.01 and th < 0.01 else "MISSED",
+                       f"busy {fmt_num(b, '', 3)}, all threads {fmt_num(th, '', 3)} per websocket"))
+    return checks
+
+
+def print_apache(results, a):
+    for title, hdr, rows in apache_tables(results, a):
+        widths = [max(len(str(r[i])) for r in rows + [hdr]) for i in range(len(hdr))]
+        print()
+        print(title)
+        for r in [hdr] + rows:
+            print("  ".join(str(c).ljust(widths[i]) for i, c in enumerate(r)).rstrip())
+    checks = apache_checks(results, a)
+    if checks:
+        print("\nApache handoff targets")
+        for name, status, detail in checks:
+            print(f"  {status:6}  {name}: {detail}")
+
+
 def print_table(rows, a):
     hdr = ("scenario", "metric", "psdm_socketd", "reference", "ratio")
     widths = [max(len(str(r[i])) for r in rows + [hdr]) for i in range(5)]
@@ -487,7 +882,9 @@ def write_raw(results, out_root, stamp):
             "held_after_ramp", "ramp_s", "rss_before_kb", "rss_after_kb", "rss_per_conn_bytes", "produced",
             "expected", "delivered", "delivered_pct", "duplicates", "wrong_room", "deliveries_per_s", "lat_p50_ms",
             "lat_p90_ms", "lat_p99_ms", "lat_max_ms", "server_cpu_ramp_s", "server_cpu_window_s", "window_s",
-            "broker_cpu_window_s", "loadgen_cpu_total_s", "open_at_end", "closed_by_server", "server_alive_end"]
+            "broker_cpu_window_s", "loadgen_cpu_total_s", "open_at_end", "closed_by_server", "server_alive_end",
+            "handshakes", "handshakes_per_s", "worker_cpu_s", "apache_cpu_s", "held", "apache_busy_per_ws",
+            "apache_threads_per_ws", "apache_rss_per_ws_bytes"]
     paths = []
     for name in (f"results-{stamp}", "results-latest"):
         jp, cp = os.path.join(out_root, name + ".json"), os.path.join(out_root, name + ".csv")
@@ -504,6 +901,13 @@ def write_raw(results, out_root, stamp):
 
 
 def run_summary(r):
+    if r["scenario"] == "handshake":
+        return (f"{r.get('handshakes_per_s', 0):,.0f} handshakes/s, p50/p99 {fmt_ms(r.get('lat_p50_ms'))}/"
+                f"{fmt_ms(r.get('lat_p99_ms'))} ms, {sum(r.get('failures', {}).values())} failed")
+    if r["scenario"] == "apache-hold":
+        return (f"held {r.get('held')}/{r.get('attempted')} in {r.get('ramp_s', 0):.1f} s; Apache per websocket: "
+                f"busy threads {r.get('apache_busy_per_ws')}, threads {r.get('apache_threads_per_ws')}, "
+                f"RSS {fmt_kb(r.get('apache_rss_per_ws_bytes'))}; open at end {r.get('open_at_end')}")
     s = f"held {r.get('held_after_ramp')}/{r.get('attempted')} in {r.get('ramp_s', 0):.1f} s"
     if r["scenario"] == "idle":
         return s + f", RSS {fmt_kb(r.get('rss_per_conn_bytes'))}/connection"
@@ -549,6 +953,14 @@ def main():
     ap.add_argument("--report", metavar="RESULTS.json",
                     help="print the table of saved raw results (same scenario options) instead of running")
     ap.add_argument("--scenario-timeout", type=float, default=240, help="hard bound of one scenario run")
+    g = ap.add_argument_group("Apache part (scenarios handshake, apache-hold)")
+    g.add_argument("--apache-runs", type=int, default=3, help="runs of the handshake rate per path (median)")
+    g.add_argument("--handshake-duration", type=float, default=5, help="seconds per handshake-rate run")
+    g.add_argument("--handshake-concurrency", type=int, default=32, help="handshakes in flight")
+    g.add_argument("--hold-connections", type=int, default=1000, help="websockets held per Apache path")
+    g.add_argument("--apache-hold-runs", type=int, default=1, help="runs of the hold per Apache path (median)")
+    g.add_argument("--apache-settle", type=float, default=2,
+                   help="seconds after the warm-up and after the ramp before Apache is sampled")
     a = ap.parse_args()
     a.build_dir = os.path.abspath(a.build_dir)
     a.targets = [t for t in a.targets.split(",") if t]
@@ -563,8 +975,10 @@ def main():
     if a.report:
         with open(a.report) as f:
             results = json.load(f)
-        print_table(build_table(results, a), a)
-        if "psdm_socketd" in a.targets:
+        if any(s not in APACHE_SCENARIOS for s in a.scenarios):
+            print_table(build_table(results, a), a)
+        print_apache(results, a)
+        if "psdm_socketd" in a.targets and any(s not in APACHE_SCENARIOS for s in a.scenarios):
             print("\npsdm_socketd targets")
             for name, status, detail in target_checks(results, a):
                 print(f"  {status:6}  {name}: {detail}")
@@ -572,6 +986,14 @@ def main():
     for b in ("psdm_loadgen", "psdm_kafka_dev", "psdm_socketd"):
         if not os.path.exists(os.path.join(a.build_dir, b)):
             ap.error(f"{a.build_dir}/{b} missing: build first (make build)")
+    if any(s in APACHE_SCENARIOS for s in a.scenarios):
+        for path, why in ((os.path.join(a.build_dir, "psdm_wsbench"), "build it: needs libssl-dev "
+                           "(scripts/deps.sh bench), then make build"),
+                          (os.path.join(a.build_dir, "mod_psdm_socket.so"), "make build"),
+                          (APACHE2, "scripts/deps.sh bench"),
+                          (f"{APACHE_MODULES}/mod_proxy_wstunnel.so", "scripts/deps.sh bench")):
+            if not os.path.exists(path):
+                ap.error(f"{path} missing: {why}")
     if "reference" in a.targets and not os.path.exists(GUNICORN):
         ap.error("gunicorn missing: scripts/deps.sh bench")
     out_root = os.path.abspath(a.out or os.path.join(a.build_dir, "bench"))
@@ -586,22 +1008,39 @@ def main():
     plan = []
     for run in range(1, max(a.runs, a.ref_runs, a.probe_runs) + 1):
         for sc in a.scenarios:
+            if sc in APACHE_SCENARIOS:
+                continue
             for t in a.targets:
                 runs = a.probe_runs if sc == "probe" else a.runs if t == "psdm_socketd" else a.ref_runs
                 if sc == "probe" and t not in a.probe_targets:
                     runs = 0
                 if run <= runs:
                     plan.append((t, sc, run))
-    print(f"bench: {len(plan)} scenario runs; logs and raw results in {out_root}", flush=True)
+    n_apache = (len(HANDSHAKE_TARGETS) * a.apache_runs if "handshake" in a.scenarios else 0) + \
+        (len(HOLD_TARGETS) * a.apache_hold_runs if "apache-hold" in a.scenarios else 0)
+    print(f"bench: {len(plan) + n_apache} scenario runs; logs and raw results in {out_root}", flush=True)
+    done = [0]
+
+    def report(r):
+        done[0] += 1
+        summary = r.get("error", "").splitlines()[0] if "error" in r else run_summary(r)
+        foreign = r.get("foreign_cpu_cores", 0)
+        note = f"  [other load on the machine: {foreign:.2f} cores]" if foreign and foreign > 0.1 else ""
+        print(f"[{done[0]}/{len(plan) + n_apache} {time.monotonic() - t_start:5.0f} s] {r['scenario']:6} "
+              f"{r['target']:12} run {r['run']}: {summary} ({r.get('wall_s')} s){note}", flush=True)
     try:
-        for i, (t, sc, run) in enumerate(plan, 1):
+        for t, sc, run in plan:
             r = run_one(a, t, sc, run, out_root)
             results.append(r)
-            summary = r.get("error", "").splitlines()[0] if "error" in r else run_summary(r)
-            foreign = r.get("foreign_cpu_cores", 0)
-            note = f"  [other load on the machine: {foreign:.2f} cores]" if foreign and foreign > 0.1 else ""
-            print(f"[{i}/{len(plan)} {time.monotonic() - t_start:5.0f} s] {sc:6} {t:12} run {run}: {summary}"
-                  f" ({r['wall_s']} s){note}", flush=True)
+            report(r)
+        if "handshake" in a.scenarios:
+            results += handshake_runs(a, out_root, report)
+        if "apache-hold" in a.scenarios:
+            for run in range(1, a.apache_hold_runs + 1):
+                for kind in HOLD_TARGETS:
+                    r = hold_run(a, out_root, kind, run)
+                    results.append(r)
+                    report(r)
     except KeyboardInterrupt:
         print("\nbench: interrupted; stopping everything it started", file=sys.stderr)
         stop_all()
@@ -612,8 +1051,10 @@ def main():
         stop_all()
 
     paths = write_raw(results, out_root, stamp)
-    print_table(build_table(results, a), a)
-    if "psdm_socketd" in a.targets:
+    if plan:
+        print_table(build_table(results, a), a)
+    print_apache(results, a)
+    if plan and "psdm_socketd" in a.targets:
         print()
         print("psdm_socketd targets")
         for name, status, detail in target_checks(results, a):
