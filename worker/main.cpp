@@ -6,6 +6,16 @@
 // context (direct `listen` vhost), start the Kafka bridge and the authorizer, serve until
 // SIGTERM/SIGINT. SIGHUP reloads the authorization rules (on the loop thread) and
 // re-checks every membership; connections stay open.
+//
+// Event loop: libev with its epoll backend, through lws's libev plugin
+// (libwebsockets-evlib_ev.so, Debian package libwebsockets-evlib-ev), on a loop we own
+// (a "foreign" loop for lws): a loop pass costs O(ready sockets), where lws's default
+// poll() scans every socket each pass. Without the plugin (or with the environment
+// variable PSDM_EVENT_LOOP=poll) the worker falls back to poll() and logs it.
+// Signals: the handlers only set a flag and wake the loop (lws_cancel_service); the
+// loop thread acts on it in Server's wake hook (reload; stop = leave the loop), then
+// main() tears everything down outside the loop, the same way for both loops.
+#include <ev.h>
 #include <libwebsockets.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -13,6 +23,7 @@
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -76,6 +87,45 @@ void lws_log_to_ours(int level, const char *line) {
     std::string s(line);
     while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
     psdm::logf(level == LLL_ERR ? psdm::LogLevel::error : psdm::LogLevel::warn, "PSDM-LWS", "%s", s.c_str());
+}
+
+// The libev loop lws runs on, when there is one; destroyed after the lws context.
+struct EvLoop {
+    struct ev_loop *loop = nullptr;
+    EvLoop() = default;
+    EvLoop(const EvLoop &) = delete;
+    EvLoop &operator=(const EvLoop &) = delete;
+    ~EvLoop() { reset(); }
+    void reset() {
+        if (loop) ev_loop_destroy(loop);
+        loop = nullptr;
+    }
+};
+
+// Creates the lws context on a libev (epoll) loop if possible, else on lws's poll().
+struct lws_context *create_context(struct lws_context_creation_info *info, EvLoop *ev) {
+    const char *want = getenv("PSDM_EVENT_LOOP");
+    if (!want || strcmp(want, "poll") != 0) {
+        ev->loop = ev_loop_new(EVBACKEND_EPOLL);
+        if (!ev->loop) ev->loop = ev_loop_new(EVFLAG_AUTO);
+        if (ev->loop) {
+            void *foreign[1] = {ev->loop};
+            struct lws_context_creation_info evinfo = *info;
+            evinfo.options |= LWS_SERVER_OPTION_LIBEV;
+            evinfo.foreign_loops = foreign;  // read during creation only
+            struct lws_context *ctx = lws_create_context(&evinfo);
+            if (ctx) {
+                PSDM_LOG_INFO(kTag, "event loop: libev (%s)",
+                              ev_backend(ev->loop) == EVBACKEND_EPOLL ? "epoll" : "not epoll");
+                return ctx;
+            }
+            ev->reset();
+        }
+        PSDM_LOG_WARN(kTag, "event loop: libev unavailable (is libwebsockets-evlib-ev installed?), using poll()");
+    } else {
+        PSDM_LOG_INFO(kTag, "event loop: poll() (PSDM_EVENT_LOOP=poll)");
+    }
+    return lws_create_context(info);
 }
 
 }  // namespace
@@ -142,8 +192,11 @@ int main(int argc, char **argv) {
     memset(&info, 0, sizeof info);
     info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
     info.user = &wctx;
-    info.fd_limit_per_thread = static_cast<unsigned int>(nofile);
-    g_context = lws_create_context(&info);
+    // No fd_limit_per_thread: lws then sizes its fd table from the (raised) open-files
+    // limit and finds a connection by indexing it with the fd. Setting it switches lws
+    // 4.1 to a linear scan of the whole table on every event (wsi_from_fd).
+    EvLoop ev;  // declared before the context's users: outlives lws_context_destroy below
+    g_context = create_context(&info, &ev);
     if (!g_context) {
         PSDM_LOG_ERROR(kTag, "cannot create the libwebsockets context");
         return 1;
@@ -203,6 +256,19 @@ int main(int argc, char **argv) {
         return 1;
     }
 
+    server.start_heartbeats(g_context);
+
+    // Signals are acted on by the loop thread, when the handler's lws_cancel_service()
+    // wakes it (Server::on_wake, once per vhost: idempotent).
+    bool loop_failed = false;
+    server.set_wake_hook([&ev, &server] {
+        if (g_reload) {
+            g_reload = 0;
+            server.reload_authz();
+        }
+        if (g_stop && ev.loop) ev_break(ev.loop, EVBREAK_ALL);
+    });
+
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
@@ -213,10 +279,19 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     PSDM_LOG_NOTICE(kTag, "psdm_socketd %s ready", PSDM_VERSION);
-    while (!g_stop && lws_service(g_context, 0) >= 0) {
-        if (g_reload) {
-            g_reload = 0;
-            server.reload_authz();
+    if (ev.loop) {
+        // lws (4.1) arms libev's timer for its timers (heartbeats, Kafka, authz) only
+        // after an I/O event: wake it once, so that those scheduled before now run.
+        lws_cancel_service(g_context);
+        while (!g_stop) {
+            if (!ev_run(ev.loop, 0) && !g_stop) {  // returns 0 only when nothing is watched
+                PSDM_LOG_ERROR(kTag, "the event loop has nothing left to watch; stopping");
+                loop_failed = true;
+                break;
+            }
+        }
+    } else {
+        while (!g_stop && lws_service(g_context, 0) >= 0) {
         }
     }
     PSDM_LOG_NOTICE(kTag, "stopping: %zu client(s), %" PRIu64 " record(s) routed, %" PRIu64 " deliveries",
@@ -227,8 +302,11 @@ int main(int argc, char **argv) {
                     " request(s), %" PRIu64 " membership(s) revoked",
                     server.authorizer().name(), ac.allowed, ac.denied, ac.failed, ac.cache_hits, ac.requests,
                     server.stats().memberships_revoked);
+    server.set_wake_hook(nullptr);
+    server.stop_heartbeats();
     server.stop_authz();  // its thread wakes the context: stop it first
     lws_context_destroy(g_context);
     g_context = nullptr;
-    return 0;  // handoff (declared after the context) removes its socket file first
+    ev.reset();
+    return loop_failed ? 1 : 0;  // handoff (declared after the context) removes its socket file first
 }

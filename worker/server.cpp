@@ -34,8 +34,12 @@ static std::string make_sid(uint64_t counter) {
 }
 
 Server::Server(const Config &cfg, std::unique_ptr<Authorizer> authz, size_t max_connections)
-    : cfg_(cfg), authz_(std::move(authz)), max_connections_(max_connections) {
+    : cfg_(cfg),
+      authz_(std::move(authz)),
+      wheel_(kHeartbeatTickMs, kHeartbeatSlots, monotonic_ms()),
+      max_connections_(max_connections) {
     revalidate_timer_.self = this;
+    heartbeat_timer_.self = this;
     limits_.ns = cfg.ns;
     limits_.ping_interval_ms = cfg.ping_interval_ms;
     limits_.ping_timeout_ms = cfg.ping_timeout_ms;
@@ -245,7 +249,39 @@ bool Server::start_authz(struct lws_context *context, std::string *err) {
     return true;
 }
 
-void Server::on_wake() { authz_->poll(); }
+void Server::on_wake() {
+    authz_->poll();
+    if (wake_hook_) wake_hook_();
+}
+
+void Server::start_heartbeats(struct lws_context *context) {
+    context_ = context;
+    heartbeats_running_ = true;
+    lws_sul_schedule(context_, 0, &heartbeat_timer_.sul, on_heartbeat_timer,
+                     static_cast<lws_usec_t>(kHeartbeatTickMs) * LWS_US_PER_MS);
+}
+
+void Server::stop_heartbeats() {
+    if (heartbeats_running_) lws_sul_cancel(&heartbeat_timer_.sul);
+    heartbeats_running_ = false;
+}
+
+// Every kHeartbeatTickMs: the clients whose heartbeat deadline came get their tick.
+// Entries whose client is gone, or whose deadline is no longer the armed one, are stale.
+void Server::on_heartbeat_timer(lws_sorted_usec_list_t *sul) {
+    Server *self = reinterpret_cast<HeartbeatTimer *>(sul)->self;
+    self->wheel_.advance(monotonic_ms(), [self](uint64_t id, int64_t deadline) {
+        auto it = self->by_id_.find(id);
+        if (it == self->by_id_.end()) return;
+        Client *c = it->second;
+        if (c->armed_deadline != deadline) return;
+        c->armed_deadline = INT64_MAX;  // consumed: on_timer arms the next one
+        self->on_timer(c);
+    });
+    if (self->heartbeats_running_)
+        lws_sul_schedule(self->context_, 0, &self->heartbeat_timer_.sul, on_heartbeat_timer,
+                         static_cast<lws_usec_t>(kHeartbeatTickMs) * LWS_US_PER_MS);
+}
 
 void Server::stop_authz() {
     if (revalidate_ms_ > 0 && context_) lws_sul_cancel(&revalidate_timer_.sul);
@@ -367,12 +403,12 @@ void Server::request_close(Client *c, int code, std::string reason) {
     lws_callback_on_writable(c->wsi);
 }
 
+// O(1): most received frames leave the deadline as it was and cost a comparison.
 void Server::arm_timer(Client *c) {
     int64_t deadline = c->session.next_deadline_ms();
-    if (deadline == INT64_MAX) return;
-    int64_t delay = deadline - monotonic_ms();
-    if (delay < 1) delay = 1;
-    lws_set_timer_usecs(c->wsi, static_cast<lws_usec_t>(delay) * 1000);
+    if (deadline == c->armed_deadline) return;
+    c->armed_deadline = deadline;  // an entry for the previous deadline is now stale
+    if (deadline != INT64_MAX) wheel_.schedule(c->id, deadline);
 }
 
 }  // namespace psdm

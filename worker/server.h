@@ -14,11 +14,21 @@
 // re-asks every membership older than the TTL, every quarter TTL: a revoked user stops
 // receiving within 1.25 x authz_allow_ttl_ms (plus the request time). A re-check that
 // gets no answer keeps the membership until it is two TTLs old, then removes it.
+//
+// Heartbeats: one timer for the whole server, not one per connection. Each client's
+// next heartbeat deadline (Session::next_deadline_ms) is kept in a TimerWheel; one lws
+// sul ticks every kHeartbeatTickMs, advances the wheel and runs Session::on_tick for the
+// clients whose deadline came. A client is re-armed only when its deadline changed;
+// the wheel's stale entries (re-armed, or gone) are recognised by Client::armed_deadline
+// and by_id_ and ignored. O(1) per arm, O(due) per tick, whatever the number of clients
+// (lws 4.1 keeps its per-wsi timers in one sorted list: O(clients) per arm).
+// Heartbeats are up to one tick late: Engine.IO intervals are seconds.
 #pragma once
 
 #include <libwebsockets.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,6 +42,7 @@
 #include "rooms.h"
 #include "routing.h"
 #include "session.h"
+#include "timer_wheel.h"
 
 struct lws;
 
@@ -51,6 +62,9 @@ struct Client {
     // when the authorizer last allowed it. Empty otherwise.
     std::unordered_map<std::string, int64_t> allowed_at;
     std::string rx_partial;   // a received message that arrived in several pieces
+    // The heartbeat deadline this client has in the server's wheel (INT64_MAX: none).
+    // Wheel entries with another deadline are stale and ignored.
+    int64_t armed_deadline = INT64_MAX;
     bool closing = false;     // close requested: the next WRITEABLE closes it
     int close_code = 0;
     std::string close_reason;
@@ -84,9 +98,6 @@ class Server {
     // The socket can take one frame. Returns -1 to close the connection.
     int on_writeable(Client *c);
 
-    // The client's heartbeat timer fired.
-    void on_timer(Client *c);
-
     // The connection is gone: leave every room, free the Client.
     void on_closed(Client *c);
 
@@ -98,6 +109,17 @@ class Server {
     // writes run: a quarter of client_backlog (at most kCoalesceBytes, what one
     // write drains), so a client that keeps up never nears its backlog in a burst.
     size_t publish_budget_per_turn() const;
+
+    // Starts the heartbeat timer on the loop of `context`. Before serving.
+    void start_heartbeats(struct lws_context *context);
+    // Before the lws context is destroyed: cancels it.
+    void stop_heartbeats();
+    // Clients whose heartbeat is armed in the wheel, and wheel entries (stale included).
+    size_t heartbeat_entries() const { return wheel_.size(); }
+
+    // Called from the loop whenever it is woken (after on_wake's own work): the worker's
+    // main sets it to act on signals (stop, reload) on the loop thread.
+    void set_wake_hook(std::function<void()> hook) { wake_hook_ = std::move(hook); }
 
     // Starts the authorizer (wakes the loop with lws_cancel_service) and, if its answers
     // expire, the re-check timer. Before serving. Returns false and sets *err.
@@ -128,7 +150,11 @@ class Server {
     void close_slow_consumer(Client *c, size_t incoming_bytes);
     void send_text(Client *c, std::string_view text);
     void request_close(Client *c, int code, std::string reason);
+    // Puts the client's next heartbeat deadline into the wheel if it changed.
     void arm_timer(Client *c);
+    // A client's heartbeat deadline came: Session::on_tick, then re-arm.
+    void on_timer(Client *c);
+    static void on_heartbeat_timer(lws_sorted_usec_list_t *sul);
     size_t deliver_to_room(std::string_view room, const FrameRef &frame);
 
     const Config &cfg_;
@@ -141,6 +167,17 @@ class Server {
         lws_sorted_usec_list_t sul;
         Server *self;
     } revalidate_timer_{};
+    // Heartbeats: 100 ms ticks, 1024 slots (a 102.4 s horizon: ping interval + timeout
+    // fit in one turn; longer deadlines wait for later turns).
+    static constexpr int64_t kHeartbeatTickMs = 100;
+    static constexpr size_t kHeartbeatSlots = 1024;
+    TimerWheel wheel_;
+    struct HeartbeatTimer {
+        lws_sorted_usec_list_t sul;
+        Server *self;
+    } heartbeat_timer_{};
+    bool heartbeats_running_ = false;
+    std::function<void()> wake_hook_;
     Rooms rooms_;
     size_t max_connections_;
     uint64_t next_id_ = 0;

@@ -136,9 +136,6 @@ int socketio_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
                                                   lws_frame_is_binary(wsi), lws_remaining_packet_payload(wsi));
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return pss->client ? worker_of(wsi)->server->on_writeable(pss->client) : 0;
-    case LWS_CALLBACK_TIMER:
-        if (pss->client) worker_of(wsi)->server->on_timer(pss->client);
-        return 0;
     case LWS_CALLBACK_CLOSED:
         if (pss->client) worker_of(wsi)->server->on_closed(pss->client);
         pss->client = nullptr;
