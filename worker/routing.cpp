@@ -10,6 +10,8 @@
 //   2. cJSON, to tell an object from other values and to decode the room's string value.
 #include "routing.h"
 
+#include "sio_codec.h"
+
 #include <cassert>
 #include <cstdint>
 #include <memory>
@@ -239,31 +241,6 @@ bool topic_is_global(std::string_view topic, const RoutingConfig &cfg) {
 
 }  // namespace
 
-void append_json_string(std::string &out, std::string_view s) {
-  static const char kHex[] = "0123456789abcdef";
-  out += '"';
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out += kHex[c >> 4];
-          out += kHex[c & 0xF];
-        } else {
-          out += ch;
-        }
-    }
-  }
-  out += '"';
-}
 
 Route route_kafka_record(std::string_view topic, std::string_view value, const RoutingConfig &cfg) {
   Route r;
@@ -311,9 +288,9 @@ Route route_kafka_record(std::string_view topic, std::string_view value, const R
   r.payload.reserve(text.size() + kMsgTypeField.size() + 6 * topic.size() + 8);
   r.payload.append(text.data(), text.size() - 1);
   if (!empty_object) r.payload += ',';
-  append_json_string(r.payload, kMsgTypeField);
+  r.payload += json_escape_string(kMsgTypeField);
   r.payload += ':';
-  append_json_string(r.payload, topic);
+  r.payload += json_escape_string(topic);  // a topic is any bytes: escaped, invalid UTF-8 replaced
   r.payload += '}';
   r.status = RouteStatus::ok;
   return r;

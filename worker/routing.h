@@ -72,8 +72,4 @@ Route route_kafka_record(std::string_view topic, std::string_view value, const R
 // "ok", "too_large", "not_json", "not_object", "no_room_field". Never null.
 const char *route_status_name(RouteStatus status);
 
-// Appends s to out as a JSON string, quotes included: escapes '"', '\\' and control bytes
-// below 0x20; other bytes (UTF-8 included) are copied as they are. Returns nothing.
-void append_json_string(std::string &out, std::string_view s);
-
 }  // namespace psdm

@@ -21,22 +21,7 @@ extern "C" {  // cmocka 1.1.5 has no C++ linkage guards
 #include "outbox.h"
 
 // ---- allocation counter: a keeping-up client must cost no allocation per message ----
-// Replaces the global operator new/delete of this test binary (ASan's included).
-// raw_free is out of line so that GCC does not see new paired with free (-Wmismatched-new-delete).
-static size_t g_allocations = 0;
-__attribute__((noinline)) static void raw_free(void *p) noexcept { std::free(p); }
-
-void *operator new(size_t n) {
-  ++g_allocations;
-  void *p = std::malloc(n == 0 ? 1 : n);
-  if (p == nullptr) throw std::bad_alloc();
-  return p;
-}
-void *operator new[](size_t n) { return operator new(n); }
-void operator delete(void *p) noexcept { raw_free(p); }
-void operator delete[](void *p) noexcept { raw_free(p); }
-void operator delete(void *p, size_t) noexcept { raw_free(p); }
-void operator delete[](void *p, size_t) noexcept { raw_free(p); }
+#include "alloc_counter.h"
 
 using psdm::EnqueueResult;
 using psdm::Frame;

@@ -256,14 +256,6 @@ void test_status_names(void **) {
   assert_true(psdm::kGlobalRoom == "the_global_room");
 }
 
-void test_append_json_string(void **) {
-  std::string out;
-  psdm::append_json_string(out, "a\"b\\c\b\f\n\r\t\x1f\x7f/\xc3\xa9");
-  assert_string_equal(out.c_str(), "\"a\\\"b\\\\c\\b\\f\\n\\r\\t\\u001f\x7f/\xc3\xa9\"");
-  out.clear();
-  psdm::append_json_string(out, std::string_view("\0", 1));
-  assert_string_equal(out.c_str(), "\"\\u0000\"");
-}
 
 }  // namespace
 
@@ -274,7 +266,6 @@ int main() {
       cmocka_unit_test(test_custom_config),
       cmocka_unit_test(test_nesting_depth),
       cmocka_unit_test(test_status_names),
-      cmocka_unit_test(test_append_json_string),
   };
   return cmocka_run_group_tests(tests, nullptr, nullptr);
 }
