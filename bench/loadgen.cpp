@@ -60,7 +60,16 @@
 #include <string_view>
 #include <vector>
 
+#include "bench_util.h"
+
 namespace {
+
+using bench::base64;
+using bench::cpu_seconds_self;
+using bench::header_value;
+using bench::now_mono_us;
+using bench::parse_double;
+using bench::parse_uint;
 
 // ------------------------------------------------------------------------ clocks
 
@@ -70,25 +79,12 @@ int64_t now_real_us() {
     return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
 }
 
-int64_t now_mono_us() {
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
-}
-
 void sleep_until_mono_us(int64_t t) {
     timespec ts;
     ts.tv_sec = static_cast<time_t>(t / 1000000);
     ts.tv_nsec = static_cast<long>((t % 1000000) * 1000);
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, nullptr) == EINTR) {
     }
-}
-
-double cpu_seconds_self() {
-    rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-           static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 // ------------------------------------------------------------------------ options
@@ -157,28 +153,6 @@ struct Options {
         "  --label S              copied into the output\n",
         stderr);
     exit(2);
-}
-
-double parse_double(const char *s, const char *what) {
-    char *end = nullptr;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || v < 0 || !std::isfinite(v)) {
-        fprintf(stderr, "psdm_loadgen: bad value '%s' for %s\n", s, what);
-        exit(2);
-    }
-    return v;
-}
-
-unsigned long parse_uint(const char *s, const char *what) {
-    char *end = nullptr;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || end == s || *end || *s == '-') {
-        fprintf(stderr, "psdm_loadgen: bad value '%s' for %s\n", s, what);
-        exit(2);
-    }
-    return v;
 }
 
 Options parse_options(int argc, char **argv) {
@@ -278,21 +252,6 @@ std::array<unsigned char, 20> sha1(std::string_view msg) {
     }
     std::array<unsigned char, 20> out;
     for (size_t i = 0; i < 20; i++) out[i] = static_cast<unsigned char>(h[i / 4] >> (24 - 8 * (i % 4)));
-    return out;
-}
-
-std::string base64(const unsigned char *p, size_t n) {
-    static const char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = uint32_t{p[i]} << 16;
-        if (i + 1 < n) v |= uint32_t{p[i + 1]} << 8;
-        if (i + 2 < n) v |= uint32_t{p[i + 2]};
-        out += kB64[(v >> 18) & 63];
-        out += kB64[(v >> 12) & 63];
-        out += i + 1 < n ? kB64[(v >> 6) & 63] : '=';
-        out += i + 2 < n ? kB64[v & 63] : '=';
-    }
     return out;
 }
 
@@ -826,24 +785,6 @@ void Shard::on_readable(Conn &c) {
         size_t used = parse_frames(c, c.in.data(), c.in.size());
         if (c.fd >= 0) c.in.erase(0, used);
     }
-}
-
-bool header_value(std::string_view head, std::string_view name, std::string_view *value) {
-    size_t pos = 0;
-    while ((pos = head.find("\r\n", pos)) != std::string_view::npos) {
-        pos += 2;
-        if (head.size() - pos < name.size() + 1) return false;
-        bool match = true;
-        for (size_t i = 0; i < name.size() && match; i++)
-            match = tolower(static_cast<unsigned char>(head[pos + i])) == name[i];
-        if (!match || head[pos + name.size()] != ':') continue;
-        size_t b = pos + name.size() + 1, e = head.find("\r\n", b);
-        while (b < e && (head[b] == ' ' || head[b] == '\t')) b++;
-        while (e > b && (head[e - 1] == ' ' || head[e - 1] == '\t')) e--;
-        *value = head.substr(b, e - b);
-        return true;
-    }
-    return false;
 }
 
 void Shard::on_http(Conn &c) {

@@ -47,20 +47,16 @@
 #include <string_view>
 #include <vector>
 
+#include "bench_util.h"
+
 namespace {
 
-int64_t now_us() {
-    timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<int64_t>(ts.tv_sec) * 1000000 + ts.tv_nsec / 1000;
-}
-
-double cpu_seconds_self() {
-    rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-           static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
+using bench::base64;
+using bench::cpu_seconds_self;
+using bench::header_value;
+using bench::now_mono_us;
+using bench::parse_double;
+using bench::parse_uint;
 
 // ------------------------------------------------------------------------ options
 
@@ -108,28 +104,6 @@ struct Options {
     exit(2);
 }
 
-double parse_double(const char *s, const char *what) {
-    char *end = nullptr;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || v < 0 || !std::isfinite(v)) {
-        fprintf(stderr, "psdm_wsbench: bad value '%s' for %s\n", s, what);
-        exit(2);
-    }
-    return v;
-}
-
-unsigned long parse_uint(const char *s, const char *what) {
-    char *end = nullptr;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || end == s || *end || *s == '-') {
-        fprintf(stderr, "psdm_wsbench: bad value '%s' for %s\n", s, what);
-        exit(2);
-    }
-    return v;
-}
-
 Options parse_options(int argc, char **argv) {
     Options o;
     for (int i = 1; i < argc; i++) {
@@ -170,40 +144,7 @@ Options parse_options(int argc, char **argv) {
 
 // ------------------------------------------------------------------------ SHA-1 (OpenSSL), base64
 
-std::string base64(const unsigned char *p, size_t n) {
-    static const char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    std::string out;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = uint32_t{p[i]} << 16;
-        if (i + 1 < n) v |= uint32_t{p[i + 1]} << 8;
-        if (i + 2 < n) v |= uint32_t{p[i + 2]};
-        out += kB64[(v >> 18) & 63];
-        out += kB64[(v >> 12) & 63];
-        out += i + 1 < n ? kB64[(v >> 6) & 63] : '=';
-        out += i + 2 < n ? kB64[v & 63] : '=';
-    }
-    return out;
-}
-
 std::string ws_accept_for(const std::string &key);  // below, after the OpenSSL includes are used
-
-bool header_value(std::string_view head, std::string_view name, std::string_view *value) {
-    size_t pos = 0;
-    while ((pos = head.find("\r\n", pos)) != std::string_view::npos) {
-        pos += 2;
-        if (head.size() - pos < name.size() + 1) return false;
-        bool match = true;
-        for (size_t i = 0; i < name.size() && match; i++)
-            match = tolower(static_cast<unsigned char>(head[pos + i])) == name[i];
-        if (!match || head[pos + name.size()] != ':') continue;
-        size_t b = pos + name.size() + 1, e = head.find("\r\n", b);
-        while (b < e && (head[b] == ' ' || head[b] == '\t')) b++;
-        while (e > b && (head[e - 1] == ' ' || head[e - 1] == '\t')) e--;
-        *value = head.substr(b, e - b);
-        return true;
-    }
-    return false;
-}
 
 // ------------------------------------------------------------------------ the clients
 
@@ -334,7 +275,7 @@ void Bench::set_out(Conn &c, bool want) {
 void Bench::start(Conn &c) {
     c = Conn{};
     c.seq = next_seq_++;
-    c.start_us = now_us();
+    c.start_us = now_mono_us();
     c.deadline_us = c.start_us + static_cast<int64_t>(o_.handshake_timeout * 1e6);
     if (counting_ || o_.mode == "hold") attempts_++;
     in_flight_++;
@@ -397,7 +338,7 @@ void Bench::succeed(Conn &c) {
     in_flight_--;
     if (counting_ || o_.mode == "hold") {
         ok_++;
-        lat_us_.push_back(static_cast<uint32_t>(std::min<int64_t>(now_us() - c.start_us, UINT32_MAX)));
+        lat_us_.push_back(static_cast<uint32_t>(std::min<int64_t>(now_mono_us() - c.start_us, UINT32_MAX)));
     }
     if (o_.mode == "rate") {
         close_conn(c);
@@ -712,13 +653,13 @@ int Bench::run() {
 int Bench::run_rate() {
     conns_.resize(o_.concurrency);
     double cpu0 = 0;
-    int64_t t0 = now_us();
+    int64_t t0 = now_mono_us();
     int64_t t_count = t0 + static_cast<int64_t>(o_.warmup * 1e6);
     int64_t t_end = t_count + static_cast<int64_t>(o_.duration * 1e6);
     int64_t last_timeout_check = t0;
     std::vector<epoll_event> evs(256);
     for (;;) {
-        int64_t now = now_us();
+        int64_t now = now_mono_us();
         if (!counting_ && now >= t_count) {
             counting_ = true;
             cpu0 = cpu_seconds_self();
@@ -737,7 +678,7 @@ int Bench::run_rate() {
             last_timeout_check = now;
         }
     }
-    double window = static_cast<double>(now_us() - t_count) / 1e6;
+    double window = static_cast<double>(now_mono_us() - t_count) / 1e6;
     double cpu = cpu_seconds_self() - cpu0;
     uint64_t unfinished = in_flight_;
     for (auto &c : conns_) close_conn(c);
@@ -762,14 +703,14 @@ int Bench::run_hold() {
     sev.events = EPOLLIN;
     sev.data.u64 = UINT64_MAX;
     bool stdin_open = epoll_ctl(ep_, EPOLL_CTL_ADD, 0, &sev) == 0;
-    int64_t t0 = now_us();
+    int64_t t0 = now_mono_us();
     int64_t ramp_deadline = t0 + static_cast<int64_t>(o_.ramp_timeout * 1e6);
     size_t next = 0;
     double ramp_s = -1;
     int64_t hold_deadline = 0, last_timeout_check = t0;
     std::vector<epoll_event> evs(256);
     for (;;) {
-        int64_t now = now_us();
+        int64_t now = now_mono_us();
         if (!holding_) {
             while (next < conns_.size() && in_flight_ < o_.window && now < ramp_deadline) start(conns_[next++]);
             if ((next == conns_.size() || now >= ramp_deadline) && in_flight_ == 0) {
