@@ -72,7 +72,10 @@ bool HandoffServer::start(struct lws_context *context, struct lws_vhost *vh, std
         peers += (peers.empty() ? "" : ", ") + p + "(" + std::to_string(uid) + ")";
     }
 
-    const std::string &path = cfg_.handoff_socket;
+    const std::string &path = cfg_.handoff_socket;  // config checked it fits sun_path
+    struct sockaddr_un sun {};
+    sun.sun_family = AF_UNIX;
+    memcpy(sun.sun_path, path.c_str(), path.size() + 1);
     struct stat st;
     if (lstat(path.c_str(), &st) == 0) {
         if (!S_ISSOCK(st.st_mode)) {
@@ -81,9 +84,6 @@ bool HandoffServer::start(struct lws_context *context, struct lws_vhost *vh, std
         }
         // A socket file: stale (remove it) unless another worker listens on it.
         UniqueFd probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-        struct sockaddr_un sun {};
-        sun.sun_family = AF_UNIX;
-        memcpy(sun.sun_path, path.c_str(), path.size() + 1);
         if (connect(probe.get(), reinterpret_cast<struct sockaddr *>(&sun), sizeof sun) == 0) {
             *err = "handoff_socket: another process already listens on " + path;
             return false;
@@ -92,9 +92,6 @@ bool HandoffServer::start(struct lws_context *context, struct lws_vhost *vh, std
     }
 
     UniqueFd listener(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-    struct sockaddr_un sun {};
-    sun.sun_family = AF_UNIX;
-    memcpy(sun.sun_path, path.c_str(), path.size() + 1);
     // The socket file gets its final mode at creation: no window with wider access.
     mode_t old = umask(static_cast<mode_t>(~cfg_.handoff_socket_mode & 0777));
     int rc = bind(listener.get(), reinterpret_cast<struct sockaddr *>(&sun), sizeof sun);

@@ -173,7 +173,7 @@ class Harness:
             bootstrap = f.read().strip()
         port = int(bootstrap.split(",")[0].rsplit(":", 1)[1])
         self.wait_for(proc, lambda: port_open(port), f"accepting on {bootstrap}", timeout)
-        return Broker(proc, bootstrap)
+        return Broker(self, proc, bootstrap)
 
     def httpd_config(self, port, body="", mpm="event", load_module=True):
         """A complete httpd config for a private server on 127.0.0.1:port."""
@@ -296,8 +296,8 @@ class Harness:
 
 
 class Broker:
-    def __init__(self, proc, bootstrap):
-        self.proc, self.bootstrap = proc, bootstrap
+    def __init__(self, harness, proc, bootstrap):
+        self.harness, self.proc, self.bootstrap = harness, proc, bootstrap
 
     def produce(self, topic, values, timeout=30):
         """Produces each value (str) as one message with kcat, in order, to partition 0."""
@@ -321,11 +321,8 @@ class Broker:
 
     def _wait_port(self, want_open, timeout):
         port = int(self.bootstrap.split(",")[0].rsplit(":", 1)[1])
-        deadline = time.monotonic() + timeout
-        while port_open(port) != want_open:
-            if time.monotonic() > deadline:
-                raise HarnessError(f"kafka: port {port} still {'closed' if want_open else 'open'} after {timeout} s")
-            time.sleep(0.01)  # probing interval
+        self.harness.wait_for(self.proc, lambda: port_open(port) == want_open,
+                              f"port {port} {'accepting' if want_open else 'refusing'} connections", timeout)
 
 
 class Httpd:

@@ -13,10 +13,12 @@ def peer():
     return "www-data" if os.geteuid() == 0 else str(os.geteuid())
 
 
-def start_worker(h, broker, sock, authz="allow-all", name="worker", **extra):
+def start_worker(h, broker, sock, authz="allow-all", name="worker", peers=None, **extra):
+    """psdm_socketd with its handoff socket at `sock` (peers: who may hand over,
+    default Apache's user) and a direct listener; extra keys override the defaults."""
     keys = dict(kafka__bootstrap__servers=broker.bootstrap, kafka__auto__offset__reset="earliest",
                 kafka__fetch__wait__max__ms="10", topics="elog,experiments", authz=authz,
-                handoff_socket=sock, handoff_socket_mode="0666", handoff_allowed_peers=peer(),
+                handoff_socket=sock, handoff_socket_mode="0666", handoff_allowed_peers=peers or peer(),
                 listen="127.0.0.1:0", log_level="debug")
     keys.update(extra)
     return h.start_worker(worker_config(**keys), name=name)

@@ -8,25 +8,12 @@ import urllib.parse
 
 import pytest
 
-from harness import worker_config
+import stack
 from rawws import RawEio
 
 PATH = "/lgbk_socketio/socket.io/"
 LOCATION = '<LocationMatch "^/[^/]+_socketio/">\n  SetHandler psdm-socket\n{inner}</LocationMatch>\n'
 WEBAUTH = "  SetEnv WEBAUTH_USER alice@SLAC.STANFORD.EDU\n  PsdmSocketUser env:WEBAUTH_USER\n"
-
-
-def peer():
-    """The user Apache's children run as: www-data when the tests run as root."""
-    return "www-data" if os.geteuid() == 0 else str(os.geteuid())
-
-
-def start_worker(harness, broker, sock, **extra):
-    keys = dict(kafka__bootstrap__servers=broker.bootstrap, kafka__auto__offset__reset="earliest",
-                topics="elog,experiments", authz="allow-all", handoff_socket=sock, handoff_socket_mode="0666",
-                handoff_allowed_peers=peer(), log_level="debug")
-    keys.update(extra)
-    return harness.start_worker(worker_config(**keys))
 
 
 # Every test here runs under mpm_event and mpm_prefork (the module must not depend on
@@ -44,7 +31,7 @@ def start_stack(harness, inner=WEBAUTH, mpm=None, extra_conf="", worker=True, ht
     mpm = mpm or MPM["name"]
     broker = harness.start_broker(topics=["elog", "experiments"])
     sock = os.path.join(harness.sock_dir, "handoff.sock")
-    w = start_worker(harness, broker, sock) if worker else None
+    w = stack.start_worker(harness, broker, sock) if worker else None
     httpd = harness.start_httpd(f"PsdmSocketWorker unix:{sock}\nPsdmSocketTimeout 2\n{extra_conf}"
                                 + LOCATION.format(inner=inner), mpm=mpm, https=https)
     return broker, w, httpd, sock
@@ -145,7 +132,7 @@ def test_worker_down_is_503_then_works_once_it_starts(harness):
     assert status == 503 and hdrs.get("Retry-After") == "5"
     log = open(os.path.join(harness.run_dir, "httpd.log")).read()
     assert "PSDM0008" in log and sock in log
-    start_worker(harness, broker, sock)
+    stack.start_worker(harness, broker, sock)
     raw = RawEio(httpd.url)
     raw.connect_ns()
     raw.close()
@@ -193,7 +180,7 @@ def test_tls_connections_are_relayed(harness):
 def test_worker_over_capacity_is_503(harness):
     broker = harness.start_broker(topics=["elog", "experiments"])
     sock = os.path.join(harness.sock_dir, "handoff.sock")
-    worker = start_worker(harness, broker, sock, max_connections=1)
+    worker = stack.start_worker(harness, broker, sock, max_connections=1)
     httpd = harness.start_httpd(f"PsdmSocketWorker unix:{sock}\n" + LOCATION.format(inner=WEBAUTH), mpm=MPM["name"])
     first = RawEio(httpd.url)
     status, _, _ = get(httpd.url + PATH + "?EIO=4&transport=websocket", upgrade_headers())

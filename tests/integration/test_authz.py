@@ -20,7 +20,8 @@ import time
 
 import pytest
 
-from harness import BUILD, REPO, HarnessError, worker_config
+from harness import BUILD, REPO, HarnessError
+import stack
 from rawws import RawEio
 
 PATH = "/lgbk_socketio/socket.io/"
@@ -187,11 +188,10 @@ def handoff_path(harness):
 
 
 def start_worker(harness, broker, authz, peers=None, **extra):
-    keys = dict(kafka__bootstrap__servers=broker.bootstrap, kafka__auto__offset__reset="earliest",
-                topics="elog", authz=authz, handoff_socket=handoff_path(harness), handoff_socket_mode="0666",
-                handoff_allowed_peers=peers or str(os.geteuid()))
-    keys.update(extra)
-    return harness.start_worker(worker_config(**keys))
+    """The worker on topic elog; by default this test process may hand connections over."""
+    extra.setdefault("topics", "elog")
+    return stack.start_worker(harness, broker, handoff_path(harness), authz=authz,
+                              peers=peers or str(os.geteuid()), **extra)
 
 
 def write_file(path, text):
@@ -447,8 +447,7 @@ LOCATIONS = ('<Location "/alice_socketio/">\n  SetHandler psdm-socket\n  SetEnv 
 
 def start_with_apache(harness, authz):
     broker = harness.start_broker(topics=["elog"])
-    peer = "www-data" if os.geteuid() == 0 else str(os.geteuid())
-    worker = start_worker(harness, broker, authz, peers=peer)
+    worker = start_worker(harness, broker, authz, peers=stack.peer())
     httpd = harness.start_httpd(f"PsdmSocketWorker unix:{handoff_path(harness)}\nPsdmSocketTimeout 2\n"
                                 "PsdmSocketUser env:WEBAUTH_USER\nPsdmSocketGroups env:WEBAUTH_GROUPS\n" + LOCATIONS)
     return broker, worker, httpd

@@ -7,9 +7,8 @@ import pytest
 import stack
 
 
-def msg(room, seq, topic_extra=None):
-    d = {"experiment_name": room, "seq": seq, "text": f"entry {seq}"}
-    return json.dumps(d)
+def msg(room, seq):
+    return json.dumps({"experiment_name": room, "seq": seq, "text": f"entry {seq}"})
 
 
 @pytest.mark.parametrize("io", ["none", "4", "2"], ids=["native", "socket.io-4", "socket.io-2"])
