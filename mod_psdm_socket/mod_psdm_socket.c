@@ -37,7 +37,7 @@
 
 #include <unistd.h>
 
-#include "handoff_proto.h"
+#include "handoff/handoff_proto.h"
 #include "psdm_checks.h"
 #include "psdm_config.h"
 #include "psdm_worker_client.h"

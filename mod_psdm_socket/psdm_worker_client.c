@@ -14,8 +14,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "handoff_io.h"
-#include "handoff_proto.h"
+#include "handoff/handoff_io.h"
+#include "handoff/handoff_proto.h"
 
 #define PSDM_COMMIT_BYTE 'C'
 

@@ -1,6 +1,6 @@
 /*
  * psdm_worker_client: the module's side of the conversation with psdm_socketd over
- * its Unix socket (wire spec: worker/handoff_proto.h), and the byte relay used for
+ * its Unix socket (wire spec: handoff/handoff_proto.h), and the byte relay used for
  * TLS connections. Functions return an apr_status_t and never log: the handler logs
  * once, with the socket path and the reason.
  */

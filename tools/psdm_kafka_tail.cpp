@@ -1,5 +1,5 @@
 // psdm_kafka_tail: prints the records of Kafka topics, one per line, read with the
-// worker's own consumer code (worker/kafka_consumer.h). For tests and for ops
+// worker's own consumer code (worker/kafka/kafka_consumer.h). For tests and for ops
 // checking what a worker would see.
 //
 //   psdm_kafka_tail -b BOOTSTRAP -t TOPIC[,TOPIC...] [--from-beginning] [--count N]
@@ -17,9 +17,9 @@
 #include <cstring>
 #include <string>
 
-#include "clock.h"
-#include "kafka_consumer.h"
-#include "log.h"
+#include "base/clock.h"
+#include "kafka/kafka_consumer.h"
+#include "base/log.h"
 
 namespace {
 

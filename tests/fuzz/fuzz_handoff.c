@@ -1,8 +1,8 @@
 /* libFuzzer target for the handoff codec (worker/handoff_proto). Not part of the CMake
  * build; build and run by hand:
  *
- *   clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -Iworker \
- *       tests/fuzz/fuzz_handoff.c worker/handoff_proto.c -o /tmp/fuzz_handoff
+ *   clang -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -I. \
+ *       tests/fuzz/fuzz_handoff.c handoff/handoff_proto.c -o /tmp/fuzz_handoff
  *   /tmp/fuzz_handoff -max_len=40000
  *
  * Properties: the decoders are total (no crash, no read past the input); whatever decode
@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "handoff_proto.h"
+#include "handoff/handoff_proto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

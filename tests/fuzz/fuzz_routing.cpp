@@ -1,7 +1,7 @@
 // libFuzzer target for worker/routing (not wired into CMake). Build and run:
 //
 //   clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -I worker \
-//       tests/fuzz/fuzz_routing.cpp worker/routing.cpp -lcjson -o /tmp/fuzz_routing
+//       tests/fuzz/fuzz_routing.cpp worker/kafka/routing.cpp worker/sio/sio_codec.cpp -lcjson -o /tmp/fuzz_routing
 //   /tmp/fuzz_routing -max_total_time=60 -max_len=4096
 //
 // Input: byte 0 = topic length (mod 32), then the topic, then the record value; the last
@@ -19,7 +19,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "routing.h"
+#include "kafka/routing.h"
 
 namespace {
 

@@ -2,7 +2,7 @@
 // Not part of the CMake build; build and run by hand:
 //
 //   clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -Iworker \
-//       tests/fuzz/fuzz_sio.cpp worker/sio_codec.cpp worker/session.cpp -lcjson -o /tmp/fuzz_sio
+//       tests/fuzz/fuzz_sio.cpp worker/sio/sio_codec.cpp worker/sio/session.cpp -lcjson -o /tmp/fuzz_sio
 //   /tmp/fuzz_sio -max_len=4096
 //
 // Input layout: byte 0 selects the protocol version and a room cap; the rest is split on '\n'
@@ -13,8 +13,8 @@
 #include <string_view>
 #include <vector>
 
-#include "session.h"
-#include "sio_codec.h"
+#include "sio/session.h"
+#include "sio/sio_codec.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size == 0) return 0;

@@ -3,7 +3,7 @@ room ever reaches a client that may not read it, through the worker and through 
 
 Clients with a chosen identity reach the worker without Apache through `HandedOver`: it
 hands itself over on the worker's handoff socket exactly as mod_psdm_socket relays a TLS
-connection (a kind-2 request of worker/handoff_proto.h), so the worker sees the user and
+connection (a kind-2 request of handoff/handoff_proto.h), so the worker sees the user and
 groups the test chose, as it would see those Apache authenticated. Direct `listen`
 connections are anonymous."""
 import base64

@@ -16,7 +16,7 @@ extern "C" {  // cmocka 1.1.5 has no C++ linkage guards
 #include <string>
 #include <vector>
 
-#include "authz_file.h"
+#include "authz/authz_file.h"
 
 using psdm::Acl;
 using psdm::acl_glob_match;

@@ -15,7 +15,7 @@ extern "C" {  // cmocka 1.1.5 has no C++ linkage guards
 #include <string>
 #include <vector>
 
-#include "authz_http.h"
+#include "authz/authz_http.h"
 
 using psdm::AuthzDecision;
 using psdm::HttpAuthorizer;

@@ -1,7 +1,7 @@
 // Unit tests of worker/config.{h,cpp}: file syntax, every key's valid and invalid values,
 // overrides, cross-field checks, config_load and config_dump.
 // Table cases run twice: as the last line of a file, and as a -o override.
-#include "config.h"
+#include "base/config.h"
 
 #include <cstdarg>
 #include <cstddef>

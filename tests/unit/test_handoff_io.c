@@ -27,7 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "handoff_io.h"
+#include "handoff/handoff_io.h"
 
 #define KEY "dGhlIHNhbXBsZSBub25jZQ=="
 

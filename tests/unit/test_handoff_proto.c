@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "handoff_proto.h"
+#include "handoff/handoff_proto.h"
 
 /* RFC 6455 section 1.3 example key. */
 #define KEY "dGhlIHNhbXBsZSBub25jZQ=="

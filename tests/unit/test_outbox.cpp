@@ -18,7 +18,7 @@ extern "C" {  // cmocka 1.1.5 has no C++ linkage guards
 #include <utility>
 #include <vector>
 
-#include "outbox.h"
+#include "fanout/outbox.h"
 
 // ---- allocation counter: a keeping-up client must cost no allocation per message ----
 #include "alloc_counter.h"

@@ -18,7 +18,7 @@ extern "C" {  // cmocka 1.1.5 has no C++ linkage guards
 #include <string>
 #include <vector>
 
-#include "rooms.h"
+#include "fanout/rooms.h"
 
 // ---- allocation counter: the lookups must not allocate ----
 #include "alloc_counter.h"

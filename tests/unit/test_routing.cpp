@@ -16,7 +16,7 @@ extern "C" {  // cmocka 1.1.5 has no C++ linkage guards
 
 #include <cjson/cJSON.h>
 
-#include "routing.h"
+#include "kafka/routing.h"
 
 using namespace std::string_view_literals;
 using psdm::Route;

@@ -20,7 +20,7 @@ extern "C" {  // this cmocka.h has no C++ linkage guard
 #include <string_view>
 #include <vector>
 
-#include "session.h"
+#include "sio/session.h"
 
 using namespace psdm;
 

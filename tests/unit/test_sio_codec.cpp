@@ -17,7 +17,7 @@ extern "C" {  // this cmocka.h has no C++ linkage guard
 #include <string>
 #include <string_view>
 
-#include "sio_codec.h"
+#include "sio/sio_codec.h"
 
 using namespace psdm;
 

@@ -17,7 +17,7 @@ extern "C" {  // cmocka 1.1.5 has no C++ linkage guards
 #include <utility>
 #include <vector>
 
-#include "timer_wheel.h"
+#include "base/timer_wheel.h"
 
 using psdm::TimerWheel;
 

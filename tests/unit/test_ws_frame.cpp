@@ -1,4 +1,4 @@
-// Unit tests for worker/ws_frame.h: server text frame headers, RFC 6455 section 5.2.
+// Unit tests for worker/sio/ws_frame.h: server text frame headers, RFC 6455 section 5.2.
 #include <cstdarg>
 #include <cstddef>
 #include <cstdint>
@@ -9,7 +9,7 @@ extern "C" {
 #include <cmocka.h>
 }
 
-#include "ws_frame.h"
+#include "sio/ws_frame.h"
 
 namespace {
 

@@ -1,0 +1,162 @@
+#include "kafka/kafka_consumer.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <random>
+
+#include "base/clock.h"
+#include "base/log.h"
+
+namespace psdm {
+
+namespace {
+
+constexpr const char *kTag = "PSDM-KAFKA";
+
+struct ConfDeleter {
+    void operator()(rd_kafka_conf_t *c) const { rd_kafka_conf_destroy(c); }
+};
+struct MessageDeleter {
+    void operator()(rd_kafka_message_t *m) const { rd_kafka_message_destroy(m); }
+};
+struct PartitionListDeleter {
+    void operator()(rd_kafka_topic_partition_list_t *l) const { rd_kafka_topic_partition_list_destroy(l); }
+};
+
+// A group id no other worker uses, so that every worker gets every message.
+std::string unique_group_id() {
+    char host[256] = "unknown";
+    gethostname(host, sizeof host - 1);
+    std::random_device rd;
+    char buf[400];
+    snprintf(buf, sizeof buf, "psdm_socketd-%s-%ld-%08x", host, static_cast<long>(getpid()), rd());
+    return buf;
+}
+
+// librdkafka's log lines, on its own threads; our logger is thread-safe.
+void on_kafka_log(const rd_kafka_t *, int level, const char *fac, const char *buf) {
+    LogLevel lvl = level <= 3 ? LogLevel::error : level == 4 ? LogLevel::warn : level <= 6 ? LogLevel::info : LogLevel::debug;
+    logf(lvl, kTag, "librdkafka %s: %s", fac, buf);
+}
+
+}  // namespace
+
+KafkaConsumer::~KafkaConsumer() {
+    // Order matters: close while every member the rebalance callback uses is alive,
+    // drop our queue reference, and only then destroy the handle.
+    if (rk_) rd_kafka_consumer_close(rk_.get());
+    queue_.reset();
+    rk_.reset();
+}
+
+std::unique_ptr<KafkaConsumer> KafkaConsumer::create(const std::map<std::string, std::string> &properties,
+                                                     const std::vector<std::string> &topics, std::string *err) {
+    char errstr[512]; /* librdkafka API error reporting buffer */
+    std::unique_ptr<rd_kafka_conf_t, ConfDeleter> conf(rd_kafka_conf_new());
+    std::unique_ptr<KafkaConsumer> self(new KafkaConsumer());
+
+    std::map<std::string, std::string> props = {
+        {"auto.offset.reset", "latest"},
+        {"enable.auto.commit", "false"},
+        {"enable.auto.offset.store", "false"},
+        {"fetch.wait.max.ms", "100"},
+    };
+    for (const auto &kv : properties) props[kv.first] = kv.second;
+    if (!props.count("group.id")) props["group.id"] = unique_group_id();
+    self->group_id_ = props["group.id"];
+
+    for (const auto &kv : props) {
+        if (rd_kafka_conf_set(conf.get(), kv.first.c_str(), kv.second.c_str(), errstr, sizeof errstr) !=
+            RD_KAFKA_CONF_OK) {
+            *err = "kafka." + kv.first + ": " + errstr;
+            return nullptr;
+        }
+    }
+    rd_kafka_conf_set_log_cb(conf.get(), on_kafka_log);
+    rd_kafka_conf_set_rebalance_cb(conf.get(), on_rebalance);
+    rd_kafka_conf_set_opaque(conf.get(), self.get());
+
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), errstr, sizeof errstr);
+    if (!rk) {
+        *err = std::string("cannot create the Kafka consumer: ") + errstr;
+        return nullptr;
+    }
+    conf.release(); /* now owned, and freed, by rk */
+    self->rk_.reset(rk);
+
+    // Serve errors, logs and rebalances from the consumer queue, so one poll sees all.
+    rd_kafka_poll_set_consumer(rk);
+    self->queue_.reset(rd_kafka_queue_get_consumer(rk));
+
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+        *err = std::string("pipe2: ") + strerror(errno);
+        return nullptr;
+    }
+    self->wake_read_.reset(fds[0]);
+    self->wake_write_.reset(fds[1]);
+    static const char kWake = 'k';
+    rd_kafka_queue_io_event_enable(self->queue_.get(), self->wake_write_.get(), &kWake, 1);
+
+    std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter> subs(
+        rd_kafka_topic_partition_list_new(static_cast<int>(topics.size())));
+    for (const auto &t : topics) rd_kafka_topic_partition_list_add(subs.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, subs.get());
+    if (e) {
+        *err = std::string("cannot subscribe: ") + rd_kafka_err2str(e);
+        return nullptr;
+    }
+    return self;
+}
+
+void KafkaConsumer::drain_event_fd() {
+    char buf[256];
+    while (read(wake_read_.get(), buf, sizeof buf) > 0) {
+    }
+}
+
+size_t KafkaConsumer::poll(int timeout_ms, size_t max_records,
+                           const std::function<void(const KafkaRecord &)> &on_record) {
+    size_t served = 0;
+    while (served < max_records) {
+        std::unique_ptr<rd_kafka_message_t, MessageDeleter> rkm(
+            rd_kafka_consumer_poll(rk_.get(), served == 0 ? timeout_ms : 0));
+        if (!rkm) break;
+        if (rkm->err) {
+            // Informational: librdkafka recovers by itself (broker down, topic missing...).
+            errors_++;
+            int64_t now = monotonic_ms();
+            if (now - last_error_log_ms_ >= 5000) {
+                last_error_log_ms_ = now;
+                PSDM_LOG_WARN(kTag, "consumer error (%llu so far): %s%s%s",
+                              static_cast<unsigned long long>(errors_), rd_kafka_message_errstr(rkm.get()),
+                              rkm->rkt ? " topic=" : "", rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : "");
+            }
+            continue;
+        }
+        KafkaRecord rec{rd_kafka_topic_name(rkm->rkt), rkm->partition, rkm->offset,
+                        std::string_view(static_cast<const char *>(rkm->payload), rkm->payload ? rkm->len : 0)};
+        on_record(rec);
+        served++;
+    }
+    return served;
+}
+
+void KafkaConsumer::on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
+                                 void *opaque) {
+    auto *self = static_cast<KafkaConsumer *>(opaque);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        rd_kafka_assign(rk, parts);
+        self->assigned_partitions_ = parts->cnt;
+        PSDM_LOG_INFO(kTag, "group %s: assigned %d partition(s)", self->group_id_.c_str(), parts->cnt);
+    } else {
+        rd_kafka_assign(rk, nullptr);
+        self->assigned_partitions_ = 0;
+        PSDM_LOG_INFO(kTag, "group %s: partitions revoked (%s)", self->group_id_.c_str(), rd_kafka_err2str(err));
+    }
+}
+
+}  // namespace psdm

@@ -1,0 +1,85 @@
+// KafkaConsumer: the worker's librdkafka consumer, as a small RAII class.
+//
+// Every worker instance must receive every message (each web host runs its own
+// worker), so each instance joins a consumer group of its own
+// ("psdm_socketd-<host>-<pid>-<random>") unless `group.id` is configured, starts at
+// the latest offsets (auto.offset.reset=latest) and never commits.
+//
+// Thread: all methods must be called from one thread (the worker's event loop).
+// librdkafka's own threads only write to the wake-up fd (see event_fd()).
+#pragma once
+
+#include <librdkafka/rdkafka.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/unique_fd.h"
+
+namespace psdm {
+
+// One consumed record; views are valid only during the callback.
+struct KafkaRecord {
+    std::string_view topic;
+    int32_t partition;
+    int64_t offset;
+    std::string_view value;
+};
+
+struct KafkaHandleDeleter {
+    void operator()(rd_kafka_t *rk) const { rd_kafka_destroy(rk); }
+};
+struct KafkaQueueDeleter {
+    void operator()(rd_kafka_queue_t *q) const { rd_kafka_queue_destroy(q); }
+};
+
+class KafkaConsumer {
+ public:
+    // Creates the consumer and subscribes to `topics`. `properties` go to librdkafka
+    // unchanged (bootstrap.servers, security.protocol, sasl.*, ...); the defaults
+    // above apply only to keys not given. Returns nullptr and sets *err (naming the
+    // property) on failure. The broker need not be reachable: librdkafka retries.
+    static std::unique_ptr<KafkaConsumer> create(const std::map<std::string, std::string> &properties,
+                                                 const std::vector<std::string> &topics, std::string *err);
+
+    // Leaves the consumer group (rd_kafka_consumer_close), then destroys the handle.
+    ~KafkaConsumer();
+    KafkaConsumer(const KafkaConsumer &) = delete;
+    KafkaConsumer &operator=(const KafkaConsumer &) = delete;
+
+    // A descriptor that becomes readable when records or events are waiting.
+    // The caller must drain it (drain_event_fd) and then call poll(0, ...).
+    int event_fd() const { return wake_read_.get(); }
+    void drain_event_fd();
+
+    // Serves at most `max_records` records, waiting at most `timeout_ms` for the
+    // first one; calls `on_record` for each. Consumer errors are logged
+    // (rate-limited) and counted; librdkafka recovers from them by itself.
+    // Returns the number of records served.
+    size_t poll(int timeout_ms, size_t max_records, const std::function<void(const KafkaRecord &)> &on_record);
+
+    // Partitions currently assigned by the group (0 until the first rebalance).
+    int assigned_partitions() const { return assigned_partitions_; }
+    uint64_t error_count() const { return errors_; }
+    const std::string &group_id() const { return group_id_; }
+
+ private:
+    KafkaConsumer() = default;
+    static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
+                             void *opaque);
+
+    std::unique_ptr<rd_kafka_t, KafkaHandleDeleter> rk_;
+    std::unique_ptr<rd_kafka_queue_t, KafkaQueueDeleter> queue_;
+    UniqueFd wake_read_, wake_write_;
+    std::string group_id_;
+    int assigned_partitions_ = 0;
+    uint64_t errors_ = 0;
+    int64_t last_error_log_ms_ = 0;
+};
+
+}  // namespace psdm

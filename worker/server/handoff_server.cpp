@@ -1,0 +1,261 @@
+#include "server/handoff_server.h"
+
+#include <errno.h>
+#include <pwd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cstring>
+
+#include "handoff/handoff_io.h"
+#include "handoff/handoff_proto.h"
+#include "base/log.h"
+#include "server/server.h"
+
+namespace psdm {
+
+namespace {
+constexpr const char *kTag = "PSDM-HANDOFF";
+constexpr int kPendingTimeoutSecs = 10;  // a module that neither sends nor commits
+constexpr char kCommitByte = 'C';
+}  // namespace
+
+// One Unix connection from the module, from accept to commit (or refusal).
+struct HandoffConn {
+    enum class State { request, commit } state = State::request;
+    int sock = -1;  // owned by its lws raw-file wsi
+    uid_t uid = 0;
+    pid_t pid = 0;
+    std::unique_ptr<unsigned char[]> buf{new unsigned char[PSDM_HS_MAX_MSG]};
+    psdm_handoff_rx rx{};
+    uint8_t kind = 0;
+    UniqueFd client;  // the handed-over client socket, until adopted
+    Identity who;
+    std::string client_addr;
+    std::string upgrade;  // the rebuilt upgrade request lws replays
+};
+
+HandoffServer::HandoffServer(const Config &cfg, Server &server) : cfg_(cfg), server_(server) {}
+
+HandoffServer::~HandoffServer() {
+    if (created_socket_file_) unlink(cfg_.handoff_socket.c_str());
+}
+
+static bool all_digits(const std::string &s) {
+    if (s.empty()) return false;
+    for (char ch : s)
+        if (!isdigit(static_cast<unsigned char>(ch))) return false;
+    return true;
+}
+
+bool HandoffServer::start(struct lws_context *context, struct lws_vhost *vh, std::string *err) {
+    (void)context;
+    vh_ = vh;
+    std::string peers;
+    for (const std::string &p : cfg_.handoff_allowed_peers) {
+        uid_t uid;
+        if (all_digits(p)) {
+            uid = static_cast<uid_t>(std::stoul(p));
+        } else {
+            struct passwd pw, *found = nullptr;
+            char pwbuf[4096];
+            if (getpwnam_r(p.c_str(), &pw, pwbuf, sizeof pwbuf, &found) != 0 || !found) {
+                *err = "handoff_allowed_peers: no such user '" + p + "'";
+                return false;
+            }
+            uid = found->pw_uid;
+        }
+        allowed_uids_.push_back(uid);
+        peers += (peers.empty() ? "" : ", ") + p + "(" + std::to_string(uid) + ")";
+    }
+
+    const std::string &path = cfg_.handoff_socket;  // config checked it fits sun_path
+    struct sockaddr_un sun {};
+    sun.sun_family = AF_UNIX;
+    memcpy(sun.sun_path, path.c_str(), path.size() + 1);
+    struct stat st;
+    if (lstat(path.c_str(), &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            *err = "handoff_socket: " + path + " exists and is not a socket";
+            return false;
+        }
+        // A socket file: stale (remove it) unless another worker listens on it.
+        UniqueFd probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        if (connect(probe.get(), reinterpret_cast<struct sockaddr *>(&sun), sizeof sun) == 0) {
+            *err = "handoff_socket: another process already listens on " + path;
+            return false;
+        }
+        unlink(path.c_str());
+    }
+
+    UniqueFd listener(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    // The socket file gets its final mode at creation: no window with wider access.
+    mode_t old = umask(static_cast<mode_t>(~cfg_.handoff_socket_mode & 0777));
+    int rc = bind(listener.get(), reinterpret_cast<struct sockaddr *>(&sun), sizeof sun);
+    int bind_errno = errno;
+    umask(old);
+    if (rc != 0) {
+        *err = "handoff_socket: cannot bind " + path + ": " + strerror(bind_errno);
+        return false;
+    }
+    created_socket_file_ = true;
+    if (chmod(path.c_str(), cfg_.handoff_socket_mode) != 0 || listen(listener.get(), 1024) != 0) {
+        *err = "handoff_socket: " + path + ": " + strerror(errno);
+        return false;
+    }
+    lws_sock_file_fd_type fd;
+    fd.filefd = listen_fd_ = listener.release();  // lws owns it now (closes it on destroy)
+    if (!lws_adopt_descriptor_vhost(vh, LWS_ADOPT_RAW_FILE_DESC, fd, kListenerProtocol, nullptr)) {
+        *err = "handoff_socket: cannot watch " + path;
+        return false;
+    }
+    PSDM_LOG_INFO(kTag, "handoff socket %s (mode %04o), accepting peers %s", path.c_str(), cfg_.handoff_socket_mode,
+                  peers.c_str());
+    return true;
+}
+
+bool HandoffServer::peer_allowed(uid_t uid) const {
+    for (uid_t a : allowed_uids_)
+        if (a == uid) return true;
+    return false;
+}
+
+std::optional<Identity> HandoffServer::take_identity(int fd) {
+    auto it = identities_.find(fd);
+    if (it == identities_.end()) return std::nullopt;
+    Identity who = std::move(it->second);
+    identities_.erase(it);
+    return who;
+}
+
+void HandoffServer::forget_identity(int fd) { identities_.erase(fd); }
+
+void HandoffServer::on_listener_readable() {
+    for (int i = 0; i < 64; i++) {
+        int sock = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (sock < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                PSDM_LOG_WARN(kTag, "accept on %s: %s", cfg_.handoff_socket.c_str(), strerror(errno));
+            return;
+        }
+        struct ucred cred {};
+        socklen_t len = sizeof cred;
+        if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || !peer_allowed(cred.uid)) {
+            PSDM_LOG_WARN(kTag, "refused a connection on %s from uid %u (pid %d): not in handoff_allowed_peers",
+                          cfg_.handoff_socket.c_str(), static_cast<unsigned>(cred.uid), static_cast<int>(cred.pid));
+            unsigned char answer[PSDM_HS_ANSWER_LEN];
+            psdm_handoff_answer_encode(PSDM_HS_REFUSED_PEER, answer);
+            ssize_t ignored = send(sock, answer, sizeof answer, MSG_NOSIGNAL | MSG_DONTWAIT);
+            (void)ignored;
+            close(sock);
+            continue;
+        }
+        auto *hc = new HandoffConn();
+        hc->sock = sock;
+        hc->uid = cred.uid;
+        hc->pid = cred.pid;
+        psdm_handoff_rx_init(&hc->rx, hc->buf.get(), PSDM_HS_MAX_MSG);
+        lws_adopt_desc_t desc{};
+        desc.vh = vh_;
+        desc.type = LWS_ADOPT_RAW_FILE_DESC;
+        desc.fd.filefd = sock;
+        desc.vh_prot_name = kConnProtocol;
+        desc.opaque = hc;
+        struct lws *wsi = lws_adopt_descriptor_vhost_via_info(&desc);
+        if (!wsi) {
+            PSDM_LOG_WARN(kTag, "cannot watch a handoff connection from pid %d", static_cast<int>(cred.pid));
+            close(sock);
+            delete hc;
+            continue;
+        }
+        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, kPendingTimeoutSecs);
+    }
+}
+
+int HandoffServer::refuse(HandoffConn *hc, uint8_t status, const char *why) {
+    PSDM_LOG_WARN(kTag, "refused handoff from pid %d (client %s, user '%s'): %s: %s", static_cast<int>(hc->pid),
+                  hc->client_addr.empty() ? "?" : hc->client_addr.c_str(), hc->who.user.c_str(),
+                  psdm_handoff_status_name(status), why);
+    psdm_handoff_answer_send(hc->sock, status);  // best effort: the module treats silence as refusal
+    return -1;
+}
+
+int HandoffServer::on_conn_readable(struct lws *wsi, HandoffConn *hc) {
+    (void)wsi;
+    return hc->state == HandoffConn::State::request ? on_request(hc) : on_commit(hc);
+}
+
+int HandoffServer::on_request(HandoffConn *hc) {
+    int rc = psdm_handoff_rx_step(&hc->rx, hc->sock);
+    if (rc == EAGAIN) return 0;
+    if (rc > 0) {
+        PSDM_LOG_WARN(kTag, "reading a handoff request from pid %d: %s", static_cast<int>(hc->pid), strerror(rc));
+        return -1;
+    }
+    if (rc == PSDM_HS_E_CLOSED) return -1;  // connected and went away: a probe
+    if (rc < 0) return refuse(hc, PSDM_HS_REFUSED_MALFORMED, psdm_handoff_strerror(rc));
+
+    psdm_handoff_req req;
+    uint8_t bad_tag = 0;
+    rc = psdm_handoff_decode(hc->buf.get(), psdm_handoff_rx_len(&hc->rx), &req, &bad_tag);
+    if (rc < 0) {
+        std::string why = std::string(psdm_handoff_strerror(rc)) + (bad_tag ? " (field " : "") +
+                          (bad_tag ? std::string(psdm_handoff_tag_name(bad_tag)) + ")" : "");
+        return refuse(hc, PSDM_HS_REFUSED_MALFORMED, why.c_str());
+    }
+    hc->kind = req.kind;
+    hc->client_addr.assign(req.client_addr.ptr ? req.client_addr.ptr : "", req.client_addr.len);
+    hc->who.user.assign(req.user.ptr, req.user.len);
+    for (unsigned i = 0; i < req.ngroups; i++) hc->who.groups.emplace_back(req.groups[i].ptr, req.groups[i].len);
+    if (req.kind == PSDM_HS_KIND_HANDOFF) hc->client.reset(psdm_handoff_rx_take_fd(&hc->rx));
+
+    if (!server_.has_capacity()) return refuse(hc, PSDM_HS_REFUSED_CAPACITY, "at max_connections");
+    char upgrade[PSDM_HS_REPLAY_MAX];
+    int n = psdm_handoff_build_upgrade(&req, upgrade, sizeof upgrade);
+    if (n < 0) return refuse(hc, PSDM_HS_REFUSED_MALFORMED, "upgrade request and early data exceed 2048 bytes");
+    hc->upgrade.assign(upgrade, static_cast<size_t>(n));
+
+    rc = psdm_handoff_answer_send(hc->sock, PSDM_HS_ACCEPTED);
+    if (rc != 0) {
+        PSDM_LOG_WARN(kTag, "answering pid %d: %s", static_cast<int>(hc->pid),
+                      rc > 0 ? strerror(rc) : psdm_handoff_strerror(rc));
+        return -1;
+    }
+    hc->state = HandoffConn::State::commit;
+    return 0;
+}
+
+int HandoffServer::on_commit(HandoffConn *hc) {
+    char byte = 0;
+    ssize_t n = recv(hc->sock, &byte, 1, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return 0;
+    if (n != 1 || byte != kCommitByte) {
+        // The module gave up (its timeout) and keeps the client connection: we never touch it.
+        PSDM_LOG_INFO(kTag, "pid %d withdrew the handoff of client %s before committing", static_cast<int>(hc->pid),
+                      hc->client_addr.c_str());
+        return -1;
+    }
+    // Relay (TLS): the Unix connection itself carries the client's bytes from now on.
+    int fd = hc->kind == PSDM_HS_KIND_HANDOFF ? hc->client.release() : dup(hc->sock);
+    if (fd < 0) {
+        PSDM_LOG_ERROR(kTag, "dup: %s", strerror(errno));
+        return -1;
+    }
+    identities_[fd] = std::move(hc->who);
+    // lws may complete the handshake (and ESTABLISHED) inside this call, or later.
+    if (!lws_adopt_socket_vhost_readbuf(vh_, fd, hc->upgrade.data(), hc->upgrade.size())) {
+        identities_.erase(fd);  // lws closed fd
+        PSDM_LOG_WARN(kTag, "libwebsockets could not adopt the connection of client %s", hc->client_addr.c_str());
+    }
+    return -1;  // done with the Unix connection (a relay lives on in its dup)
+}
+
+void HandoffServer::on_conn_closed(HandoffConn *hc) {
+    psdm_handoff_rx_release(&hc->rx);
+    delete hc;  // closes a client fd that was never adopted
+}
+
+}  // namespace psdm

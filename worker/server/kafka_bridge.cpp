@@ -1,0 +1,92 @@
+#include "server/kafka_bridge.h"
+
+#include <cinttypes>
+
+#include "base/log.h"
+
+namespace psdm {
+
+namespace {
+constexpr const char *kTag = "PSDM-KAFKA";
+// Records served per turn of the event loop at most; the bytes published per turn
+// are bounded too (Server::publish_budget_per_turn), so that clients' writes
+// interleave with a burst of Kafka traffic.
+constexpr size_t kBatch = 2000;
+}  // namespace
+
+KafkaBridge::KafkaBridge(const Config &cfg, Server &server) : cfg_(cfg), server_(server) {
+    continue_.self = this;
+    routing_.room_field = cfg.room_field;
+    routing_.global_room_topics = cfg.global_room_topics;
+    routing_.max_payload = cfg.max_payload;
+}
+
+KafkaBridge::~KafkaBridge() { lws_sul_cancel(&continue_.sul); }
+
+bool KafkaBridge::start(struct lws_context *context, struct lws_vhost *vh, std::string *err) {
+    consumer_ = KafkaConsumer::create(cfg_.kafka, cfg_.topics, err);
+    if (!consumer_) return false;
+    context_ = context;
+    lws_sock_file_fd_type fd;
+    fd.filefd = consumer_->event_fd();
+    if (!lws_adopt_descriptor_vhost(vh, LWS_ADOPT_RAW_FILE_DESC, fd, kKafkaProtocolName, nullptr)) {
+        *err = "cannot watch the Kafka wake-up fd";
+        return false;
+    }
+    std::string topics;
+    for (const auto &t : cfg_.topics) topics += (topics.empty() ? "" : ",") + t;
+    PSDM_LOG_INFO(kTag, "consuming %s from %s as group %s (every worker gets every message)", topics.c_str(),
+                  cfg_.kafka.count("bootstrap.servers") ? cfg_.kafka.at("bootstrap.servers").c_str() : "(default)",
+                  consumer_->group_id().c_str());
+    // Serve anything already queued (the pipe only signals empty -> non-empty).
+    lws_sul_schedule(context_, 0, &continue_.sul, on_continue, 1);
+    return true;
+}
+
+void KafkaBridge::on_continue(lws_sorted_usec_list_t *sul) {
+    reinterpret_cast<ContinueTimer *>(sul)->self->on_readable();
+}
+
+void KafkaBridge::on_readable() {
+    consumer_->drain_event_fd();
+    const size_t budget = server_.publish_budget_per_turn();
+    size_t records = 0, published_bytes = 0;
+    while (records < kBatch && published_bytes < budget) {
+        if (consumer_->poll(0, 1, [&](const KafkaRecord &rec) { published_bytes += on_record(rec); }) == 0) break;
+        records++;
+    }
+    if (consumer_->assigned_partitions() != last_assigned_) {
+        last_assigned_ = consumer_->assigned_partitions();
+        PSDM_LOG_INFO(kTag, "ready: %d partition(s) assigned", last_assigned_);
+    }
+    // Stopped early: more may be waiting, and the pipe will not signal again for
+    // them, so come back right after the clients' writes of this loop turn.
+    // Otherwise poll now and then anyway, so that rebalances and errors are served
+    // even when no record arrives.
+    bool stopped_early = records == kBatch || published_bytes >= budget;
+    lws_sul_schedule(context_, 0, &continue_.sul, on_continue, stopped_early ? 1 : 500 * LWS_US_PER_MS);
+}
+
+size_t KafkaBridge::on_record(const KafkaRecord &rec) {
+    records_++;
+    Route route = route_kafka_record(rec.topic, rec.value, routing_);
+    if (route.status == RouteStatus::ok) {
+        server_.publish(route);
+        return route.payload.size();
+    }
+    skipped_[static_cast<size_t>(route.status)]++;
+    skipped_since_log_++;
+    int64_t now = monotonic_ms();
+    if (now - last_skip_log_ms_ >= 1000) {  // one line a second at most
+        PSDM_LOG_WARN(kTag,
+                      "skipped record %.*s/%" PRId32 "@%" PRId64 ": %s (%" PRIu64
+                      " record(s) skipped since the last such line)",
+                      static_cast<int>(rec.topic.size()), rec.topic.data(), rec.partition, rec.offset,
+                      route_status_name(route.status), skipped_since_log_);
+        last_skip_log_ms_ = now;
+        skipped_since_log_ = 0;
+    }
+    return 0;
+}
+
+}  // namespace psdm

@@ -1,0 +1,414 @@
+#include "server/server.h"
+
+#include <libwebsockets.h>
+
+#include <cinttypes>
+#include <algorithm>
+#include <cstring>
+#include <random>
+
+#include "base/log.h"
+#include "sio/ws_frame.h"
+
+namespace psdm {
+
+namespace {
+constexpr const char *kTag = "PSDM-WS";
+constexpr const char *kAuthzTag = "PSDM-AUTHZ";
+}
+
+// Member ids in Rooms are the Client pointers themselves: no lookup on the fan-out path.
+static MemberId member_of(const Client *c) { return reinterpret_cast<uintptr_t>(c); }
+static Client *client_of(MemberId m) { return reinterpret_cast<Client *>(static_cast<uintptr_t>(m)); }
+
+// An Engine.IO session id: 20 characters of base64url, unique and unguessable enough
+// (it grants nothing: identity comes from Apache, not from the sid).
+static std::string make_sid(uint64_t counter) {
+    static std::mt19937_64 rng{std::random_device{}()};
+    static const char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    uint64_t a = rng() ^ counter, b = rng();
+    std::string sid(20, 'A');
+    for (int i = 0; i < 10; i++) sid[static_cast<size_t>(i)] = kAlphabet[(a >> (6 * i)) & 63];
+    for (int i = 0; i < 10; i++) sid[static_cast<size_t>(10 + i)] = kAlphabet[(b >> (6 * i)) & 63];
+    return sid;
+}
+
+Server::Server(const Config &cfg, std::unique_ptr<Authorizer> authz, size_t max_connections)
+    : cfg_(cfg),
+      authz_(std::move(authz)),
+      wheel_(kHeartbeatTickMs, kHeartbeatSlots, monotonic_ms()),
+      max_connections_(max_connections) {
+    revalidate_timer_.self = this;
+    heartbeat_timer_.self = this;
+    limits_.ns = cfg.ns;
+    limits_.ping_interval_ms = cfg.ping_interval_ms;
+    limits_.ping_timeout_ms = cfg.ping_timeout_ms;
+    limits_.max_payload = cfg.max_payload;
+    limits_.max_rooms = cfg.max_rooms_per_client;
+}
+
+Server::~Server() {
+    // lws closes every wsi (and so calls on_closed) before the context goes; whatever
+    // is left here was never closed by lws.
+    for (auto &kv : by_id_) delete kv.second;
+}
+
+Client *Server::on_established(struct lws *wsi, EioVersion v, Identity who) {
+    uint64_t id = ++next_id_;
+    auto *c = new Client(id, wsi, v, limits_, make_sid(id), std::move(who), cfg_.client_backlog, monotonic_ms());
+    by_id_.emplace(id, c);
+    stats_.connections_total++;
+    PSDM_LOG_DEBUG(kTag, "client %" PRIu64 " connected (user '%s', Engine.IO v%d)", id, c->who.user.c_str(),
+                   static_cast<int>(v));
+    std::vector<SessionAction> actions;
+    c->session.on_open(actions);
+    apply(c, actions);
+    arm_timer(c);
+    return c;
+}
+
+int Server::on_receive(Client *c, const char *data, size_t len, bool first, bool final, bool binary,
+                       size_t remaining_in_frame) {
+    if (c->closing) return 0;
+    if (binary) {
+        request_close(c, kWsCloseUnsupportedData, "binary frames are not supported");
+        return 0;
+    }
+    std::string_view frame(data, len);
+    bool whole = first && final && remaining_in_frame == 0 && c->rx_partial.empty();
+    if (!whole) {
+        if (c->rx_partial.size() + len > cfg_.max_payload) {
+            c->rx_partial.clear();
+            c->rx_partial.shrink_to_fit();
+            request_close(c, kWsCloseTooBig, "frame too large");
+            return 0;
+        }
+        c->rx_partial.append(data, len);
+        if (!final || remaining_in_frame > 0) return 0;
+        frame = c->rx_partial;
+    }
+    std::vector<SessionAction> actions;
+    c->session.on_text(frame, monotonic_ms(), actions);
+    if (!whole) {
+        c->rx_partial.clear();
+        c->rx_partial.shrink_to_fit();  // idle connections keep no buffer
+    }
+    apply(c, actions);
+    arm_timer(c);
+    return 0;
+}
+
+// Writes what is queued, several frames per call: every queued frame is a complete
+// WebSocket frame (ws_frame.h), so consecutive frames are concatenated and written
+// with LWS_WRITE_RAW, which lws sends as they are (and buffers itself if the socket
+// takes only part). A client that fell behind catches up in a few writes instead of
+// one write per message per loop turn. One lws_write per WRITEABLE, as lws requires.
+int Server::on_writeable(Client *c) {
+    if (c->closing) {
+        lws_close_reason(c->wsi, static_cast<enum lws_close_status>(c->close_code),
+                         reinterpret_cast<unsigned char *>(c->close_reason.data()), c->close_reason.size());
+        return -1;
+    }
+    const Frame *first = c->outbox.front();
+    if (!first) return 0;
+    unsigned char *buf = first->writable_payload();
+    size_t len = first->size();
+    size_t frames = 1;
+    if (c->outbox.queued_frames() > 1 && len < kCoalesceBytes) {
+        // Copy as many whole frames as fit into the scratch buffer (after LWS_PRE).
+        if (write_scratch_.size() < LWS_PRE + kCoalesceBytes) write_scratch_.resize(LWS_PRE + kCoalesceBytes);
+        buf = write_scratch_.data() + LWS_PRE;
+        len = 0;
+        frames = 0;
+        c->outbox.for_each_queued([&](const Frame &f) {
+            if (frames > 0 && len + f.size() > kCoalesceBytes) return false;
+            std::memcpy(buf + len, f.view().data(), f.size());
+            len += f.size();
+            frames++;
+            return len < kCoalesceBytes;
+        });
+    }
+    int n = lws_write(c->wsi, buf, len, LWS_WRITE_RAW);
+    for (size_t i = 0; i < frames; i++) c->outbox.pop();
+    if (n < 0) {
+        PSDM_LOG_INFO(kTag, "client %" PRIu64 ": write failed, closing", c->id);
+        return -1;
+    }
+    if (!c->outbox.empty()) lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+size_t Server::publish_budget_per_turn() const {
+    return std::max<size_t>(1, std::min(cfg_.client_backlog / 4, kCoalesceBytes));
+}
+
+void Server::on_timer(Client *c) {
+    std::vector<SessionAction> actions;
+    c->session.on_tick(monotonic_ms(), actions);
+    apply(c, actions);
+    arm_timer(c);
+}
+
+void Server::on_closed(Client *c) {
+    rooms_.leave_all(member_of(c));
+    by_id_.erase(c->id);
+    PSDM_LOG_DEBUG(kTag, "client %" PRIu64 " closed", c->id);
+    delete c;
+}
+
+size_t Server::publish(const Route &route) {
+    FrameRef frame = Frame::make(ws_text_frame(sio_encode_event(cfg_.ns, cfg_.event, route.payload)), LWS_PRE);
+    size_t n = 0;
+    if (!route.room.empty()) n += deliver_to_room(route.room, frame);
+    if (route.to_global_room && route.room != kGlobalRoom) n += deliver_to_room(kGlobalRoom, frame);
+    stats_.records_routed++;
+    stats_.deliveries += n;
+    return n;
+}
+
+size_t Server::deliver_to_room(std::string_view room, const FrameRef &frame) {
+    // Slow clients are closed after the loop: closing leaves rooms, which must not
+    // happen while Rooms is iterating.
+    std::vector<Client *> slow;
+    size_t n = rooms_.for_each_member(room, [&](MemberId m) {
+        Client *c = client_of(m);
+        if (!push_frame(c, frame)) slow.push_back(c);
+    });
+    for (Client *c : slow) close_slow_consumer(c, frame->size());
+    return n - slow.size();
+}
+
+void Server::apply(Client *c, std::vector<SessionAction> &actions) {
+    for (auto &a : actions) {
+        switch (a.kind) {
+        case SessionAction::Kind::send:
+            send_text(c, a.text);
+            break;
+        case SessionAction::Kind::join:
+            on_join(c, a.text, a.ack_id);
+            break;
+        case SessionAction::Kind::leave:
+            rooms_.leave(member_of(c), a.text);
+            c->allowed_at.erase(a.text);
+            if (a.ack_id) send_text(c, c->session.leave_ack(*a.ack_id));
+            break;
+        case SessionAction::Kind::leave_all:
+            rooms_.leave_all(member_of(c));
+            c->allowed_at.clear();
+            break;
+        case SessionAction::Kind::close:
+            request_close(c, a.close_code, a.reason);
+            break;
+        }
+    }
+}
+
+// Asks the authorizer; the client enters the room only once the answer is yes, and
+// only if it is still connected and still wants the room (no leave meanwhile).
+void Server::on_join(Client *c, const std::string &room, std::optional<uint64_t> ack_id) {
+    uint64_t id = c->id;
+    authz_->check(c->who, room, [this, id, room, ack_id](AuthzDecision d) {
+        auto it = by_id_.find(id);
+        if (it == by_id_.end()) return;  // gone while we waited
+        Client *cl = it->second;
+        if (cl->closing) return;
+        bool wanted = cl->session.rooms().count(room) > 0;
+        if (d.allowed && wanted) {
+            Rooms::JoinResult r = rooms_.join(member_of(cl), room, cfg_.max_rooms_per_client);
+            if (r == Rooms::JoinResult::too_many_rooms) {
+                d = {false, "too many rooms", false};
+            } else if (revalidate_ms_ > 0) {
+                cl->allowed_at[room] = monotonic_ms();
+            }
+        }
+        if (!d.allowed) {
+            if (wanted) cl->session.join_refused(room);
+            log_denial(cl, room, d, "may not join");
+        }
+        if (ack_id) send_text(cl, cl->session.join_ack(*ack_id, d.allowed, room));
+    });
+}
+
+// One line per refusal: user, room, provider, reason.
+void Server::log_denial(const Client *c, const std::string &room, const AuthzDecision &d, const char *what) {
+    PSDM_LOG_NOTICE(kAuthzTag, "client %" PRIu64 ": user '%s' %s room '%s' (%s: %s%s)", c->id, c->who.user.c_str(),
+                    what, room.c_str(), authz_->name(), d.failed ? "no answer: " : "", d.reason.c_str());
+}
+
+bool Server::start_authz(struct lws_context *context, std::string *err) {
+    context_ = context;
+    if (!authz_->start([context] { lws_cancel_service(context); }, err)) return false;
+    revalidate_ms_ = authz_->revalidate_after_ms();
+    if (revalidate_ms_ > 0) {
+        int64_t period = std::max<int64_t>(250, revalidate_ms_ / 4);
+        lws_sul_schedule(context_, 0, &revalidate_timer_.sul, on_revalidate_timer,
+                         static_cast<lws_usec_t>(period) * LWS_US_PER_MS);
+        PSDM_LOG_INFO(kAuthzTag, "memberships are re-checked once older than %" PRId64 " ms (every %" PRId64 " ms)",
+                      revalidate_ms_, period);
+    }
+    return true;
+}
+
+void Server::on_wake() {
+    authz_->poll();
+    if (wake_hook_) wake_hook_();
+}
+
+void Server::start_heartbeats(struct lws_context *context) {
+    context_ = context;
+    heartbeats_running_ = true;
+    lws_sul_schedule(context_, 0, &heartbeat_timer_.sul, on_heartbeat_timer,
+                     static_cast<lws_usec_t>(kHeartbeatTickMs) * LWS_US_PER_MS);
+}
+
+void Server::stop_heartbeats() {
+    if (heartbeats_running_) lws_sul_cancel(&heartbeat_timer_.sul);
+    heartbeats_running_ = false;
+}
+
+// Every kHeartbeatTickMs: the clients whose heartbeat deadline came get their tick.
+// Entries whose client is gone, or whose deadline is no longer the armed one, are stale.
+void Server::on_heartbeat_timer(lws_sorted_usec_list_t *sul) {
+    Server *self = reinterpret_cast<HeartbeatTimer *>(sul)->self;
+    self->wheel_.advance(monotonic_ms(), [self](uint64_t id, int64_t deadline) {
+        auto it = self->by_id_.find(id);
+        if (it == self->by_id_.end()) return;
+        Client *c = it->second;
+        if (c->armed_deadline != deadline) return;
+        c->armed_deadline = INT64_MAX;  // consumed: on_timer arms the next one
+        self->on_timer(c);
+    });
+    if (self->heartbeats_running_)
+        lws_sul_schedule(self->context_, 0, &self->heartbeat_timer_.sul, on_heartbeat_timer,
+                         static_cast<lws_usec_t>(kHeartbeatTickMs) * LWS_US_PER_MS);
+}
+
+void Server::stop_authz() {
+    if (revalidate_ms_ > 0 && context_) lws_sul_cancel(&revalidate_timer_.sul);
+    revalidate_ms_ = 0;
+    authz_->stop();
+}
+
+void Server::reload_authz() {
+    std::string err;
+    if (!authz_->reload(&err)) {
+        PSDM_LOG_ERROR(kAuthzTag, "reload (SIGHUP) failed, the previous rules stay in force: %s", err.c_str());
+        return;
+    }
+    // Collected first: answers may come at once and change memberships.
+    std::vector<std::pair<uint64_t, std::string>> all;
+    for (const auto &kv : by_id_)
+        for (std::string &room : rooms_.rooms_of(member_of(kv.second))) all.emplace_back(kv.first, std::move(room));
+    PSDM_LOG_NOTICE(kAuthzTag, "reload (SIGHUP): re-checking %zu membership(s) of %zu client(s)", all.size(),
+                    by_id_.size());
+    for (const auto &m : all) recheck(m.first, m.second);
+}
+
+void Server::on_revalidate_timer(lws_sorted_usec_list_t *sul) {
+    Server *self = reinterpret_cast<RevalidateTimer *>(sul)->self;
+    self->revalidate_due();
+    if (self->revalidate_ms_ > 0) {
+        int64_t period = std::max<int64_t>(250, self->revalidate_ms_ / 4);
+        lws_sul_schedule(self->context_, 0, &self->revalidate_timer_.sul, on_revalidate_timer,
+                         static_cast<lws_usec_t>(period) * LWS_US_PER_MS);
+    }
+}
+
+// Re-asks every membership the authorizer allowed longer than revalidate_ms_ ago.
+// O(memberships with an expiry).
+void Server::revalidate_due() {
+    int64_t now = monotonic_ms();
+    std::vector<std::pair<uint64_t, std::string>> due;
+    for (const auto &kv : by_id_)
+        for (const auto &[room, at] : kv.second->allowed_at)
+            if (now - at >= revalidate_ms_) due.emplace_back(kv.first, room);
+    for (const auto &m : due) recheck(m.first, m.second);
+}
+
+// Asks again whether client `client_id` may stay in `room`; removes it if not.
+void Server::recheck(uint64_t client_id, const std::string &room) {
+    auto it = by_id_.find(client_id);
+    if (it == by_id_.end() || it->second->closing) return;
+    authz_->check(it->second->who, room, [this, client_id, room](AuthzDecision d) {
+        auto found = by_id_.find(client_id);
+        if (found == by_id_.end()) return;
+        Client *cl = found->second;
+        if (cl->closing) return;
+        if (!rooms_.is_member(member_of(cl), room)) {  // left meanwhile
+            cl->allowed_at.erase(room);
+            return;
+        }
+        int64_t now = monotonic_ms();
+        if (d.allowed) {
+            if (revalidate_ms_ > 0) cl->allowed_at[room] = now;
+            return;
+        }
+        if (d.failed && revalidate_ms_ > 0) {
+            auto at = cl->allowed_at.find(room);
+            if (at != cl->allowed_at.end() && now - at->second < 2 * revalidate_ms_) {
+                PSDM_LOG_INFO(kAuthzTag,
+                              "client %" PRIu64 ": user '%s' stays in room '%s' for now: re-check failed (%s)",
+                              cl->id, cl->who.user.c_str(), room.c_str(), d.reason.c_str());
+                return;
+            }
+        }
+        revoke(cl, room, d);
+    });
+}
+
+// Takes the client out of the room: no message of it is queued for the client from now on.
+void Server::revoke(Client *c, const std::string &room, const AuthzDecision &d) {
+    rooms_.leave(member_of(c), room);
+    c->allowed_at.erase(room);
+    c->session.join_refused(room);
+    stats_.memberships_revoked++;
+    log_denial(c, room, d, "removed from");
+}
+
+void Server::send_text(Client *c, std::string_view text) { enqueue(c, Frame::make(ws_text_frame(text), LWS_PRE)); }
+
+void Server::enqueue(Client *c, FrameRef frame) {
+    size_t size = frame->size();
+    if (!push_frame(c, std::move(frame))) close_slow_consumer(c, size);
+}
+
+bool Server::push_frame(Client *c, FrameRef frame) {
+    if (c->closing) return true;  // dropped: it is going away
+    bool was_empty = c->outbox.empty();
+    if (c->outbox.push(std::move(frame)) == EnqueueResult::over_backlog) return false;
+    if (was_empty) lws_callback_on_writable(c->wsi);
+    return true;
+}
+
+// The slow-consumer policy in action: slow_consumer_policy() decides, this logs once
+// and carries it out.
+void Server::close_slow_consumer(Client *c, size_t incoming_bytes) {
+    SlowConsumerDecision d = slow_consumer_policy(c->outbox, incoming_bytes);
+    stats_.slow_consumers_closed++;
+    PSDM_LOG_WARN("PSDM-SLOW", "client %" PRIu64 " (user '%s'): %s; closing with %d", c->id, c->who.user.c_str(),
+                  d.reason.c_str(), d.close_code);
+    c->outbox.clear();  // free its memory now
+    request_close(c, d.close_code, d.reason);
+}
+
+void Server::request_close(Client *c, int code, std::string reason) {
+    if (c->closing) return;
+    PSDM_LOG_INFO(kTag, "client %" PRIu64 ": closing (%d %s)", c->id, code, reason.c_str());
+    c->closing = true;
+    c->close_code = code;
+    if (reason.size() > 120) reason.resize(120);  // a close frame holds 123 bytes of reason
+    c->close_reason = std::move(reason);
+    rooms_.leave_all(member_of(c));  // no more deliveries to it
+    c->allowed_at.clear();
+    lws_callback_on_writable(c->wsi);
+}
+
+// O(1): most received frames leave the deadline as it was and cost a comparison.
+void Server::arm_timer(Client *c) {
+    int64_t deadline = c->session.next_deadline_ms();
+    if (deadline == c->armed_deadline) return;
+    c->armed_deadline = deadline;  // an entry for the previous deadline is now stale
+    if (deadline != INT64_MAX) wheel_.schedule(c->id, deadline);
+}
+
+}  // namespace psdm

@@ -1,0 +1,128 @@
+// One websocket connection's Engine.IO / Socket.IO state machine, transport-free.
+//
+// The caller (the lws event loop) feeds it received text frames and clock ticks; the Session
+// answers with actions to perform, in order: frames to send, room joins/leaves to apply, or a
+// close. It never touches sockets, rooms or Kafka, and it never logs.
+//
+//   Session s(version, limits, sid, now);
+//   s.on_open(out);                      // once, right after the websocket is established
+//   s.on_text(frame, now, out);          // each received text frame
+//   s.on_tick(now, out);                 // whenever now >= s.next_deadline_ms()
+//
+// After a close action has been emitted the Session is inert: further calls emit nothing and
+// next_deadline_ms() returns INT64_MAX. The caller closes the websocket with the given code and
+// reason, and removes the connection from all rooms when the connection goes away (a close
+// action does not come with a leave_all).
+//
+// Thread: a Session belongs to the thread of its connection; no internal locking.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sio/sio_codec.h"
+
+namespace psdm {
+
+// Websocket close codes (RFC 6455 section 7.4.1) used by Session.
+constexpr int kWsCloseNormal = 1000;          // client asked to close; ping timeout
+constexpr int kWsCloseProtocolError = 1002;   // malformed Engine.IO / Socket.IO packet
+constexpr int kWsCloseUnsupportedData = 1003; // binary Socket.IO packets
+constexpr int kWsCloseTooBig = 1009;          // frame longer than max_payload
+
+// Longest room name a client may join, in bytes.
+constexpr size_t kMaxRoomBytes = 256;
+
+struct SessionLimits {
+  std::string ns = "/psdm_ws";          // the namespace that carries room events
+  unsigned ping_interval_ms = 25000;
+  unsigned ping_timeout_ms = 20000;
+  size_t max_payload = 1000000;         // longest accepted received frame, bytes
+  size_t max_rooms = 100;               // rooms one connection may be in at once
+};
+
+struct SessionAction {
+  enum class Kind { send, join, leave, leave_all, close } kind = Kind::send;
+  std::string text;                  // send: the complete frame; join/leave: the room name
+  std::optional<uint64_t> ack_id;    // join/leave: the ack id the client asked for, answered
+                                     // later by the caller with join_ack()/leave_ack()
+  int close_code = 0;                // close: websocket close code (kWsClose*)
+  std::string reason;                // close: short reason (< 123 bytes) for log and close frame
+};
+
+class Session {
+ public:
+  // `sid` is the Engine.IO session id chosen by the caller (also used as the Socket.IO socket id
+  // in v4 connect acks). `now_ms` starts the heartbeat clock (any monotonic millisecond clock).
+  Session(EioVersion v, const SessionLimits &limits, std::string sid, int64_t now_ms);
+
+  // Appends the Engine.IO open packet; for v3 also "40", the automatic connection to "/" that
+  // Socket.IO v2 servers perform. Call once, before any on_text.
+  void on_open(std::vector<SessionAction> &out);
+
+  // Handles one received websocket text frame; appends the resulting actions.
+  void on_text(std::string_view frame, int64_t now_ms, std::vector<SessionAction> &out);
+
+  // Heartbeat timers. v4: sends ping "2" every ping_interval and closes with "ping timeout" if
+  // no pong "3" arrives within ping_timeout. v3: closes with "ping timeout" if no client ping
+  // arrived for ping_interval + ping_timeout. Calling it early is harmless.
+  void on_tick(int64_t now_ms, std::vector<SessionAction> &out);
+
+  // The time at which on_tick must be called next (INT64_MAX once closed).
+  int64_t next_deadline_ms() const;
+
+  // The caller's answer to a join action with an ack id, on the configured namespace:
+  //   allowed: 43/ns,ID[]      refused: 43/ns,ID[{"error":"forbidden","room":"..."}]
+  // When refusing a join, also call join_refused() so the room no longer counts (pure
+  // encoder, no state change).
+  std::string join_ack(uint64_t ack_id, bool allowed, std::string_view room) const;
+  // 43/ns,ID[]
+  std::string leave_ack(uint64_t ack_id) const;
+
+  // The caller refused a join this Session requested (with or without ack id): forget the room
+  // so it does not count against max_rooms.
+  void join_refused(std::string_view room);
+
+  // True while connected to the configured namespace (only then may it receive room events).
+  bool in_namespace() const { return ns_connected_; }
+  EioVersion version() const { return version_; }
+  bool closed() const { return closed_; }
+  const std::string &sid() const { return sid_; }
+  // Rooms this Session asked to join and has not left (as far as it knows).
+  const std::set<std::string, std::less<>> &rooms() const { return rooms_; }
+
+ private:
+  void close(int code, std::string reason, std::vector<SessionAction> &out);
+  void send(std::string frame, std::vector<SessionAction> &out);
+  void on_ping(std::string_view data, int64_t now_ms, std::vector<SessionAction> &out);
+  void on_pong(int64_t now_ms, std::vector<SessionAction> &out);
+  void on_message(std::string_view payload, std::vector<SessionAction> &out);
+  void on_connect(const SioPacket &p, std::vector<SessionAction> &out);
+  void on_disconnect(const SioPacket &p, std::vector<SessionAction> &out);
+  void on_event(const SioPacket &p, std::vector<SessionAction> &out);
+  void on_room_request(bool join, const SioPacket &p, std::string_view room, bool room_valid,
+                       std::vector<SessionAction> &out);
+  void send_ack_error(const SioPacket &p, std::string_view error, std::vector<SessionAction> &out);
+
+  EioVersion version_;
+  SessionLimits limits_;
+  std::string sid_;
+  bool closed_ = false;
+  bool root_connected_ = false;   // connected to "/"
+  bool ns_connected_ = false;     // connected to limits_.ns
+  std::set<std::string, std::less<>> rooms_;
+
+  // v4 heartbeat: the server pings.
+  int64_t next_ping_at_ms_ = 0;
+  bool awaiting_pong_ = false;
+  int64_t pong_deadline_ms_ = 0;
+  // v3 heartbeat: the client pings.
+  int64_t ping_deadline_ms_ = 0;
+};
+
+}  // namespace psdm
