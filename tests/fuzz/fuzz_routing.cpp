@@ -1,14 +1,16 @@
 // libFuzzer target for worker/routing (not wired into CMake). Build and run:
 //
 //   clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -I worker \
-//       tests/fuzz/fuzz_routing.cpp worker/kafka/routing.cpp worker/sio/sio_codec.cpp -lcjson -o /tmp/fuzz_routing
+//       tests/fuzz/fuzz_routing.cpp worker/kafka/routing.cpp worker/base/json.cpp -lcjson -o /tmp/fuzz_routing
 //   /tmp/fuzz_routing -max_total_time=60 -max_len=4096
 //
 // Input: byte 0 = topic length (mod 32), then the topic, then the record value; the last
 // byte of a long enough input also picks a small max_payload now and then.
 // Checks, beyond the sanitizers: an ok payload is the trimmed value with the type field
-// spliced in before its last byte, parses as an object whose last psdm_ws_msg_type is the
-// topic, and its room is the last room field; anything else leaves room and payload empty.
+// spliced in before its last byte, is strict JSON (json_parse_strict), an object whose last
+// psdm_ws_msg_type is the topic (as its JSON string literal decodes: invalid UTF-8 replaced,
+// cut at a NUL), and its room is the last room field; anything else leaves room and payload
+// empty.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -19,6 +21,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "base/json.h"
 #include "kafka/routing.h"
 
 namespace {
@@ -64,8 +67,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   check(r.payload.compare(0, text.size() - 1, text.substr(0, text.size() - 1)) == 0);
   check(r.payload.back() == '}');
 
-  cJSON *root = cJSON_ParseWithLength(r.payload.data(), r.payload.size());
-  check(root != nullptr && cJSON_IsObject(root));
+  const psdm::JsonPtr root = psdm::json_parse_strict(r.payload);
+  check(root != nullptr && cJSON_IsObject(root.get()));
   const cJSON *type = nullptr;
   const cJSON *room = nullptr;
   for (const cJSON *i = root->child; i != nullptr; i = i->next) {
@@ -73,11 +76,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (cfg.room_field == i->string) room = i;
   }
   check(type != nullptr && cJSON_IsString(type));
-  // cJSON keeps a string only up to a \u0000.
-  check(std::string_view(type->valuestring) == topic.substr(0, topic.find('\0')));
+  const psdm::JsonPtr topic_json = psdm::json_parse_strict(psdm::json_escape_string(topic));
+  check(topic_json != nullptr && std::strcmp(type->valuestring, topic_json->valuestring) == 0);
+  if (topic.find('\0') == std::string_view::npos && psdm::utf8_valid(topic)) check(topic == type->valuestring);
   if (!r.room.empty()) {
     check(room != nullptr && cJSON_IsString(room) && r.room == room->valuestring);
   }
-  cJSON_Delete(root);
   return 0;
 }

@@ -16,6 +16,7 @@ extern "C" {  // cmocka 1.1.5 has no C++ linkage guards
 
 #include <cjson/cJSON.h>
 
+#include "base/json.h"
 #include "kafka/routing.h"
 
 using namespace std::string_view_literals;
@@ -43,11 +44,11 @@ Route route_exact(std::string_view topic, std::string_view value, const RoutingC
   return psdm::route_kafka_record(topic, std::string_view(buf.get(), value.size()), cfg);
 }
 
-// For an ok route: the payload is a JSON object whose last psdm_ws_msg_type is the topic.
+// For an ok route: the payload is a strict JSON object whose last psdm_ws_msg_type is the topic.
 void check_payload_semantics(const Case &c, const Route &r) {
-  cJSON *root = cJSON_ParseWithLength(r.payload.data(), r.payload.size());
-  assert_non_null(root);
-  assert_true(cJSON_IsObject(root));
+  const psdm::JsonPtr root = psdm::json_parse_strict(r.payload);
+  assert_non_null(root.get());
+  assert_true(cJSON_IsObject(root.get()));
   const cJSON *last = nullptr;
   for (const cJSON *i = root->child; i != nullptr; i = i->next) {
     if (std::strcmp(i->string, "psdm_ws_msg_type") == 0) last = i;
@@ -55,7 +56,6 @@ void check_payload_semantics(const Case &c, const Route &r) {
   assert_non_null(last);
   assert_true(cJSON_IsString(last));
   assert_true(std::string_view(last->valuestring) == c.topic);
-  cJSON_Delete(root);
 }
 
 const Case kCases[] = {

@@ -1,4 +1,5 @@
 // Unit tests for worker/sio_codec: handshake query, Engine.IO and Socket.IO decode/encode.
+// (json_escape_string and the strict JSON rules themselves: test_json.cpp.)
 //
 // Spec references:
 //   [EIO4]  engine.io-protocol v4: https://github.com/socketio/engine.io-protocol (README, "Protocol")
@@ -13,9 +14,12 @@ extern "C" {  // this cmocka.h has no C++ linkage guard
 #include <cmocka.h>
 }
 
+#include <cjson/cJSON.h>
+
 #include <cstdio>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "sio/sio_codec.h"
 
@@ -209,6 +213,13 @@ const SioBadCase kSioBad[] = {
     {"2/psdm_ws[\"a\"]", SioDecodeError::bad_json},      // no comma: all of it is the namespace
     {"2psdm_ws,[\"a\"]", SioDecodeError::bad_json},      // namespace without '/'
     {nested(2000), SioDecodeError::bad_json},            // deeper than cJSON's nesting limit
+    {nested(kJsonMaxDepth), SioDecodeError::bad_json},   // the array around it is one level more
+    {"2[\"a\",01]", SioDecodeError::bad_json},            // strict JSON (json_valid), which cJSON
+    {"2[\"a\",1.]", SioDecodeError::bad_json},            // alone would accept
+    {"2\xef\xbb\xbf[\"a\"]", SioDecodeError::bad_json},      // leading BOM
+    {"2[\"a\xff\"]", SioDecodeError::bad_json},             // invalid UTF-8
+    {"2[\"\xed\xa0\x80\"]", SioDecodeError::bad_json},       // UTF-8 encoded surrogate
+    {"2[\"join\",\"\\ud800\"]", SioDecodeError::bad_json},  // lone surrogate escape (cJSON refuses)
     {"1/psdm_ws,{}", SioDecodeError::bad_json},          // disconnect carries no data
     {"0[]", SioDecodeError::bad_json},                   // connect data must be an object
     {"0/psdm_ws,\"tok\"", SioDecodeError::bad_json},
@@ -237,6 +248,51 @@ void test_sio_decode_errors(void **) {
   assert_int_equal(p.nsp.size(), kSioMaxNamespace);
   // Nesting below the limit is fine.
   assert_int_equal(static_cast<int>(sio_decode(nested(500), &p)), static_cast<int>(SioDecodeError::none));
+  assert_int_equal(static_cast<int>(sio_decode(nested(kJsonMaxDepth - 1), &p)), static_cast<int>(SioDecodeError::none));
+}
+
+// The data is parsed once, by sio_decode: the packet owns the tree, and an event carries its
+// name and the arguments after it.
+void test_sio_decode_parsed(void **) {
+  SioPacket p;
+  assert_int_equal(static_cast<int>(sio_decode("2/psdm_ws,7[\"join\",\"r\\u00e9\",{\"a\":1}]", &p)),
+                   static_cast<int>(SioDecodeError::none));
+  assert_non_null(p.json.get());
+  assert_true(cJSON_IsArray(p.json.get()));
+  assert_true(p.event == "join");
+  assert_non_null(p.args);
+  assert_true(cJSON_IsString(p.args));
+  assert_string_equal(p.args->valuestring, "r\xc3\xa9");
+  assert_true(cJSON_IsObject(p.args->next));
+  assert_null(p.args->next->next);
+  assert_true(p.event.data() == p.json->child->valuestring);  // points into the tree
+
+  // An event without arguments; escapes in the name are resolved.
+  assert_int_equal(static_cast<int>(sio_decode("2[\"le\\u0061ve\"]", &p)), static_cast<int>(SioDecodeError::none));
+  assert_true(p.event == "leave");
+  assert_null(p.args);
+  // A name with an escaped NUL is cut there, as cJSON keeps it.
+  assert_int_equal(static_cast<int>(sio_decode("2[\"join\\u0000x\",\"r\"]", &p)), static_cast<int>(SioDecodeError::none));
+  assert_true(p.event == "join");
+
+  // Other packet types keep the tree but no event; no data, no tree.
+  assert_int_equal(static_cast<int>(sio_decode("0/psdm_ws,{\"token\":\"t\"}", &p)), static_cast<int>(SioDecodeError::none));
+  assert_true(cJSON_IsObject(p.json.get()));
+  assert_true(p.event.empty());
+  assert_null(p.args);
+  assert_int_equal(static_cast<int>(sio_decode("313[\"x\"]", &p)), static_cast<int>(SioDecodeError::none));
+  assert_true(cJSON_IsArray(p.json.get()));
+  assert_true(p.event.empty());
+  assert_int_equal(static_cast<int>(sio_decode("0/psdm_ws,", &p)), static_cast<int>(SioDecodeError::none));
+  assert_null(p.json.get());
+  assert_true(p.event.empty());
+  assert_null(p.args);
+
+  // The packet is move-only and the tree moves with it.
+  assert_int_equal(static_cast<int>(sio_decode("2[\"a\",1]", &p)), static_cast<int>(SioDecodeError::none));
+  const SioPacket moved = std::move(p);
+  assert_true(moved.event == "a");
+  assert_true(cJSON_IsNumber(moved.args));
 }
 
 void test_sio_decode_error_names(void **) {
@@ -323,27 +379,6 @@ void test_encode_ack(void **) {
   assert_string_equal(sio_encode_ack("/n", UINT64_MAX, "[1]").c_str(), "43/n,18446744073709551615[1]");
 }
 
-void test_json_escape_string(void **) {
-  struct Case {
-    std::string in;
-    const char *out;
-  };
-  const Case cases[] = {
-      {"", "\"\""},
-      {"plain room-1/ok", "\"plain room-1/ok\""},
-      {"q\"b\\", "\"q\\\"b\\\\\""},
-      {"\b\f\n\r\t", "\"\\b\\f\\n\\r\\t\""},
-      {std::string("\x00\x01\x1f\x7f", 4), "\"\\u0000\\u0001\\u001f\\u007f\""},
-      {"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", "\"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\""},  // valid UTF-8 kept
-      {"a\xff" "b", "\"a\\ufffdb\""},                       // invalid byte
-      {"\xc3", "\"\\ufffd\""},                              // truncated sequence
-      {"\xc0\xaf", "\"\\ufffd\\ufffd\""},                   // overlong '/'
-      {"\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\""},        // UTF-16 surrogate
-      {"\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""},  // above U+10FFFF
-  };
-  for (const Case &c : cases) assert_string_equal(json_escape_string(c.in).c_str(), c.out);
-}
-
 }  // namespace
 
 int main(void) {
@@ -353,13 +388,13 @@ int main(void) {
       cmocka_unit_test(test_eio_encode_open),
       cmocka_unit_test(test_sio_decode_ok),
       cmocka_unit_test(test_sio_decode_errors),
+      cmocka_unit_test(test_sio_decode_parsed),
       cmocka_unit_test(test_sio_decode_error_names),
       cmocka_unit_test(test_sio_decode_random),
       cmocka_unit_test(test_encode_connect_ack),
       cmocka_unit_test(test_encode_connect_error),
       cmocka_unit_test(test_encode_event),
       cmocka_unit_test(test_encode_ack),
-      cmocka_unit_test(test_json_escape_string),
   };
   return cmocka_run_group_tests(tests, nullptr, nullptr);
 }

@@ -7,7 +7,8 @@
 //
 // The payload is spliced into the record's own text, never re-serialised: cJSON stores
 // numbers as double, so re-serialising would corrupt 64-bit integer ids (and cost time).
-// cJSON is used only to validate the text and read the room.
+// The text is parsed once, by base/json.h's json_parse_strict (strict RFC 8259 with valid
+// UTF-8, then cJSON), only to check it and read the room.
 //
 // Thread: any; route_kafka_record is pure (no global state, no logging).
 #pragma once
@@ -57,7 +58,8 @@ struct Route {
 // Rules, in order:
 //   1. value.size() > cfg.max_payload  -> too_large (checked before parsing)
 //   2. value, trimmed of JSON whitespace (space, tab, LF, CR), must be exactly one JSON
-//      value: else not_json (trailing garbage, a BOM, a NUL, other control bytes included)
+//      value: else not_json (trailing garbage, a BOM, a NUL, other control bytes, invalid
+//      UTF-8 included; json_parse_strict in base/json.h is the exact rule)
 //   3. the value must be an object -> else not_object
 //   4. room_field must be a non-empty string -> else no_room_field, except for a global
 //      topic: ok, with an empty room

@@ -7,76 +7,36 @@
 
 #include <cjson/cJSON.h>
 
-#include <memory>
-
 namespace psdm {
 
 namespace {
 
-struct CjsonDeleter {
-  void operator()(cJSON *p) const { cJSON_Delete(p); }
-};
-using CjsonPtr = std::unique_ptr<cJSON, CjsonDeleter>;
-
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
-// RFC 8259 forbids raw control bytes inside strings and allows only space, tab, LF and CR
-// between tokens; cJSON is laxer on both (it even keeps a raw NUL inside a string, truncating
-// it). Returns false if `text` has a control byte where JSON does not allow one.
-bool control_bytes_ok(std::string_view text) {
-  bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const auto u = static_cast<unsigned char>(text[i]);
-    if (in_string) {
-      if (u < 0x20) return false;
-      if (u == '\\') {
-        ++i;  // the escaped byte; a control byte there is invalid too
-        if (i < text.size() && static_cast<unsigned char>(text[i]) < 0x20) return false;
-      } else if (u == '"') {
-        in_string = false;
-      }
-    } else if (u == '"') {
-      in_string = true;
-    } else if (u < 0x20 && u != '\t' && u != '\n' && u != '\r') {
-      return false;
-    }
-  }
-  return true;
-}
-
-// Parses `text` as exactly one JSON value (surrounding whitespace allowed). Returns null if it
-// is not. The text is copied so cJSON always sees a NUL-terminated buffer: older cJSON releases
-// can read one byte past a length-delimited buffer on unterminated strings.
-CjsonPtr parse_json_exact(std::string_view text) {
-  if (!control_bytes_ok(text)) return nullptr;
-  const std::string copy(text);
-  const char *end = nullptr;
-  CjsonPtr root(cJSON_ParseWithLengthOpts(copy.c_str(), copy.size(), &end, 0));
-  if (!root || end == nullptr) return nullptr;
-  const char *const limit = copy.c_str() + copy.size();
-  while (end < limit && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r')) ++end;
-  if (end != limit) return nullptr;  // trailing bytes (including an embedded NUL)
-  return root;
-}
-
-// Checks the shape the packet type requires of its data (see SioDecodeError in the header).
-bool payload_shape_ok(SioType type, std::string_view data) {
-  if (data.empty()) return type == SioType::connect || type == SioType::disconnect;
+// Parses out->data (when there is any) and checks the shape the packet type requires of it
+// (see SioDecodeError in the header); for an event, also sets out->event and out->args.
+bool parse_payload(SioPacket *out) {
+  const SioType type = out->type;
+  if (out->data.empty()) return type == SioType::connect || type == SioType::disconnect;
   if (type == SioType::disconnect) return false;
-  const CjsonPtr root = parse_json_exact(data);
-  if (!root) return false;
+  out->json = json_parse_strict(out->data);
+  const cJSON *root = out->json.get();
+  if (root == nullptr) return false;
   switch (type) {
     case SioType::connect:
-      return cJSON_IsObject(root.get());
+      return cJSON_IsObject(root);
     case SioType::event: {
-      if (!cJSON_IsArray(root.get())) return false;
-      const cJSON *first = root->child;
-      return first != nullptr && cJSON_IsString(first);
+      if (!cJSON_IsArray(root)) return false;
+      const cJSON *name = root->child;
+      if (name == nullptr || !cJSON_IsString(name) || name->valuestring == nullptr) return false;
+      out->event = name->valuestring;
+      out->args = name->next;
+      return true;
     }
     case SioType::ack:
-      return cJSON_IsArray(root.get());
+      return cJSON_IsArray(root);
     case SioType::connect_error:
-      return cJSON_IsObject(root.get()) || cJSON_IsString(root.get());
+      return cJSON_IsObject(root) || cJSON_IsString(root);
     default:
       return false;
   }
@@ -91,6 +51,15 @@ bool namespace_ok(std::string_view nsp) {
   return true;
 }
 
+// {"<key>":<value as a JSON string>}; `key` must need no escaping.
+void append_string_member_object(std::string &out, std::string_view key, std::string_view value) {
+  out += "{\"";
+  out.append(key);
+  out += "\":";
+  out += json_escape_string(value);
+  out += '}';
+}
+
 // "42" or "42/nsp," — the common prefix of every Socket.IO frame we send.
 void append_prefix(std::string &out, char sio_type, std::string_view nsp) {
   out += '4';
@@ -99,34 +68,6 @@ void append_prefix(std::string &out, char sio_type, std::string_view nsp) {
     out.append(nsp);
     out += ',';
   }
-}
-
-// Length of the valid UTF-8 sequence starting at s[i], or 0 if the bytes there are not one.
-size_t utf8_sequence_length(std::string_view s, size_t i) {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  if (b0 < 0x80) return 1;
-  size_t len = 0;
-  unsigned char lo = 0x80;
-  unsigned char hi = 0xbf;
-  if (b0 >= 0xc2 && b0 <= 0xdf) {
-    len = 2;
-  } else if (b0 >= 0xe0 && b0 <= 0xef) {
-    len = 3;
-    if (b0 == 0xe0) lo = 0xa0;   // no overlong forms
-    if (b0 == 0xed) hi = 0x9f;   // no UTF-16 surrogates
-  } else if (b0 >= 0xf0 && b0 <= 0xf4) {
-    len = 4;
-    if (b0 == 0xf0) lo = 0x90;   // no overlong forms
-    if (b0 == 0xf4) hi = 0x8f;   // nothing above U+10FFFF
-  } else {
-    return 0;
-  }
-  if (s.size() - i < len) return 0;
-  for (size_t k = 1; k < len; ++k) {
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    if (k == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xbf)) return 0;
-  }
-  return len;
 }
 
 }  // namespace
@@ -201,6 +142,9 @@ SioDecodeError sio_decode(std::string_view payload, SioPacket *out) {
   out->nsp = "/";
   out->ack_id.reset();
   out->data = std::string_view();
+  out->json.reset();
+  out->event = std::string_view();
+  out->args = nullptr;
   if (out->type == SioType::binary_event || out->type == SioType::binary_ack) {
     return SioDecodeError::binary_unsupported;
   }
@@ -231,7 +175,7 @@ SioDecodeError sio_decode(std::string_view payload, SioPacket *out) {
   if (out->type == SioType::ack && !out->ack_id) return SioDecodeError::bad_ack_id;
 
   out->data = payload.substr(pos);
-  if (!payload_shape_ok(out->type, out->data)) return SioDecodeError::bad_json;
+  if (!parse_payload(out)) return SioDecodeError::bad_json;
   return SioDecodeError::none;
 }
 
@@ -253,11 +197,7 @@ const char *sio_decode_error_name(SioDecodeError e) {
 std::string sio_encode_connect_ack(EioVersion v, std::string_view nsp, std::string_view sid) {
   std::string out;
   append_prefix(out, '0', nsp);
-  if (v == EioVersion::v4) {
-    out += "{\"sid\":";
-    out += json_escape_string(sid);
-    out += '}';
-  }
+  if (v == EioVersion::v4) append_string_member_object(out, "sid", sid);
   return out;
 }
 
@@ -265,9 +205,7 @@ std::string sio_encode_connect_error(EioVersion v, std::string_view nsp, std::st
   std::string out;
   append_prefix(out, '4', nsp);
   if (v == EioVersion::v4) {
-    out += "{\"message\":";
-    out += json_escape_string(message);
-    out += '}';
+    append_string_member_object(out, "message", message);
   } else {
     out += json_escape_string(message);
   }
@@ -297,49 +235,6 @@ std::string sio_encode_ack(std::string_view nsp, uint64_t ack_id, std::string_vi
   } else {
     out.append(json_args_array);
   }
-  return out;
-}
-
-std::string json_escape_string(std::string_view s) {
-  static const char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(s.size() + 2);
-  out += '"';
-  size_t i = 0;
-  while (i < s.size()) {
-    const char c = s[i];
-    const auto u = static_cast<unsigned char>(c);
-    if (u >= 0x80) {
-      const size_t len = utf8_sequence_length(s, i);
-      if (len == 0) {
-        out += "\\ufffd";
-        ++i;
-      } else {
-        out.append(s.substr(i, len));
-        i += len;
-      }
-      continue;
-    }
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (u < 0x20 || u == 0x7f) {
-          out += "\\u00";
-          out += kHex[u >> 4];
-          out += kHex[u & 0xf];
-        } else {
-          out += c;
-        }
-    }
-    ++i;
-  }
-  out += '"';
   return out;
 }
 

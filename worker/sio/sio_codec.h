@@ -8,6 +8,9 @@
 //
 // Decoders are total: any byte sequence yields a result, never a crash or an out-of-bounds read.
 // Returned string_views point into the caller's input and live as long as it does.
+//
+// JSON is strict JSON as base/json.h defines it (json_valid: RFC 8259, valid UTF-8); this
+// header also brings in base/json.h's json_escape_string, used by every encoder below.
 #pragma once
 
 #include <cstddef>
@@ -15,6 +18,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "base/json.h"
 
 namespace psdm {
 
@@ -69,11 +74,19 @@ enum class SioType { connect = 0, disconnect, event, ack, connect_error, binary_
 
 // A decoded Socket.IO packet (the data of an Engine.IO message packet):
 //   <type digit>[<attachments>-][<nsp>,][<ack id>][<json>]
+// The data is parsed once, by sio_decode; the packet owns the tree (move-only). `event` and
+// `args` point into `json` and live as long as it does.
 struct SioPacket {
   SioType type = SioType::connect;
   std::string nsp = "/";              // "/" when absent; a "?query" suffix (v3 clients) is stripped
   std::optional<uint64_t> ack_id;     // present when the packet carries an ack id
   std::string_view data;              // raw JSON text (points into the payload), may be empty
+  JsonPtr json;                       // data parsed (json_parse_strict); null when data is empty
+  // event only (empty / null otherwise): the event name, i.e. the array's first element as
+  // cJSON decoded it (escapes resolved; cut at a "\u0000"), and the first argument after it,
+  // the others following through ->next (null when the event has no argument).
+  std::string_view event;
+  const cJSON *args = nullptr;
 };
 
 // Why sio_decode rejected a payload.
@@ -82,8 +95,10 @@ struct SioPacket {
 //   binary_unsupported  binary_event / binary_ack (this server has no binary attachments)
 //   bad_namespace       namespace longer than kSioMaxNamespace bytes or containing control bytes
 //   bad_ack_id          ack id overflows uint64_t, or an ack packet without an ack id
-//   bad_json            data is not one valid JSON value (trailing bytes, nesting > 1000 levels,
-//                       ...) or not the shape the packet type requires:
+//   bad_json            data is not one strict JSON value (json_parse_strict fails: trailing
+//                       bytes, a BOM, invalid UTF-8, "01", nesting > kJsonMaxDepth levels,
+//                       a number cJSON cannot hold, ...) or not the shape the packet type
+//                       requires:
 //                         connect        absent or an object (v4 auth)
 //                         disconnect     absent
 //                         event          a non-empty array whose first element is a string
@@ -94,7 +109,8 @@ enum class SioDecodeError { none, empty, bad_type, binary_unsupported, bad_names
 constexpr size_t kSioMaxNamespace = 256;
 
 // Decodes `payload` into *out (out must not be null). Returns none on success; on any error
-// *out is left in an unspecified but valid state. `out->data` points into `payload`.
+// *out is left in an unspecified but valid state. `out->data` points into `payload`; the JSON
+// is validated and parsed exactly once, into out->json (and out->event / out->args).
 SioDecodeError sio_decode(std::string_view payload, SioPacket *out);
 
 // Stable lower-case name of an error ("none", "empty", "bad_type", ...), for logs and close
@@ -122,10 +138,5 @@ std::string sio_encode_event(std::string_view nsp, std::string_view event, std::
 // Acknowledgement: 43/psdm_ws,12[...]. `json_args_array` must be a JSON array and is inserted
 // verbatim; empty means "[]".
 std::string sio_encode_ack(std::string_view nsp, uint64_t ack_id, std::string_view json_args_array);
-
-// Returns `s` as a JSON string literal, quotes included. Escapes '"', '\\' and control bytes
-// (< 0x20 and 0x7f); invalid UTF-8 bytes are replaced by \ufffd so the result is always valid
-// UTF-8 JSON.
-std::string json_escape_string(std::string_view s);
 
 }  // namespace psdm
