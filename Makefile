@@ -2,7 +2,9 @@
 # the test harness (tests/integration); these targets only chain the steps.
 #
 #   make          build everything into build/
-#   make test     install what is missing, build, run unit + integration tests
+#   make test     install what is missing, check the formatting, build, run unit + integration tests
+#   make format   clang-format every tracked C/C++ source in place (.clang-format)
+#   make format-check  fail, naming the files, if `make format` would change anything
 #   make test-asan  the same under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
 #   make demo     install what is missing, build, run the stack on embedded defaults
 #   make bench    benchmarks (not tests)
@@ -18,8 +20,11 @@ PREFIX    ?= /usr
 # Debian's python3-* packages are visible only to /usr/bin/python3.
 PYTHON    := /usr/bin/python3
 PYTEST    := $(PYTHON) -m pytest -p no:cacheprovider
+CLANG_FORMAT ?= clang-format
+# The C and C++ sources git tracks (node_modules is not ours).
+FORMAT_FILES ?= $(shell git ls-files '*.c' '*.cpp' '*.h' ':!:node_modules/*' ':!:**/node_modules/*' 2>/dev/null)
 
-.PHONY: all build configure test test-unit test-integration test-asan demo bench install deps clean
+.PHONY: all build configure test test-unit test-integration test-asan demo bench install deps clean format format-check
 
 all: build
 
@@ -35,6 +40,7 @@ deps:
 
 test:
 	scripts/deps.sh test
+	$(MAKE) format-check
 	$(MAKE) build
 	$(MAKE) test-unit test-integration
 
@@ -63,6 +69,18 @@ bench:
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
+
+# Stops make when there is nothing to name (clang-format would then wait on stdin).
+need_format_files = $(if $(strip $(FORMAT_FILES)),,$(error $@: no tracked C/C++ sources (not a git checkout?)))
+
+format:
+	$(need_format_files)$(CLANG_FORMAT) -i $(FORMAT_FILES)
+
+# --dry-run --Werror: one "code should be clang-formatted" error per place, exit 1.
+format-check:
+	$(need_format_files)@$(CLANG_FORMAT) --dry-run --Werror $(FORMAT_FILES) || { \
+	    echo "format-check: the files named above are not formatted as .clang-format says; run 'make format'" >&2; \
+	    exit 1; }
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -364,9 +364,14 @@ struct out {
     char *buf;
     size_t cap, len;
     bool overflow;
+    bool count_only; /* only add up len: buf and cap unused */
 };
 
 static void out_put(struct out *o, const void *p, size_t n) {
+    if (o->count_only) {
+        o->len += n;
+        return;
+    }
     if (o->overflow || n > o->cap - o->len) {
         o->overflow = true;
         return;
@@ -384,22 +389,34 @@ static void out_header(struct out *o, const char *name, const psdm_hs_str *v) {
     out_str(o, "\r\n");
 }
 
+/* The replay of req into o: the one definition of its format, for build and length. */
+static void put_upgrade(struct out *o, const psdm_handoff_req *req) {
+    out_str(o, "GET ");
+    out_put(o, req->uri.ptr, req->uri.len);
+    out_str(o, " HTTP/1.1\r\n");
+    out_header(o, "Host: ", &req->host);
+    out_str(o, "Upgrade: websocket\r\nConnection: Upgrade\r\n");
+    out_header(o, "Sec-WebSocket-Key: ", &req->ws_key);
+    out_header(o, "Sec-WebSocket-Version: ", &req->ws_version);
+    out_header(o, "Origin: ", &req->origin);
+    out_header(o, "Sec-WebSocket-Protocol: ", &req->ws_protocol);
+    out_str(o, "\r\n");
+    if (req->early_data.len > 0) out_put(o, req->early_data.ptr, req->early_data.len);
+}
+
+size_t psdm_handoff_upgrade_len(const psdm_handoff_req *req) {
+    if (req == NULL) return 0;
+    struct out o = {NULL, 0, 0, false, true};
+    put_upgrade(&o, req);
+    return o.len;
+}
+
 int psdm_handoff_build_upgrade(const psdm_handoff_req *req, char *buf, size_t cap) {
     int rc = psdm_handoff_validate(req, NULL);
     if (rc != PSDM_HS_OK) return rc;
     if (buf == NULL && cap > 0) return PSDM_HS_E_INVALID_ARG;
-    struct out o = {buf, cap, 0, false};
-    out_str(&o, "GET ");
-    out_put(&o, req->uri.ptr, req->uri.len);
-    out_str(&o, " HTTP/1.1\r\n");
-    out_header(&o, "Host: ", &req->host);
-    out_str(&o, "Upgrade: websocket\r\nConnection: Upgrade\r\n");
-    out_header(&o, "Sec-WebSocket-Key: ", &req->ws_key);
-    out_header(&o, "Sec-WebSocket-Version: ", &req->ws_version);
-    out_header(&o, "Origin: ", &req->origin);
-    out_header(&o, "Sec-WebSocket-Protocol: ", &req->ws_protocol);
-    out_str(&o, "\r\n");
-    if (req->early_data.len > 0) out_put(&o, req->early_data.ptr, req->early_data.len);
+    struct out o = {buf, cap, 0, false, false};
+    put_upgrade(&o, req);
     if (o.overflow) return PSDM_HS_E_NO_SPACE;
     return (int)o.len;
 }

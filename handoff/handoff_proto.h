@@ -64,8 +64,9 @@
  *   9   ws_protocol    optional, once    1..256      no control chars (Sec-WebSocket-Protocol)
  *   10  ws_extensions  optional, once    1..512      no control chars (carried for the log;
  *                                                    NOT replayed: no extension is negotiated)
- *   11  early_data     optional, once    1..8192     any bytes: what Apache read past the
- *                                                    request (the client's first frames)
+ *   11  early_data     optional, once    1..2048     any bytes: what Apache read past the
+ *                                                    request (the client's first frames);
+ *                                                    see REPLAY LIMIT below
  *
  *   - Fields may come in any order; the encoder writes them in tag order, groups in the
  *     caller's order. A zero-length field is bad_field (absent fields are omitted).
@@ -77,8 +78,17 @@
  *     `count` fields: bad_length.
  *   - "No control chars" is what keeps field values from injecting header lines into
  *     the replayed HTTP request; bytes >= 0x80 (UTF-8) pass unchecked.
- *   - Worst case, every field at its maximum, is 28728 body bytes: every request that
+ *   - Worst case, every field at its maximum, is 22584 body bytes: every request that
  *     passes validation fits PSDM_HS_MAX_BODY, so encoding never fails for size.
+ *
+ * REPLAY LIMIT: the worker hands lws the upgrade request it rebuilds from the fields
+ * (psdm_handoff_build_upgrade) followed by the early data, in one buffer that lws
+ * takes only up to PSDM_HS_REPLAY_MAX (2048) bytes (lws_adopt_socket_vhost_readbuf).
+ * That one constant bounds both sides: the worker refuses (malformed) a request whose
+ * replay would not fit, and the module, which computes the same length
+ * (psdm_handoff_upgrade_len), never offers one: it answers the client itself (413 for
+ * too much early data, 431 for an upgrade request too large to replay). Early data
+ * alone is therefore limited to PSDM_HS_REPLAY_MAX as a field.
  *
  * ANSWER, 8 bytes
  *
@@ -116,8 +126,10 @@ enum {
     PSDM_HS_MAX_ORIGIN = 512,
     PSDM_HS_MAX_WS_PROTOCOL = 256,
     PSDM_HS_MAX_WS_EXTENSIONS = 512,
-    PSDM_HS_MAX_EARLY_DATA = 8192,
-    PSDM_HS_REPLAY_MAX = 2048   /* lws_adopt_socket_vhost_readbuf limit: cap for build_upgrade */
+    /* The replayed upgrade request plus early data (REPLAY LIMIT above): lws's
+     * lws_adopt_socket_vhost_readbuf limit, the cap for build_upgrade on both sides. */
+    PSDM_HS_REPLAY_MAX = 2048,
+    PSDM_HS_MAX_EARLY_DATA = PSDM_HS_REPLAY_MAX /* never more than the replay holds */
 };
 
 /* Request kinds (header byte 5). */
@@ -271,6 +283,14 @@ int psdm_handoff_answer_decode(const unsigned char in[PSDM_HS_ANSWER_LEN], uint8
  *          then unspecified), or a validation error.
  */
 int psdm_handoff_build_upgrade(const psdm_handoff_req *req, char *buf, size_t cap);
+
+/**
+ * @brief The length psdm_handoff_build_upgrade would produce for req without a cap,
+ *        computed from the field lengths alone (no validation, nothing written): the
+ *        module compares it with PSDM_HS_REPLAY_MAX before offering a connection, so
+ *        that it refuses exactly what the worker would. 0 for NULL.
+ */
+size_t psdm_handoff_upgrade_len(const psdm_handoff_req *req);
 
 #ifdef __cplusplus
 }

@@ -15,10 +15,14 @@
  *      "user@realm" becomes "user") - none: 401, or 403 when an auth module ran;
  *   3. checks the Origin against PsdmSocketAllowOrigin (default: the request's own
  *      scheme and host) - 403 otherwise;
- *   4. offers the connection to the worker over its Unix socket: plaintext
+ *   4. checks that the worker can take it: the upgrade request it replays plus the
+ *      bytes the client sent past the request must fit PSDM_HS_REPLAY_MAX (the one
+ *      limit of handoff_proto.h, which the worker applies too) - else 413 (too much
+ *      early data) or 431 (upgrade request too large);
+ *   5. offers the connection to the worker over its Unix socket: plaintext
  *      connections travel as a file descriptor (SCM_RIGHTS), TLS connections are
  *      relayed (mod_ssl holds the TLS session), see psdm_worker_client.c;
- *   5. if the worker accepted, forgets the connection: c->aborted stops the core
+ *   6. if the worker accepted, forgets the connection: c->aborted stops the core
  *      output filter from writing anything more (it would append a response after
  *      the worker's 101) and from the lingering close; Apache only closes its own
  *      copy of the descriptor. Refused, unreachable or silent worker: 503.
@@ -160,9 +164,10 @@ static int psdm_handler(request_rec *r) {
         return psdm_answer(r, HTTP_SERVICE_UNAVAILABLE, "live updates are not configured");
     }
 
-    /* 4. The request for the worker. */
+    /* 4. The request for the worker. Early data: one byte more than can ever fit, to
+     * tell "at the limit" from "over it". */
     int relay = ap_ssl_conn_is_ssl(c);
-    apr_size_t early_len = PSDM_HS_MAX_EARLY_DATA;
+    apr_size_t early_len = PSDM_HS_REPLAY_MAX + 1;
     char *early = apr_palloc(r->pool, early_len);
     apr_status_t rv = psdm_early_data(r, early, &early_len);
     if (rv != APR_SUCCESS) {
@@ -191,6 +196,20 @@ static int psdm_handler(request_rec *r) {
     if (early_len > 0) {
         req.early_data.ptr = early;
         req.early_data.len = (uint16_t)early_len;
+    }
+    /* Refuse here what the worker would refuse (handoff_proto.h, REPLAY LIMIT). */
+    size_t replay = psdm_handoff_upgrade_len(&req);
+    if (replay > PSDM_HS_REPLAY_MAX) {
+        int early_over = replay - early_len <= PSDM_HS_REPLAY_MAX; /* fits without the early data */
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
+                      "PSDM0011: refusing %s for user %s: upgrade request (%" APR_SIZE_T_FMT
+                      " bytes) and data sent before the handshake (%" APR_SIZE_T_FMT
+                      " bytes) exceed the %d bytes the worker takes",
+                      r->uri, user, (apr_size_t)(replay - early_len), early_len, (int)PSDM_HS_REPLAY_MAX);
+        c->keepalive = AP_CONN_CLOSE; /* the early bytes are WebSocket frames, not a next request */
+        return psdm_answer(r, early_over ? HTTP_REQUEST_ENTITY_TOO_LARGE : HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE,
+                           early_over ? "too much data sent before the WebSocket handshake"
+                                      : "upgrade request too large to hand over");
     }
     unsigned char *msg = apr_palloc(r->pool, PSDM_HS_MAX_MSG);
     uint8_t bad_tag = 0;

@@ -224,3 +224,116 @@ def test_bad_directive_values_fail_apache2_t(harness):
             f.write(harness.httpd_config(8, f"{directive} {value}\n"))
         r = sp.run([APACHE2, "-t", "-f", conf], capture_output=True, text=True)
         assert r.returncode != 0 and directive in r.stderr and value in r.stderr, r.stderr
+
+
+# ---- the replay limit: what the worker can replay into lws, the module checks first
+
+REPLAY_MAX = 2048  # PSDM_HS_REPLAY_MAX, handoff/handoff_proto.h
+KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+
+
+def masked(opcode, payload):
+    """A masked client frame with a payload under 126 bytes."""
+    mask = os.urandom(4)
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def early_frames(size):
+    """Exactly `size` bytes of client frames: the namespace connect, then pings."""
+    out = masked(1, b"40/psdm_ws,")
+    while len(out) < size:
+        left = size - len(out)
+        assert left >= 6, "room for one empty ping at least"
+        # A ping is 6 + n bytes (n <= 125); never leave less than an empty ping's 6.
+        n = left - 6 if left <= 6 + 125 else min(125, left - 12)
+        out += masked(9, b"p" * n)
+    assert len(out) == size, (len(out), size)
+    return out
+
+
+def upgrade_with_early_data(httpd, uri, early):
+    """Sends the upgrade request and `early` in one write, as a client that does not wait
+    for the 101 would; returns (status code, body or the bytes after the 101 headers, socket)."""
+    import socket
+    host = f"127.0.0.1:{httpd.port}"
+    s = socket.create_connection(("127.0.0.1", httpd.port), timeout=10)
+    s.sendall(f"GET {uri} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+              f"Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode() + early)
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(65536)
+        assert chunk, f"closed before the response headers: {buf!r}"
+        buf += chunk
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    return int(head.split(b" ", 2)[1]), head, rest, s
+
+
+def replay_len(httpd, uri):
+    """The length of the upgrade request the module has the worker replay for ours
+    (psdm_handoff_build_upgrade: no Origin, no subprotocol), early data not included."""
+    return len(f"GET {uri} HTTP/1.1\r\nHost: 127.0.0.1:{httpd.port}\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n")
+
+
+def server_texts(s, rest, want):
+    """Reads server frames until a text frame starting with `want`; returns the texts seen."""
+    import struct
+    texts, buf = [], rest
+    while True:
+        while len(buf) < 2 or len(buf) < 2 + (buf[1] & 0x7F if buf[1] & 0x7F < 126 else 2):
+            buf += s.recv(65536)
+        n, head = buf[1] & 0x7F, 2
+        if n == 126:
+            n, head = struct.unpack(">H", buf[2:4])[0], 4
+        while len(buf) < head + n:
+            buf += s.recv(65536)
+        opcode, payload, buf = buf[0] & 0x0F, buf[head:head + n], buf[head + n:]
+        if opcode == 1:
+            texts.append(payload.decode())
+            if texts[-1].startswith(want):
+                return texts
+        assert opcode in (1, 10), f"unexpected frame opcode {opcode}"  # text or pong
+
+
+def test_early_data_exactly_at_the_replay_limit_is_handed_over(harness):
+    broker, worker, httpd, _ = start_stack(harness)
+    uri = PATH + "?EIO=4&transport=websocket"
+    early = early_frames(REPLAY_MAX - replay_len(httpd, uri))
+    status, head, rest, s = upgrade_with_early_data(httpd, uri, early)
+    try:
+        assert status == 101, head
+        texts = server_texts(s, rest, "40/psdm_ws,")  # the worker read every early byte
+        assert texts[0].startswith("0{")
+    finally:
+        s.close()
+    worker.wait_log(r"client \d+ connected \(user 'alice'")
+
+
+@pytest.mark.parametrize("over", ["early-data", "upgrade-request"])
+def test_over_the_replay_limit_is_refused_by_apache_not_the_worker(harness, over):
+    broker, worker, httpd, _ = start_stack(harness)
+    uri = PATH + "?EIO=4&transport=websocket"
+    if over == "early-data":  # one byte more than the test above
+        early, want = early_frames(REPLAY_MAX - replay_len(httpd, uri) + 1), (
+            413, "too much data sent before the WebSocket handshake")
+    else:  # no early data, one byte too many in the request itself
+        uri += "&pad=" + "x" * (REPLAY_MAX + 1 - replay_len(httpd, uri + "&pad="))
+        assert replay_len(httpd, uri) == REPLAY_MAX + 1
+        early, want = b"", (431, "upgrade request too large to hand over")
+    status, head, rest, s = upgrade_with_early_data(httpd, uri, early)
+    try:
+        while len(rest) < len(want[1]) + 1:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+    finally:
+        s.close()
+    assert (status, rest.decode()) == (want[0], want[1] + "\n"), head
+    with open(os.path.join(harness.run_dir, "httpd.log")) as f:
+        lines = [line for line in f if "PSDM0011" in line]
+    assert len(lines) == 1 and f"exceed the {REPLAY_MAX} bytes" in lines[0], lines
+    assert "refused handoff" not in worker.log_text()  # the worker never saw it
+    raw = RawEio(httpd.url)  # and the next one goes through
+    raw.connect_ns()
+    raw.close()

@@ -184,7 +184,7 @@ static void test_roundtrip_max(void **state) {
     r.early_data.len = sizeof early;
     roundtrip(&r);
     /* the worst case stated in the spec */
-    assert_int_equal(encode(&r), PSDM_HS_HEADER_LEN + 28728);
+    assert_int_equal(encode(&r), PSDM_HS_HEADER_LEN + 22584);
 }
 
 /* ---- encode refuses what decode would refuse ---- */
@@ -348,8 +348,8 @@ static const struct dcase kDecodeCases[] = {
     {"extensions LF", 0, NULL, 0, 10, STR("a\nb"), PSDM_HS_E_BAD_FIELD, 10},
     /* early data: any bytes */
     {"early binary", 0, NULL, 0, 11, BYTES("\x81\x00\r\n\x7f"), PSDM_HS_OK, 0},
-    {"early 8192", 0, NULL, 0, 11, LONG(8192), PSDM_HS_OK, 0},
-    {"early 8193", 0, NULL, 0, 11, LONG(8193), PSDM_HS_E_BAD_FIELD, 11},
+    {"early 2048", 0, NULL, 0, 11, LONG(2048), PSDM_HS_OK, 0},
+    {"early 2049", 0, NULL, 0, 11, LONG(2049), PSDM_HS_E_BAD_FIELD, 11},
     {"early empty", 0, NULL, 0, 11, STR(""), PSDM_HS_E_BAD_FIELD, 11},
     {"early duplicate", 11, STR("a"), 11, STR("b"), PSDM_HS_E_DUPLICATE_FIELD, 11},
     /* unknown tags are errors, not skipped */
@@ -690,13 +690,46 @@ static void test_upgrade_limit(void **state) {
     assert_int_equal(psdm_handoff_build_upgrade(&r, out, PSDM_HS_REPLAY_MAX), PSDM_HS_REPLAY_MAX);
     r.early_data.len++;
     assert_int_equal(psdm_handoff_build_upgrade(&r, out, PSDM_HS_REPLAY_MAX), PSDM_HS_E_NO_SPACE);
-    /* a full-size early data never fits (the worker refuses it as malformed) */
+    /* early data at its field maximum never fits with a request (the worker refuses it) */
     r.early_data = L(PSDM_HS_MAX_EARLY_DATA);
     assert_int_equal(psdm_handoff_build_upgrade(&r, out, PSDM_HS_REPLAY_MAX), PSDM_HS_E_NO_SPACE);
 
     r = minimal_req();
     assert_int_equal(psdm_handoff_build_upgrade(&r, out, 0), PSDM_HS_E_NO_SPACE);
     assert_int_equal(psdm_handoff_build_upgrade(&r, NULL, 0), PSDM_HS_E_NO_SPACE);
+}
+
+/* upgrade_len: what build_upgrade writes, from the lengths alone; the module's check. */
+static void test_upgrade_len(void **state) {
+    (void)state;
+    static char out[PSDM_HS_REPLAY_MAX + 64];
+    psdm_handoff_req r = full_req();
+    assert_int_equal(psdm_handoff_upgrade_len(&r), psdm_handoff_build_upgrade(&r, out, sizeof out));
+    r = minimal_req();
+    const size_t base = psdm_handoff_upgrade_len(&r);
+    assert_int_equal(base, psdm_handoff_build_upgrade(&r, out, sizeof out));
+
+    /* exactly at the limit: the worker's build fits; one byte over: it does not */
+    r.early_data = L(PSDM_HS_REPLAY_MAX - base);
+    assert_int_equal(psdm_handoff_upgrade_len(&r), PSDM_HS_REPLAY_MAX);
+    assert_int_equal(psdm_handoff_build_upgrade(&r, out, PSDM_HS_REPLAY_MAX), PSDM_HS_REPLAY_MAX);
+    r.early_data.len++;
+    assert_int_equal(psdm_handoff_upgrade_len(&r), PSDM_HS_REPLAY_MAX + 1);
+    assert_int_equal(psdm_handoff_build_upgrade(&r, out, PSDM_HS_REPLAY_MAX), PSDM_HS_E_NO_SPACE);
+    /* ... and still encodes: the field limit is the same constant, the replay is the bound */
+    assert_true(psdm_handoff_encode(&r, g_buf, sizeof g_buf, NULL) > 0);
+    r.early_data.len = PSDM_HS_REPLAY_MAX + 1;
+    assert_int_equal(psdm_handoff_encode(&r, g_buf, sizeof g_buf, NULL), PSDM_HS_E_BAD_FIELD);
+
+    /* lengths only: an invalid or over-long request still has a length, nothing is read */
+    r = minimal_req();
+    r.origin = S("https://a\r\nCookie: x");
+    assert_int_equal(psdm_handoff_upgrade_len(&r), base + strlen("Origin: https://a\r\nCookie: x\r\n"));
+    r = minimal_req();
+    r.early_data.ptr = NULL;
+    r.early_data.len = 60000;
+    assert_int_equal(psdm_handoff_upgrade_len(&r), base + 60000);
+    assert_int_equal(psdm_handoff_upgrade_len(NULL), 0);
 }
 
 static void test_upgrade_refuses_invalid(void **state) {
@@ -732,6 +765,7 @@ int main(void) {
         cmocka_unit_test(test_upgrade_full),
         cmocka_unit_test(test_upgrade_minimal),
         cmocka_unit_test(test_upgrade_limit),
+        cmocka_unit_test(test_upgrade_len),
         cmocka_unit_test(test_upgrade_refuses_invalid),
     };
     return cmocka_run_group_tests(tests, setup_long, NULL);

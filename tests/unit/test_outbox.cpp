@@ -238,6 +238,29 @@ void test_move(void **) {
   assert_int_equal(c.heap_slots(), 0);
 }
 
+// Write coalescing: whole frames, oldest first, while they fit; none if the oldest alone
+// does not; the frames stay queued; works across the ring's wrap-around.
+void test_coalesce(void **) {
+  Outbox box(1 << 20);
+  unsigned char buf[16];
+  size_t frames = 99;
+  assert_int_equal(box.coalesce(buf, sizeof buf, &frames), 0);  // empty
+  assert_int_equal(frames, 0);
+  for (const char *s : {"x", "abc", "defgh", "ij"}) box.push(frame_of(s));
+  box.pop();  // head moves: the ring wraps below
+  box.push(frame_of("klmnopq"));
+  assert_int_equal(box.coalesce(buf, 10, &frames), 10);  // abc defgh ij: 10 bytes
+  assert_int_equal(frames, 3);
+  assert_memory_equal(buf, "abcdefghij", 10);
+  assert_int_equal(box.coalesce(buf, 9, &frames), 8);  // ij would make 10
+  assert_int_equal(frames, 2);
+  assert_int_equal(box.coalesce(buf, 2, &frames), 0);  // abc alone is too big
+  assert_int_equal(frames, 0);
+  assert_int_equal(box.queued_frames(), 4);  // nothing popped
+  assert_int_equal(box.coalesce(buf, sizeof buf, &frames), 10);
+  assert_int_equal(frames, 3);  // abcdefghij + klmnopq = 17 > 16
+}
+
 void test_slow_consumer_policy(void **) {
   Outbox box(4194304);
   FrameRef big = frame_of(std::string(4190000 - 36 * 1000, 'x'));
@@ -277,6 +300,7 @@ int main() {
       cmocka_unit_test(test_shared_frame_refcount),
       cmocka_unit_test(test_empty_outbox_holds_nothing),
       cmocka_unit_test(test_move),
+      cmocka_unit_test(test_coalesce),
       cmocka_unit_test(test_slow_consumer_policy),
   };
   return cmocka_run_group_tests(tests, nullptr, nullptr);

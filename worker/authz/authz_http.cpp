@@ -9,6 +9,7 @@
 #include <string_view>
 #include <thread>
 
+#include "base/c_boundary.h"
 #include "base/log.h"
 
 namespace psdm {
@@ -62,6 +63,12 @@ bool has_control_chars(const std::string &s) {
 // One thread drives a curl multi handle: it takes submitted requests, runs them, and
 // hands results back. Only curl_multi_wakeup() touches the multi handle from another
 // thread (libcurl allows exactly that).
+//
+// The thread's body is at the C boundary (base/c_boundary.h): an exception (out of
+// memory) is logged and the thread goes on. Each request is always in exactly one
+// place - submitted_, fresh_ (taken, not started), active_ (started; finished_ too once
+// curl is done with it), done_ (answered), results_ - and moves on only once its next
+// place is secured, so an exception loses nothing: the next turn resumes it.
 class CurlTransport final : public HttpTransport {
  public:
     ~CurlTransport() override { stop(); }
@@ -123,16 +130,24 @@ class CurlTransport final : public HttpTransport {
         curl_slist *headers = nullptr;
         HttpRequest req;
         char errbuf[CURL_ERROR_SIZE] = {0};
+        const char *setup_error = nullptr;  // it could not start: the answer's error
+        bool in_multi = false;
         ~Transfer() {
             if (easy) curl_easy_cleanup(easy);
             curl_slist_free_all(headers);
         }
     };
 
-    static size_t discard(char *, size_t size, size_t nmemb, void *) { return size * nmemb; }
+    struct Finished {
+        Transfer *t;
+        CURLcode code;
+    };
 
-    // Thread: the transport's. Returns false (result set) if the request cannot start.
-    bool add(std::unique_ptr<Transfer> &t, HttpResult *failed) {
+    // libcurl's write callback (C). Nothing in it can throw.
+    static size_t discard(char *, size_t size, size_t nmemb, void *) noexcept { return size * nmemb; }
+
+    // Thread: the transport's. Returns false (t->setup_error set) if the request cannot start.
+    bool add(Transfer *t) {
         t->easy = curl_easy_init();
         if (t->easy && !t->req.header.empty()) {
             t->headers = curl_slist_append(nullptr, t->req.header.c_str());
@@ -142,7 +157,7 @@ class CurlTransport final : public HttpTransport {
             }
         }
         if (!t->easy) {
-            *failed = {t->req.id, 0, "out of memory"};
+            t->setup_error = "out of memory";
             return false;
         }
         CURL *e = t->easy;
@@ -154,19 +169,22 @@ class CurlTransport final : public HttpTransport {
         curl_easy_setopt(e, CURLOPT_USERAGENT, "psdm_socketd");
         curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, discard);
         curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
-        curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
+        curl_easy_setopt(e, CURLOPT_PRIVATE, t);
         if (t->headers) curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers);
         if (curl_multi_add_handle(multi_, e) != CURLM_OK) {
-            *failed = {t->req.id, 0, "curl_multi_add_handle failed"};
+            t->setup_error = "curl_multi_add_handle failed";
             return false;
         }
+        t->in_multi = true;
         return true;
     }
 
     static HttpResult result_of(Transfer *t, CURLcode code) {
         HttpResult r;
         r.id = t->req.id;
-        if (code == CURLE_OK) {
+        if (t->setup_error) {
+            r.error = t->setup_error;
+        } else if (code == CURLE_OK) {
             curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &r.status);
         } else if (code == CURLE_OPERATION_TIMEDOUT) {
             r.error = "no answer within " + std::to_string(t->req.timeout_ms) + " ms (authz_timeout_ms)";
@@ -176,49 +194,71 @@ class CurlTransport final : public HttpTransport {
         return r;
     }
 
+    // Thread: the transport's, until stop().
     void run() {
-        std::unordered_map<Transfer *, std::unique_ptr<Transfer>> active;
         for (;;) {
-            std::deque<HttpRequest> fresh;
             {
                 std::lock_guard<std::mutex> lock(mu_);
                 if (stopping_) break;
-                fresh.swap(submitted_);
             }
-            std::vector<HttpResult> done;
-            for (HttpRequest &req : fresh) {
-                auto t = std::make_unique<Transfer>();
-                t->req = std::move(req);
-                HttpResult failed;
-                if (add(t, &failed)) {
-                    Transfer *key = t.get();
-                    active.emplace(key, std::move(t));
-                } else {
-                    done.push_back(std::move(failed));
-                }
-            }
-            int running = 0;
-            curl_multi_perform(multi_, &running);
-            int left = 0;
-            while (CURLMsg *m = curl_multi_info_read(multi_, &left)) {
-                if (m->msg != CURLMSG_DONE) continue;
-                char *priv = nullptr;
-                curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
-                auto *t = reinterpret_cast<Transfer *>(priv);
-                done.push_back(result_of(t, m->data.result));
-                curl_multi_remove_handle(multi_, m->easy_handle);
-                active.erase(t);
-            }
-            if (!done.empty()) {
-                {
-                    std::lock_guard<std::mutex> lock(mu_);
-                    for (HttpResult &r : done) results_.push_back(std::move(r));
-                }
-                wake_();
-            }
+            guarded("authz http transport thread", [this] { turn(); });
             curl_multi_poll(multi_, nullptr, 0, 1000, nullptr);
         }
-        for (auto &kv : active) curl_multi_remove_handle(multi_, kv.second->easy);
+        for (auto &kv : active_)
+            if (kv.second->in_multi) curl_multi_remove_handle(multi_, kv.second->easy);
+        active_.clear();
+        finished_.clear();
+    }
+
+    // Starts what was submitted, collects what finished, hands the results back.
+    void turn() {
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            if (fresh_.empty()) {
+                fresh_.swap(submitted_);
+            } else {
+                for (; !submitted_.empty(); submitted_.pop_front()) fresh_.push_back(std::move(submitted_.front()));
+            }
+        }
+        while (!fresh_.empty()) {
+            // Every finished transfer is in active_: room in finished_ for all of them.
+            if (finished_.capacity() < active_.size() + 1) finished_.reserve(2 * (active_.size() + 1));
+            auto t = std::make_unique<Transfer>();
+            Transfer *key = t.get();
+            active_.emplace(key, std::move(t));
+            key->req = std::move(fresh_.front());
+            fresh_.pop_front();
+            if (!add(key)) finished_.push_back({key, CURLE_OK});  // answered with its setup_error
+        }
+        int running = 0;
+        curl_multi_perform(multi_, &running);
+        int left = 0;
+        while (CURLMsg *m = curl_multi_info_read(multi_, &left)) {
+            if (m->msg != CURLMSG_DONE) continue;
+            char *priv = nullptr;
+            curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
+            finished_.push_back({reinterpret_cast<Transfer *>(priv), m->data.result});  // capacity reserved
+        }
+        while (!finished_.empty()) {
+            Finished f = finished_.back();
+            done_.push_back(result_of(f.t, f.code));
+            finished_.pop_back();
+            if (f.t->in_multi) curl_multi_remove_handle(multi_, f.t->easy);
+            active_.erase(f.t);
+        }
+        if (!done_.empty()) {
+            {
+                std::lock_guard<std::mutex> lock(mu_);
+                if (results_.empty()) {
+                    results_.swap(done_);
+                } else {
+                    results_.reserve(results_.size() + done_.size());
+                    for (HttpResult &r : done_) results_.push_back(std::move(r));
+                    done_.clear();
+                }
+            }
+            wake_();
+        }
     }
 
     CURLM *multi_ = nullptr;
@@ -229,6 +269,11 @@ class CurlTransport final : public HttpTransport {
     std::deque<HttpRequest> submitted_;
     std::vector<HttpResult> results_;
     bool stopping_ = false;
+    // the thread's own
+    std::deque<HttpRequest> fresh_;
+    std::unordered_map<Transfer *, std::unique_ptr<Transfer>> active_;
+    std::vector<Finished> finished_;
+    std::vector<HttpResult> done_;
 };
 
 }  // namespace

@@ -232,6 +232,16 @@ std::string join(const std::vector<std::string> &v) {
     return s;
 }
 
+// Stores v in *out if ok; otherwise sets *why to "expected <expected>, got 'v'".
+bool store_if(bool ok, std::string_view v, std::string *out, const char *expected, std::string *why) {
+    if (!ok) {
+        *why = std::string("expected ") + expected + ", got " + quote(v);
+        return false;
+    }
+    *out = std::string(v);
+    return true;
+}
+
 bool non_empty(std::string_view v, std::string *out, std::string *why) {
     if (v.empty()) {
         *why = "must not be empty";
@@ -345,15 +355,8 @@ const Key kKeys[] = {
      [](Config &c, std::string_view v, std::string *why) {
          bool ok = !v.empty() && v.front() == '/';
          for (char ch : v) ok = ok && ch > ' ' && ch < 0x7f && ch != ',' && ch != '?' && ch != '#';
-         if (!ok) {
-             *why =
-                 "expected a Socket.IO namespace like /psdm_ws (printable ASCII, no ',', '?', "
-                 "'#' or space), got " +
-                 quote(v);
-             return false;
-         }
-         c.ns = std::string(v);
-         return true;
+         return store_if(ok, v, &c.ns,
+                         "a Socket.IO namespace like /psdm_ws (printable ASCII, no ',', '?', '#' or space)", why);
      },
      [](const Config &c) { return c.ns; }},
     {"event",
@@ -379,15 +382,8 @@ const Key kKeys[] = {
                       rest.front() != '#' && v.find_first_of(" \t") == v.npos;
              }
          }
-         if (!ok) {
-             *why =
-                 "expected 'allow-all', 'file:/ABSOLUTE/PATH', 'http://HOST/...' or "
-                 "'https://HOST/...', got " +
-                 quote(v);
-             return false;
-         }
-         c.authz = std::string(v);
-         return true;
+         return store_if(ok, v, &c.authz,
+                         "'allow-all', 'file:/ABSOLUTE/PATH', 'http://HOST/...' or 'https://HOST/...'", why);
      },
      [](const Config &c) { return c.authz; }},
     {"max_connections", set_count<&Config::max_connections, 0, SIZE_MAX>,
@@ -406,12 +402,7 @@ const Key kKeys[] = {
     {"log_level",
      [](Config &c, std::string_view v, std::string *why) {
          LogLevel ignored;
-         if (!log_level_parse(v, &ignored)) {
-             *why = "expected debug, info, notice, warn or error, got " + quote(v);
-             return false;
-         }
-         c.log_level = std::string(v);
-         return true;
+         return store_if(log_level_parse(v, &ignored), v, &c.log_level, "debug, info, notice, warn or error", why);
      },
      [](const Config &c) { return c.log_level; }},
     {"authz_timeout_ms",
@@ -424,12 +415,7 @@ const Key kKeys[] = {
          for (char ch : v)
              ok = ok && ((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || is_digit(ch) ||
                          std::string_view("!#$%&'*+-.^_`|~").find(ch) != std::string_view::npos);
-         if (!ok) {
-             *why = "expected an HTTP header name like REMOTE-USER, got " + quote(v);
-             return false;
-         }
-         c.authz_user_header = std::string(v);
-         return true;
+         return store_if(ok, v, &c.authz_user_header, "an HTTP header name like REMOTE-USER", why);
      },
      [](const Config &c) { return c.authz_user_header; }},
     {"authz_allow_ttl_ms",

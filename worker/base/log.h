@@ -1,6 +1,7 @@
 // Logging for the worker and its tools: one line per event on stderr,
-//   2026-11-26T04:40:00.123Z error [PSDM-CFG01] message
-// Each call site passes a stable tag so operators can grep for it.
+//   2026-11-26T04:40:00.123Z error [PSDM-CONFIG] /etc/psdm_socketd.conf: message
+// Each call site passes a stable tag (PSDM-CONFIG, PSDM-HANDOFF, PSDM-KAFKA, ...) so
+// operators can grep for it.
 // Thread: any thread; lines are written with one write(2) so they never interleave.
 #pragma once
 

@@ -119,6 +119,19 @@ void Outbox::clear() {
 
 // ---- slow-consumer policy ----
 
+size_t Outbox::coalesce(unsigned char *dst, size_t cap, size_t *frames) const {
+  const FrameRef *s = slots();
+  size_t len = 0, n = 0;
+  for (; n < count_; ++n) {
+    const Frame &f = *s[(head_ + n) & (capacity() - 1)];
+    if (f.size() > cap - len) break;
+    std::memcpy(dst + len, f.view().data(), f.size());
+    len += f.size();
+  }
+  *frames = n;
+  return len;
+}
+
 SlowConsumerDecision slow_consumer_policy(const Outbox &box, size_t incoming_bytes) {
   assert(incoming_bytes > box.backlog_limit() - box.queued_bytes() &&
          "slow_consumer_policy called for a frame that fits");

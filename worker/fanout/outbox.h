@@ -2,6 +2,9 @@
 //
 //   Frame    one encoded message, immutable and reference-counted: a publish to a room of
 //            10 000 clients encodes once and queues 10 000 references to the same bytes.
+//            The worker's frames are complete WebSocket frames (header and payload, built
+//            by sio/ws_frame.h) that Server::on_writeable writes with LWS_WRITE_RAW: lws
+//            sends those bytes as they are and adds no header of its own.
 //   Outbox   one client's FIFO of frames, with byte accounting and a backlog limit.
 //   slow_consumer_policy  what to do with a client whose backlog a push would overflow.
 //
@@ -18,21 +21,21 @@
 namespace psdm {
 
 // An immutable, reference-counted encoded frame, shared by all its recipients.
-// The payload is stored after `headroom` spare bytes: libwebsockets' lws_write() needs
-// LWS_PRE writable bytes before the payload to build the WebSocket header in place; the
-// caller passes LWS_PRE (this unit does not include libwebsockets).
+// The payload (for the worker: a complete WebSocket frame) is stored after `headroom`
+// spare bytes. The worker passes LWS_PRE, the room lws_write() wants before a buffer it
+// frames itself; with LWS_WRITE_RAW, as the worker writes, lws writes nothing there
+// (this unit does not include libwebsockets).
 class Frame {
  public:
   // Copies payload into one new buffer of headroom + payload.size() bytes.
   // Returns the only reference; allocates (the Frame + control block, and the buffer).
   static std::shared_ptr<const Frame> make(std::string_view payload, size_t headroom);
 
-  // The first payload byte. The `headroom` bytes before it are writable scratch (lws_write
-  // writes the frame header there). The payload bytes themselves must not be modified: they
-  // are shared by every recipient. As a server, lws_write does not modify the payload (no
-  // masking); a shared Frame is therefore safe to pass to lws_write for one client after
-  // another, on one thread, as long as no extension (permessage-deflate) is set to work
-  // in place on it.
+  // The first payload byte. The `headroom` bytes before it are writable scratch. The
+  // payload bytes themselves must not be modified: they are shared by every recipient.
+  // lws_write(LWS_WRITE_RAW) sends them as they are (no header, no masking, no extension),
+  // so a shared Frame is safe to pass to lws_write for one client after another, on one
+  // thread.
   unsigned char *writable_payload() const { return buf_.get() + headroom_; }
 
   size_t size() const { return size_; }          // payload bytes, headroom not included
@@ -102,15 +105,12 @@ class Outbox {
   // Drops every frame and frees the heap ring. O(queued_frames()), never throws.
   void clear();
 
-  // Calls cb(const Frame &) for the queued frames, oldest first, while cb returns true.
-  // cb must not push, pop or clear. O(frames visited), no allocation.
-  template <class F>
-  void for_each_queued(F &&cb) const {
-    const FrameRef *s = slots();
-    for (size_t i = 0; i < count_; ++i) {
-      if (!cb(*s[(head_ + i) & (capacity() - 1)])) return;
-    }
-  }
+  // Write coalescing: copies whole queued frames, oldest first, into dst while their total
+  // stays within cap bytes; returns the bytes copied and sets *frames to how many. Copies
+  // nothing (returns 0, *frames = 0) when the oldest frame alone is larger than cap. The
+  // frames stay queued: the caller pops *frames of them once written. O(frames copied),
+  // no allocation.
+  size_t coalesce(unsigned char *dst, size_t cap, size_t *frames) const;
 
   bool empty() const { return count_ == 0; }
   size_t queued_bytes() const { return bytes_; }

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <random>
 
+#include "base/c_boundary.h"
 #include "base/clock.h"
 #include "base/log.h"
 
@@ -36,8 +37,9 @@ std::string unique_group_id() {
     return buf;
 }
 
-// librdkafka's log lines, on its own threads; our logger is thread-safe.
-void on_kafka_log(const rd_kafka_t *, int level, const char *fac, const char *buf) {
+// librdkafka's log lines, on its own threads; our logger is thread-safe (and does not
+// throw: no boundary needed here).
+void on_kafka_log(const rd_kafka_t *, int level, const char *fac, const char *buf) noexcept {
     LogLevel lvl = level <= 3 ? LogLevel::error : level == 4 ? LogLevel::warn : level <= 6 ? LogLevel::info : LogLevel::debug;
     logf(lvl, kTag, "librdkafka %s: %s", fac, buf);
 }
@@ -145,18 +147,21 @@ size_t KafkaConsumer::poll(int timeout_ms, size_t max_records,
     return served;
 }
 
+// Called by librdkafka (C) from within rd_kafka_consumer_poll: at the C boundary.
 void KafkaConsumer::on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
-                                 void *opaque) {
-    auto *self = static_cast<KafkaConsumer *>(opaque);
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        rd_kafka_assign(rk, parts);
-        self->assigned_partitions_ = parts->cnt;
-        PSDM_LOG_INFO(kTag, "group %s: assigned %d partition(s)", self->group_id_.c_str(), parts->cnt);
-    } else {
-        rd_kafka_assign(rk, nullptr);
-        self->assigned_partitions_ = 0;
-        PSDM_LOG_INFO(kTag, "group %s: partitions revoked (%s)", self->group_id_.c_str(), rd_kafka_err2str(err));
-    }
+                                 void *opaque) noexcept {
+    guarded("Kafka rebalance callback", [&] {
+        auto *self = static_cast<KafkaConsumer *>(opaque);
+        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+            rd_kafka_assign(rk, parts);
+            self->assigned_partitions_ = parts->cnt;
+            PSDM_LOG_INFO(kTag, "group %s: assigned %d partition(s)", self->group_id_.c_str(), parts->cnt);
+        } else {
+            rd_kafka_assign(rk, nullptr);
+            self->assigned_partitions_ = 0;
+            PSDM_LOG_INFO(kTag, "group %s: partitions revoked (%s)", self->group_id_.c_str(), rd_kafka_err2str(err));
+        }
+    });
 }
 
 }  // namespace psdm

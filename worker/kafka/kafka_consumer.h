@@ -71,7 +71,7 @@ class KafkaConsumer {
  private:
     KafkaConsumer() = default;
     static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
-                             void *opaque);
+                             void *opaque) noexcept;
 
     std::unique_ptr<rd_kafka_t, KafkaHandleDeleter> rk_;
     std::unique_ptr<rd_kafka_queue_t, KafkaQueueDeleter> queue_;

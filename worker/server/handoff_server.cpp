@@ -123,54 +123,58 @@ bool HandoffServer::peer_allowed(uid_t uid) const {
     return false;
 }
 
-std::optional<Identity> HandoffServer::take_identity(int fd) {
-    auto it = identities_.find(fd);
-    if (it == identities_.end()) return std::nullopt;
+std::optional<Identity> HandoffServer::take_identity(struct lws *wsi) {
+    if (adopting_ && lws_get_socket_fd(wsi) == adopting_fd_) {  // ESTABLISHED inside the adopt call
+        std::optional<Identity> who = std::move(adopting_);
+        adopting_.reset();
+        return who;
+    }
+    auto it = deferred_.find(wsi);
+    if (it == deferred_.end()) return std::nullopt;
     Identity who = std::move(it->second);
-    identities_.erase(it);
+    deferred_.erase(it);
     return who;
 }
 
-void HandoffServer::forget_identity(int fd) { identities_.erase(fd); }
+void HandoffServer::forget_identity(struct lws *wsi) { deferred_.erase(wsi); }
 
 void HandoffServer::on_listener_readable() {
     for (int i = 0; i < 64; i++) {
-        int sock = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (sock < 0) {
+        UniqueFd sock(accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+        if (!sock) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
                 PSDM_LOG_WARN(kTag, "accept on %s: %s", cfg_.handoff_socket.c_str(), strerror(errno));
             return;
         }
         struct ucred cred {};
         socklen_t len = sizeof cred;
-        if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || !peer_allowed(cred.uid)) {
+        if (getsockopt(sock.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || !peer_allowed(cred.uid)) {
             PSDM_LOG_WARN(kTag, "refused a connection on %s from uid %u (pid %d): not in handoff_allowed_peers",
                           cfg_.handoff_socket.c_str(), static_cast<unsigned>(cred.uid), static_cast<int>(cred.pid));
             unsigned char answer[PSDM_HS_ANSWER_LEN];
             psdm_handoff_answer_encode(PSDM_HS_REFUSED_PEER, answer);
-            ssize_t ignored = send(sock, answer, sizeof answer, MSG_NOSIGNAL | MSG_DONTWAIT);
+            ssize_t ignored = send(sock.get(), answer, sizeof answer, MSG_NOSIGNAL | MSG_DONTWAIT);
             (void)ignored;
-            close(sock);
-            continue;
+            continue;  // closes sock
         }
-        auto *hc = new HandoffConn();
-        hc->sock = sock;
+        auto hc = std::make_unique<HandoffConn>();  // on an exception, sock is closed too
+        hc->sock = sock.get();
         hc->uid = cred.uid;
         hc->pid = cred.pid;
         psdm_handoff_rx_init(&hc->rx, hc->buf.get(), PSDM_HS_MAX_MSG);
         lws_adopt_desc_t desc{};
         desc.vh = vh_;
         desc.type = LWS_ADOPT_RAW_FILE_DESC;
-        desc.fd.filefd = sock;
+        desc.fd.filefd = sock.get();
         desc.vh_prot_name = kConnProtocol;
-        desc.opaque = hc;
+        desc.opaque = hc.get();
         struct lws *wsi = lws_adopt_descriptor_vhost_via_info(&desc);
-        if (!wsi) {
+        if (!wsi) {  // lws does not close a raw file it could not adopt
             PSDM_LOG_WARN(kTag, "cannot watch a handoff connection from pid %d", static_cast<int>(cred.pid));
-            close(sock);
-            delete hc;
             continue;
         }
+        sock.release();  // lws's now, and hc with it (on_conn_closed deletes it)
+        hc.release();
         lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, kPendingTimeoutSecs);
     }
 }
@@ -179,6 +183,7 @@ int HandoffServer::refuse(HandoffConn *hc, uint8_t status, const char *why) {
     PSDM_LOG_WARN(kTag, "refused handoff from pid %d (client %s, user '%s'): %s: %s", static_cast<int>(hc->pid),
                   hc->client_addr.empty() ? "?" : hc->client_addr.c_str(), hc->who.user.c_str(),
                   psdm_handoff_status_name(status), why);
+    stats_.refused++;
     psdm_handoff_answer_send(hc->sock, status);  // best effort: the module treats silence as refusal
     return -1;
 }
@@ -213,9 +218,15 @@ int HandoffServer::on_request(HandoffConn *hc) {
     if (req.kind == PSDM_HS_KIND_HANDOFF) hc->client.reset(psdm_handoff_rx_take_fd(&hc->rx));
 
     if (!server_.has_capacity()) return refuse(hc, PSDM_HS_REFUSED_CAPACITY, "at max_connections");
+    // The one limit both sides apply (handoff_proto.h, REPLAY LIMIT); the module refuses
+    // such a request itself, so this is a module of another version, or a bug.
     char upgrade[PSDM_HS_REPLAY_MAX];
     int n = psdm_handoff_build_upgrade(&req, upgrade, sizeof upgrade);
-    if (n < 0) return refuse(hc, PSDM_HS_REFUSED_MALFORMED, "upgrade request and early data exceed 2048 bytes");
+    if (n < 0) {
+        std::string why = "upgrade request and early data (" + std::to_string(psdm_handoff_upgrade_len(&req)) +
+                          " bytes) exceed the replay limit of " + std::to_string(PSDM_HS_REPLAY_MAX) + " bytes";
+        return refuse(hc, PSDM_HS_REFUSED_MALFORMED, why.c_str());
+    }
     hc->upgrade.assign(upgrade, static_cast<size_t>(n));
 
     rc = psdm_handoff_answer_send(hc->sock, PSDM_HS_ACCEPTED);
@@ -236,6 +247,7 @@ int HandoffServer::on_commit(HandoffConn *hc) {
         // The module gave up (its timeout) and keeps the client connection: we never touch it.
         PSDM_LOG_INFO(kTag, "pid %d withdrew the handoff of client %s before committing", static_cast<int>(hc->pid),
                       hc->client_addr.c_str());
+        stats_.withdrawn++;
         return -1;
     }
     // Relay (TLS): the Unix connection itself carries the client's bytes from now on.
@@ -244,11 +256,23 @@ int HandoffServer::on_commit(HandoffConn *hc) {
         PSDM_LOG_ERROR(kTag, "dup: %s", strerror(errno));
         return -1;
     }
-    identities_[fd] = std::move(hc->who);
-    // lws may complete the handshake (and ESTABLISHED) inside this call, or later.
-    if (!lws_adopt_socket_vhost_readbuf(vh_, fd, hc->upgrade.data(), hc->upgrade.size())) {
-        identities_.erase(fd);  // lws closed fd
-        PSDM_LOG_WARN(kTag, "libwebsockets could not adopt the connection of client %s", hc->client_addr.c_str());
+    stats_.adopted++;
+    // lws completes the handshake (ESTABLISHED takes the identity) or fails it inside
+    // this call, unless it has to defer it (see the header).
+    adopting_fd_ = fd;
+    adopting_ = std::move(hc->who);
+    struct lws *wsi = lws_adopt_socket_vhost_readbuf(vh_, fd, hc->upgrade.data(), hc->upgrade.size());
+    std::optional<Identity> untaken = std::move(adopting_);
+    adopting_.reset();
+    adopting_fd_ = -1;
+    if (!wsi) {  // lws closed fd: a failed handshake, or no memory
+        if (untaken)
+            PSDM_LOG_INFO(kTag, "the handshake of client %s (user '%s') failed", hc->client_addr.c_str(),
+                          untaken->user.c_str());
+    } else if (untaken) {
+        PSDM_LOG_INFO(kTag, "the handshake of client %s did not complete in the adopt call; its identity waits",
+                      hc->client_addr.c_str());
+        deferred_.emplace(wsi, std::move(*untaken));
     }
     return -1;  // done with the Unix connection (a relay lives on in its dup)
 }

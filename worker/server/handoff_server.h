@@ -4,9 +4,17 @@
 // accepts only peers whose uid is in `handoff_allowed_peers` (SO_PEERCRED), reads
 // one request per connection, answers it, waits for the module's commit byte and
 // only then adopts the client connection into lws, replaying a rebuilt upgrade
-// request so that lws performs the WebSocket handshake. The identity from the
-// request is attached to the connection before adoption (lws completes the
-// handshake, and so ESTABLISHED, inside the adopt call) and taken by ESTABLISHED.
+// request so that lws performs the WebSocket handshake.
+//
+// Identities: the identity from the request waits for the connection's ESTABLISHED,
+// which takes it. lws normally completes the handshake inside the adopt call
+// (lws_adopt_socket_vhost_readbuf services the replayed request at once when it can
+// attach an HTTP header table, and the pool of those is as large as the fd table), so
+// the identity is held only for the duration of that call; a handshake that fails
+// there (refused upgrade, client gone) leaves nothing behind. Only if lws defers the
+// handshake (no header table: out of memory) does the identity stay, keyed by the
+// connection's wsi, until its ESTABLISHED or its destruction (forget_identity from
+// LWS_CALLBACK_WSI_DESTROY). pending_identities() counts what is held.
 //
 // Ownership of the client connection: the module's until the worker has read the
 // commit byte, the worker's after. A module that gives up (timeout) closes the Unix
@@ -20,6 +28,7 @@
 #include <libwebsockets.h>
 #include <sys/types.h>
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,14 +53,25 @@ class HandoffServer {
     // Returns false and sets *err (naming the key or the path) on failure.
     bool start(struct lws_context *context, struct lws_vhost *vh, std::string *err);
 
-    // The identity Apache handed over with the client socket `fd`, once: for
-    // ESTABLISHED of an adopted connection. nullopt for connections not handed over.
-    std::optional<Identity> take_identity(int fd);
+    // The identity Apache handed over with the connection `wsi`, once: for ESTABLISHED
+    // of an adopted connection. nullopt for connections not handed over (or taken).
+    std::optional<Identity> take_identity(struct lws *wsi);
 
-    // A connection is being destroyed: drop an identity it never took (a handshake
-    // that failed before ESTABLISHED), so that the fd number, once reused, can never
-    // inherit it.
-    void forget_identity(int fd);
+    // `wsi`, a connection of the handoff vhost, is being destroyed
+    // (LWS_CALLBACK_WSI_DESTROY): drop an identity it never took.
+    void forget_identity(struct lws *wsi);
+
+    // Identities handed over and not (yet) taken: 0 but during an adopt call or while
+    // lws defers a handshake. The worker logs it when it stops.
+    size_t pending_identities() const { return deferred_.size() + (adopting_ ? 1 : 0); }
+
+    // What became of the handoff requests so far (logged when the worker stops).
+    struct Stats {
+        uint64_t adopted = 0;    // committed and given to lws
+        uint64_t refused = 0;    // answered with a refusal (capacity, malformed, ...)
+        uint64_t withdrawn = 0;  // accepted, then the module closed instead of committing
+    };
+    const Stats &stats() const { return stats_; }
 
     // lws callbacks of the two raw protocols below.
     void on_listener_readable();
@@ -73,7 +93,12 @@ class HandoffServer {
     std::vector<uid_t> allowed_uids_;
     int listen_fd_ = -1;  // the listening socket; owned (and closed) by its lws wsi
     bool created_socket_file_ = false;
-    std::unordered_map<int, Identity> identities_;  // client fd -> identity, during adoption
+    // The identity of the connection being adopted, for an ESTABLISHED inside the adopt
+    // call (found by the client fd); empty outside that call.
+    int adopting_fd_ = -1;
+    std::optional<Identity> adopting_;
+    std::unordered_map<struct lws *, Identity> deferred_;  // handshakes lws deferred
+    Stats stats_;
 };
 
 }  // namespace psdm

@@ -2,6 +2,7 @@
 
 #include <cinttypes>
 
+#include "base/c_boundary.h"
 #include "base/log.h"
 
 namespace psdm {
@@ -43,11 +44,17 @@ bool KafkaBridge::start(struct lws_context *context, struct lws_vhost *vh, std::
     return true;
 }
 
+// An lws timer (C): an exception is logged; the continuation armed first still runs.
 void KafkaBridge::on_continue(lws_sorted_usec_list_t *sul) {
-    reinterpret_cast<ContinueTimer *>(sul)->self->on_readable();
+    KafkaBridge *self = reinterpret_cast<ContinueTimer *>(sul)->self;
+    guarded("Kafka continuation timer", [self] { self->on_readable(); });
 }
 
 void KafkaBridge::on_readable() {
+    // Come back at once unless this batch ends normally (rescheduled below): a batch cut
+    // short by an exception (out of memory while publishing) resumes next loop turn,
+    // and the pipe, which signals only when the queue turns non-empty, is not needed.
+    lws_sul_schedule(context_, 0, &continue_.sul, on_continue, 1);
     consumer_->drain_event_fd();
     const size_t budget = server_.publish_budget_per_turn();
     size_t records = 0, published_bytes = 0;

@@ -30,6 +30,8 @@ class KafkaBridge {
     bool start(struct lws_context *context, struct lws_vhost *vh, std::string *err);
 
     // The wake-up fd is readable, or a continuation is due: serve a batch of records.
+    // May throw (out of memory while publishing): the caller is at the C boundary
+    // (base/c_boundary.h), and the batch resumes at the next loop turn.
     void on_readable();
 
     uint64_t records() const { return records_; }

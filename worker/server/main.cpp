@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "authz/authz.h"
+#include "base/c_boundary.h"
 #include "base/config.h"
 #include "server/handoff_server.h"
 #include "server/kafka_bridge.h"
@@ -44,12 +45,14 @@ volatile sig_atomic_t g_stop = 0;
 volatile sig_atomic_t g_reload = 0;
 struct lws_context *g_context = nullptr;
 
-void on_stop_signal(int) {
+// Signal handlers: only a flag and lws_cancel_service (a write to lws's pipe); nothing
+// here can throw, and the C boundary's logging would not be async-signal-safe.
+void on_stop_signal(int) noexcept {
     g_stop = 1;
     if (g_context) lws_cancel_service(g_context);
 }
 
-void on_reload_signal(int) {
+void on_reload_signal(int) noexcept {
     g_reload = 1;
     if (g_context) lws_cancel_service(g_context);
 }
@@ -82,11 +85,13 @@ rlim_t raise_open_files_limit() {
 // lws logs through ours. lws 4.1 logs two normal events of every handed-over
 // connection at error level ("adopt_socket_readbuf: calling service" / "deferring
 // handling ah"); they are dropped so that real errors stand out.
-void lws_log_to_ours(int level, const char *line) {
+// Called by lws (C): no allocation, nothing to throw.
+void lws_log_to_ours(int level, const char *line) noexcept {
     if (strstr(line, "adopt_socket_readbuf: calling service") || strstr(line, "deferring handling ah")) return;
-    std::string s(line);
-    while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
-    psdm::logf(level == LLL_ERR ? psdm::LogLevel::error : psdm::LogLevel::warn, "PSDM-LWS", "%s", s.c_str());
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
+    const int shown = n > 4096 ? 4096 : static_cast<int>(n);  // our lines hold 2048 bytes anyway
+    psdm::logf(level == LLL_ERR ? psdm::LogLevel::error : psdm::LogLevel::warn, "PSDM-LWS", "%.*s", shown, line);
 }
 
 // The libev loop lws runs on, when there is one; destroyed after the lws context.
@@ -302,6 +307,13 @@ int main(int argc, char **argv) {
                     " request(s), %" PRIu64 " membership(s) revoked",
                     server.authorizer().name(), ac.allowed, ac.denied, ac.failed, ac.cache_hits, ac.requests,
                     server.stats().memberships_revoked);
+    if (handoff) {
+        const psdm::HandoffServer::Stats &hs = handoff->stats();
+        PSDM_LOG_NOTICE("PSDM-HANDOFF",
+                        "handoffs: %" PRIu64 " adopted, %" PRIu64 " refused, %" PRIu64
+                        " withdrawn; handoff identities pending: %zu",
+                        hs.adopted, hs.refused, hs.withdrawn, handoff->pending_identities());
+    }
     server.set_wake_hook(nullptr);
     server.stop_heartbeats();
     server.stop_authz();  // its thread wakes the context: stop it first

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <random>
 
+#include "base/c_boundary.h"
 #include "base/log.h"
 #include "sio/ws_frame.h"
 
@@ -17,7 +18,7 @@ constexpr const char *kTag = "PSDM-WS";
 constexpr const char *kAuthzTag = "PSDM-AUTHZ";
 }
 
-// Member ids in Rooms are the Client pointers themselves: no lookup on the fan-out path.
+// Member ids in Membership are the Client pointers themselves: no lookup on the fan-out path.
 static MemberId member_of(const Client *c) { return reinterpret_cast<uintptr_t>(c); }
 static Client *client_of(MemberId m) { return reinterpret_cast<Client *>(static_cast<uintptr_t>(m)); }
 
@@ -37,6 +38,7 @@ Server::Server(const Config &cfg, std::unique_ptr<Authorizer> authz, size_t max_
     : cfg_(cfg),
       authz_(std::move(authz)),
       wheel_(kHeartbeatTickMs, kHeartbeatSlots, monotonic_ms()),
+      membership_(*authz_, cfg.max_rooms_per_client, monotonic_ms, *this),
       max_connections_(max_connections) {
     revalidate_timer_.self = this;
     heartbeat_timer_.self = this;
@@ -44,7 +46,6 @@ Server::Server(const Config &cfg, std::unique_ptr<Authorizer> authz, size_t max_
     limits_.ping_interval_ms = cfg.ping_interval_ms;
     limits_.ping_timeout_ms = cfg.ping_timeout_ms;
     limits_.max_payload = cfg.max_payload;
-    limits_.max_rooms = cfg.max_rooms_per_client;
 }
 
 Server::~Server() {
@@ -57,6 +58,7 @@ Client *Server::on_established(struct lws *wsi, EioVersion v, Identity who) {
     uint64_t id = ++next_id_;
     auto *c = new Client(id, wsi, v, limits_, make_sid(id), std::move(who), cfg_.client_backlog, monotonic_ms());
     by_id_.emplace(id, c);
+    membership_.add(member_of(c), c->who);
     stats_.connections_total++;
     PSDM_LOG_DEBUG(kTag, "client %" PRIu64 " connected (user '%s', Engine.IO v%d)", id, c->who.user.c_str(),
                    static_cast<int>(v));
@@ -74,25 +76,19 @@ int Server::on_receive(Client *c, const char *data, size_t len, bool first, bool
         request_close(c, kWsCloseUnsupportedData, "binary frames are not supported");
         return 0;
     }
-    std::string_view frame(data, len);
-    bool whole = first && final && remaining_in_frame == 0 && c->rx_partial.empty();
-    if (!whole) {
-        if (c->rx_partial.size() + len > cfg_.max_payload) {
-            c->rx_partial.clear();
-            c->rx_partial.shrink_to_fit();
-            request_close(c, kWsCloseTooBig, "frame too large");
-            return 0;
-        }
-        c->rx_partial.append(data, len);
-        if (!final || remaining_in_frame > 0) return 0;
-        frame = c->rx_partial;
+    std::string_view message;
+    switch (c->rx.feed(std::string_view(data, len), first, final && remaining_in_frame == 0, &message)) {
+    case WsMessage::Status::partial:
+        return 0;
+    case WsMessage::Status::too_big:
+        request_close(c, kWsCloseTooBig, "frame too large");
+        return 0;
+    case WsMessage::Status::complete:
+        break;
     }
     std::vector<SessionAction> actions;
-    c->session.on_text(frame, monotonic_ms(), actions);
-    if (!whole) {
-        c->rx_partial.clear();
-        c->rx_partial.shrink_to_fit();  // idle connections keep no buffer
-    }
+    c->session.on_text(message, monotonic_ms(), actions);
+    c->rx.release();  // idle connections keep no buffer
     apply(c, actions);
     arm_timer(c);
     return 0;
@@ -115,18 +111,10 @@ int Server::on_writeable(Client *c) {
     size_t len = first->size();
     size_t frames = 1;
     if (c->outbox.queued_frames() > 1 && len < kCoalesceBytes) {
-        // Copy as many whole frames as fit into the scratch buffer (after LWS_PRE).
+        // As many whole frames as fit, gathered in the scratch buffer (after LWS_PRE).
         if (write_scratch_.size() < LWS_PRE + kCoalesceBytes) write_scratch_.resize(LWS_PRE + kCoalesceBytes);
         buf = write_scratch_.data() + LWS_PRE;
-        len = 0;
-        frames = 0;
-        c->outbox.for_each_queued([&](const Frame &f) {
-            if (frames > 0 && len + f.size() > kCoalesceBytes) return false;
-            std::memcpy(buf + len, f.view().data(), f.size());
-            len += f.size();
-            frames++;
-            return len < kCoalesceBytes;
-        });
+        len = c->outbox.coalesce(buf, kCoalesceBytes, &frames);
     }
     int n = lws_write(c->wsi, buf, len, LWS_WRITE_RAW);
     for (size_t i = 0; i < frames; i++) c->outbox.pop();
@@ -150,7 +138,7 @@ void Server::on_timer(Client *c) {
 }
 
 void Server::on_closed(Client *c) {
-    rooms_.leave_all(member_of(c));
+    membership_.remove(member_of(c));
     by_id_.erase(c->id);
     PSDM_LOG_DEBUG(kTag, "client %" PRIu64 " closed", c->id);
     delete c;
@@ -168,9 +156,9 @@ size_t Server::publish(const Route &route) {
 
 size_t Server::deliver_to_room(std::string_view room, const FrameRef &frame) {
     // Slow clients are closed after the loop: closing leaves rooms, which must not
-    // happen while Rooms is iterating.
+    // happen while Membership is iterating.
     std::vector<Client *> slow;
-    size_t n = rooms_.for_each_member(room, [&](MemberId m) {
+    size_t n = membership_.for_each_member(room, [&](MemberId m) {
         Client *c = client_of(m);
         if (!push_frame(c, frame)) slow.push_back(c);
     });
@@ -185,16 +173,16 @@ void Server::apply(Client *c, std::vector<SessionAction> &actions) {
             send_text(c, a.text);
             break;
         case SessionAction::Kind::join:
-            on_join(c, a.text, a.ack_id);
+            if (c->closing) break;
+            if (membership_.join(member_of(c), a.text, a.ack_id) == Membership::JoinStart::too_many_rooms && a.ack_id)
+                send_text(c, c->session.error_ack(*a.ack_id, "too many rooms"));
             break;
         case SessionAction::Kind::leave:
-            rooms_.leave(member_of(c), a.text);
-            c->allowed_at.erase(a.text);
+            membership_.leave(member_of(c), a.text);
             if (a.ack_id) send_text(c, c->session.leave_ack(*a.ack_id));
             break;
         case SessionAction::Kind::leave_all:
-            rooms_.leave_all(member_of(c));
-            c->allowed_at.clear();
+            membership_.leave_all(member_of(c));
             break;
         case SessionAction::Kind::close:
             request_close(c, a.close_code, a.reason);
@@ -203,30 +191,22 @@ void Server::apply(Client *c, std::vector<SessionAction> &actions) {
     }
 }
 
-// Asks the authorizer; the client enters the room only once the answer is yes, and
-// only if it is still connected and still wants the room (no leave meanwhile).
-void Server::on_join(Client *c, const std::string &room, std::optional<uint64_t> ack_id) {
-    uint64_t id = c->id;
-    authz_->check(c->who, room, [this, id, room, ack_id](AuthzDecision d) {
-        auto it = by_id_.find(id);
-        if (it == by_id_.end()) return;  // gone while we waited
-        Client *cl = it->second;
-        if (cl->closing) return;
-        bool wanted = cl->session.rooms().count(room) > 0;
-        if (d.allowed && wanted) {
-            Rooms::JoinResult r = rooms_.join(member_of(cl), room, cfg_.max_rooms_per_client);
-            if (r == Rooms::JoinResult::too_many_rooms) {
-                d = {false, "too many rooms", false};
-            } else if (revalidate_ms_ > 0) {
-                cl->allowed_at[room] = monotonic_ms();
-            }
-        }
-        if (!d.allowed) {
-            if (wanted) cl->session.join_refused(room);
-            log_denial(cl, room, d, "may not join");
-        }
-        if (ack_id) send_text(cl, cl->session.join_ack(*ack_id, d.allowed, room));
-    });
+// A join was answered: Membership has already let the client in (or not).
+void Server::answered(MemberId m, const std::string &room, std::optional<uint64_t> ack_id, const AuthzDecision &d) {
+    Client *c = client_of(m);
+    if (c->closing) return;
+    if (!d.allowed) log_denial(c, room, d, "may not join");
+    if (ack_id) send_text(c, c->session.join_ack(*ack_id, d.allowed, room));
+}
+
+void Server::revoked(MemberId m, const std::string &room, const AuthzDecision &d) {
+    log_denial(client_of(m), room, d, "removed from");
+}
+
+void Server::kept(MemberId m, const std::string &room, const AuthzDecision &d) {
+    const Client *c = client_of(m);
+    PSDM_LOG_INFO(kAuthzTag, "client %" PRIu64 ": user '%s' stays in room '%s' for now: re-check failed (%s)", c->id,
+                  c->who.user.c_str(), room.c_str(), d.reason.c_str());
 }
 
 // One line per refusal: user, room, provider, reason.
@@ -235,16 +215,20 @@ void Server::log_denial(const Client *c, const std::string &room, const AuthzDec
                     what, room.c_str(), authz_->name(), d.failed ? "no answer: " : "", d.reason.c_str());
 }
 
+ServerStats Server::stats() const {
+    ServerStats s = stats_;
+    s.memberships_revoked = membership_.revoked_total();
+    return s;
+}
+
 bool Server::start_authz(struct lws_context *context, std::string *err) {
     context_ = context;
     if (!authz_->start([context] { lws_cancel_service(context); }, err)) return false;
     revalidate_ms_ = authz_->revalidate_after_ms();
     if (revalidate_ms_ > 0) {
-        int64_t period = std::max<int64_t>(250, revalidate_ms_ / 4);
-        lws_sul_schedule(context_, 0, &revalidate_timer_.sul, on_revalidate_timer,
-                         static_cast<lws_usec_t>(period) * LWS_US_PER_MS);
+        schedule_revalidate();
         PSDM_LOG_INFO(kAuthzTag, "memberships are re-checked once older than %" PRId64 " ms (every %" PRId64 " ms)",
-                      revalidate_ms_, period);
+                      revalidate_ms_, revalidate_period_ms());
     }
     return true;
 }
@@ -276,7 +260,9 @@ void Server::on_heartbeat_timer(lws_sorted_usec_list_t *sul) {
         Client *c = it->second;
         if (c->armed_deadline != deadline) return;
         c->armed_deadline = INT64_MAX;  // consumed: on_timer arms the next one
-        self->on_timer(c);
+        // Called from C (lws): an exception closes this client, the others carry on.
+        if (!guarded("heartbeat", [self, c] { self->on_timer(c); }))
+            self->request_close(c, kWsCloseInternalError, "internal error");
     });
     if (self->heartbeats_running_)
         lws_sul_schedule(self->context_, 0, &self->heartbeat_timer_.sul, on_heartbeat_timer,
@@ -295,74 +281,23 @@ void Server::reload_authz() {
         PSDM_LOG_ERROR(kAuthzTag, "reload (SIGHUP) failed, the previous rules stay in force: %s", err.c_str());
         return;
     }
-    // Collected first: answers may come at once and change memberships.
-    std::vector<std::pair<uint64_t, std::string>> all;
-    for (const auto &kv : by_id_)
-        for (std::string &room : rooms_.rooms_of(member_of(kv.second))) all.emplace_back(kv.first, std::move(room));
-    PSDM_LOG_NOTICE(kAuthzTag, "reload (SIGHUP): re-checking %zu membership(s) of %zu client(s)", all.size(),
+    size_t asked = membership_.recheck_all();
+    PSDM_LOG_NOTICE(kAuthzTag, "reload (SIGHUP): re-checking %zu membership(s) of %zu client(s)", asked,
                     by_id_.size());
-    for (const auto &m : all) recheck(m.first, m.second);
 }
 
+int64_t Server::revalidate_period_ms() const { return std::max<int64_t>(250, revalidate_ms_ / 4); }
+
+void Server::schedule_revalidate() {
+    lws_sul_schedule(context_, 0, &revalidate_timer_.sul, on_revalidate_timer,
+                     static_cast<lws_usec_t>(revalidate_period_ms()) * LWS_US_PER_MS);
+}
+
+// Every quarter TTL: Membership re-asks the memberships whose last yes is TTL old.
 void Server::on_revalidate_timer(lws_sorted_usec_list_t *sul) {
     Server *self = reinterpret_cast<RevalidateTimer *>(sul)->self;
-    self->revalidate_due();
-    if (self->revalidate_ms_ > 0) {
-        int64_t period = std::max<int64_t>(250, self->revalidate_ms_ / 4);
-        lws_sul_schedule(self->context_, 0, &self->revalidate_timer_.sul, on_revalidate_timer,
-                         static_cast<lws_usec_t>(period) * LWS_US_PER_MS);
-    }
-}
-
-// Re-asks every membership the authorizer allowed longer than revalidate_ms_ ago.
-// O(memberships with an expiry).
-void Server::revalidate_due() {
-    int64_t now = monotonic_ms();
-    std::vector<std::pair<uint64_t, std::string>> due;
-    for (const auto &kv : by_id_)
-        for (const auto &[room, at] : kv.second->allowed_at)
-            if (now - at >= revalidate_ms_) due.emplace_back(kv.first, room);
-    for (const auto &m : due) recheck(m.first, m.second);
-}
-
-// Asks again whether client `client_id` may stay in `room`; removes it if not.
-void Server::recheck(uint64_t client_id, const std::string &room) {
-    auto it = by_id_.find(client_id);
-    if (it == by_id_.end() || it->second->closing) return;
-    authz_->check(it->second->who, room, [this, client_id, room](AuthzDecision d) {
-        auto found = by_id_.find(client_id);
-        if (found == by_id_.end()) return;
-        Client *cl = found->second;
-        if (cl->closing) return;
-        if (!rooms_.is_member(member_of(cl), room)) {  // left meanwhile
-            cl->allowed_at.erase(room);
-            return;
-        }
-        int64_t now = monotonic_ms();
-        if (d.allowed) {
-            if (revalidate_ms_ > 0) cl->allowed_at[room] = now;
-            return;
-        }
-        if (d.failed && revalidate_ms_ > 0) {
-            auto at = cl->allowed_at.find(room);
-            if (at != cl->allowed_at.end() && now - at->second < 2 * revalidate_ms_) {
-                PSDM_LOG_INFO(kAuthzTag,
-                              "client %" PRIu64 ": user '%s' stays in room '%s' for now: re-check failed (%s)",
-                              cl->id, cl->who.user.c_str(), room.c_str(), d.reason.c_str());
-                return;
-            }
-        }
-        revoke(cl, room, d);
-    });
-}
-
-// Takes the client out of the room: no message of it is queued for the client from now on.
-void Server::revoke(Client *c, const std::string &room, const AuthzDecision &d) {
-    rooms_.leave(member_of(c), room);
-    c->allowed_at.erase(room);
-    c->session.join_refused(room);
-    stats_.memberships_revoked++;
-    log_denial(c, room, d, "removed from");
+    guarded("authz re-check", [self] { self->membership_.recheck_expired(); });  // next round tries again
+    if (self->revalidate_ms_ > 0) self->schedule_revalidate();
 }
 
 void Server::send_text(Client *c, std::string_view text) { enqueue(c, Frame::make(ws_text_frame(text), LWS_PRE)); }
@@ -398,8 +333,7 @@ void Server::request_close(Client *c, int code, std::string reason) {
     c->close_code = code;
     if (reason.size() > 120) reason.resize(120);  // a close frame holds 123 bytes of reason
     c->close_reason = std::move(reason);
-    rooms_.leave_all(member_of(c));  // no more deliveries to it
-    c->allowed_at.clear();
+    membership_.leave_all(member_of(c));  // no more deliveries to it
     lws_callback_on_writable(c->wsi);
 }
 

@@ -1,19 +1,19 @@
-// Server: the worker's state on the event loop: connected clients, rooms, the
-// authorizer, and fan-out of routed Kafka records.
+// Server: the glue on the event loop between libwebsockets and the pure units. It owns
+// the connected clients (Client: a Session, an Outbox, an identity), Membership (rooms and
+// their authorization), and two timers, and it wires them: received frames go to the
+// Session, the Session's actions to Membership and the Outbox, routed Kafka records to the
+// members of their room, and Membership's answers back to the client as acks.
 //
 // Thread: everything here runs on the lws service thread only. The lws callback
 // (ws_protocol.cpp) is a thin dispatcher into these methods.
 //
 // Ownership: a Client is created by on_established() and destroyed by on_closed();
-// lws's per-session data holds only the Client pointer. Rooms hold Client pointers
-// as member ids and never outlive them (on_closed leaves every room first).
+// lws's per-session data holds only the Client pointer. Membership names members by
+// Client pointer (no lookup on the fan-out path) and forgets one in on_closed.
 //
-// Authorization: a client enters a room only after the authorizer said yes. When the
-// rules change (SIGHUP: reload_authz) every membership is asked again, and those now
-// refused are removed. When answers expire (the http provider's allow TTL), a timer
-// re-asks every membership older than the TTL, every quarter TTL: a revoked user stops
-// receiving within 1.25 x authz_allow_ttl_ms (plus the request time). A re-check that
-// gets no answer keeps the membership until it is two TTLs old, then removes it.
+// Authorization policy (who may join, re-checks on reload and expiry) is Membership's
+// (fanout/membership.h); this file starts its re-check timer (every quarter TTL) and
+// writes its log lines.
 //
 // Heartbeats: one timer for the whole server, not one per connection. Each client's
 // next heartbeat deadline (Session::next_deadline_ms) is kept in a TimerWheel; one lws
@@ -23,6 +23,9 @@
 // and by_id_ and ignored. O(1) per arm, O(due) per tick, whatever the number of clients
 // (lws 4.1 keeps its per-wsi timers in one sorted list: O(clients) per arm).
 // Heartbeats are up to one tick late: Engine.IO intervals are seconds.
+//
+// Exceptions: the timer callbacks here catch at the C boundary (base/c_boundary.h); the
+// lws callbacks in ws_protocol.cpp do the same for the methods they call.
 #pragma once
 
 #include <libwebsockets.h>
@@ -38,10 +41,11 @@
 #include "authz/authz.h"
 #include "base/clock.h"
 #include "base/config.h"
+#include "fanout/membership.h"
 #include "fanout/outbox.h"
-#include "fanout/rooms.h"
 #include "kafka/routing.h"
 #include "sio/session.h"
+#include "sio/ws_message.h"
 #include "base/timer_wheel.h"
 
 struct lws;
@@ -51,17 +55,19 @@ namespace psdm {
 struct Client {
     Client(uint64_t client_id, struct lws *w, EioVersion v, const SessionLimits &limits, std::string sid, Identity identity, size_t backlog,
            int64_t now_ms)
-        : id(client_id), wsi(w), session(v, limits, std::move(sid), now_ms), outbox(backlog), who(std::move(identity)) {}
+        : id(client_id),
+          wsi(w),
+          session(v, limits, std::move(sid), now_ms),
+          rx(limits.max_payload),
+          outbox(backlog),
+          who(std::move(identity)) {}
 
     uint64_t id;              // unique for the life of the process; names it in logs and async answers
     struct lws *wsi;
     Session session;
+    WsMessage rx;             // a received message that arrives in several pieces
     Outbox outbox;
     Identity who;
-    // Rooms whose membership expires (authorizer's revalidate_after_ms() > 0): room ->
-    // when the authorizer last allowed it. Empty otherwise.
-    std::unordered_map<std::string, int64_t> allowed_at;
-    std::string rx_partial;   // a received message that arrived in several pieces
     // The heartbeat deadline this client has in the server's wheel (INT64_MAX: none).
     // Wheel entries with another deadline are stale and ignored.
     int64_t armed_deadline = INT64_MAX;
@@ -79,10 +85,10 @@ struct ServerStats {
     uint64_t memberships_revoked = 0;  // removed by a re-check (reload, expiry)
 };
 
-class Server {
+class Server : private Membership::Events {
  public:
     Server(const Config &cfg, std::unique_ptr<Authorizer> authz, size_t max_connections);
-    ~Server();
+    ~Server() override;
 
     // True if one more client may connect (max_connections, fd limit).
     bool has_capacity() const { return by_id_.size() < max_connections_; }
@@ -133,18 +139,21 @@ class Server {
     void stop_authz();
     const Authorizer &authorizer() const { return *authz_; }
 
-    const ServerStats &stats() const { return stats_; }
+    ServerStats stats() const;
     size_t client_count() const { return by_id_.size(); }
     const Config &config() const { return cfg_; }
 
  private:
     void apply(Client *c, std::vector<SessionAction> &actions);
-    void on_join(Client *c, const std::string &room, std::optional<uint64_t> ack_id);
+    // Membership::Events: acks and log lines for its answers.
+    void answered(MemberId m, const std::string &room, std::optional<uint64_t> ack_id,
+                  const AuthzDecision &d) override;
+    void revoked(MemberId m, const std::string &room, const AuthzDecision &d) override;
+    void kept(MemberId m, const std::string &room, const AuthzDecision &d) override;
     void log_denial(const Client *c, const std::string &room, const AuthzDecision &d, const char *what);
-    void recheck(uint64_t client_id, const std::string &room);
-    void revoke(Client *c, const std::string &room, const AuthzDecision &d);
-    void revalidate_due();
     static void on_revalidate_timer(lws_sorted_usec_list_t *sul);
+    int64_t revalidate_period_ms() const;
+    void schedule_revalidate();
     void enqueue(Client *c, FrameRef frame);
     bool push_frame(Client *c, FrameRef frame);  // false: over the client's backlog, not queued
     void close_slow_consumer(Client *c, size_t incoming_bytes);
@@ -178,7 +187,7 @@ class Server {
     } heartbeat_timer_{};
     bool heartbeats_running_ = false;
     std::function<void()> wake_hook_;
-    Rooms rooms_;
+    Membership membership_;
     size_t max_connections_;
     uint64_t next_id_ = 0;
     ServerStats stats_;

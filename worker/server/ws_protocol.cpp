@@ -7,6 +7,7 @@
 
 #include "server/handoff_server.h"
 #include "server/kafka_bridge.h"
+#include "base/c_boundary.h"
 #include "base/log.h"
 #include "server/server.h"
 #include "sio/sio_codec.h"
@@ -110,7 +111,7 @@ int on_established(struct lws *wsi, Pss *pss) {
     WorkerContext *w = worker_of(wsi);
     Identity who;
     if (w->handoff && lws_get_vhost(wsi) == w->handoff_vhost) {
-        std::optional<Identity> handed = w->handoff->take_identity(lws_get_socket_fd(wsi));
+        std::optional<Identity> handed = w->handoff->take_identity(wsi);
         if (!handed) {
             PSDM_LOG_ERROR(kTag, "a handed-over connection has no identity; closing it");
             return -1;
@@ -122,66 +123,96 @@ int on_established(struct lws *wsi, Pss *pss) {
     return 0;
 }
 
+// Every callback below is called by lws (C): its C++ work runs through the C boundary
+// (base/c_boundary.h). An exception in a connection's callback closes that connection
+// (-1); in the callbacks of the Kafka pipe, the handoff listener and the loop's wake-up
+// it is logged and the worker carries on.
 int socketio_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
     auto *pss = static_cast<Pss *>(user);
     switch (reason) {
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-        return on_filter(wsi);
+        return guarded_or("lws psdm-socketio FILTER_PROTOCOL_CONNECTION", -1, [&] { return on_filter(wsi); });
     case LWS_CALLBACK_ESTABLISHED:
-        return on_established(wsi, pss);
+        return guarded_or("lws psdm-socketio ESTABLISHED", -1, [&] { return on_established(wsi, pss); });
     case LWS_CALLBACK_RECEIVE:
         if (!pss->client) return -1;
-        return worker_of(wsi)->server->on_receive(pss->client, static_cast<const char *>(in), len,
-                                                  lws_is_first_fragment(wsi), lws_is_final_fragment(wsi),
-                                                  lws_frame_is_binary(wsi), lws_remaining_packet_payload(wsi));
+        return guarded_or("lws psdm-socketio RECEIVE", -1, [&] {
+            return worker_of(wsi)->server->on_receive(pss->client, static_cast<const char *>(in), len,
+                                                      lws_is_first_fragment(wsi), lws_is_final_fragment(wsi),
+                                                      lws_frame_is_binary(wsi), lws_remaining_packet_payload(wsi));
+        });
     case LWS_CALLBACK_SERVER_WRITEABLE:
-        return pss->client ? worker_of(wsi)->server->on_writeable(pss->client) : 0;
+        if (!pss->client) return 0;
+        return guarded_or("lws psdm-socketio SERVER_WRITEABLE", -1,
+                          [&] { return worker_of(wsi)->server->on_writeable(pss->client); });
     case LWS_CALLBACK_CLOSED:
-        if (pss->client) worker_of(wsi)->server->on_closed(pss->client);
+        if (pss->client) guarded("lws psdm-socketio CLOSED", [&] { worker_of(wsi)->server->on_closed(pss->client); });
         pss->client = nullptr;
         return 0;
     case LWS_CALLBACK_HTTP:
-        return on_http(wsi, static_cast<const char *>(in));
+        return guarded_or("lws psdm-socketio HTTP", -1, [&] { return on_http(wsi, static_cast<const char *>(in)); });
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         // lws_cancel_service() woke the loop (authorizer answers from its thread, or a
         // signal); lws calls this once per vhost, and on_wake() is idempotent.
-        worker_of(wsi)->server->on_wake();
+        guarded("lws EVENT_WAIT_CANCELLED", [&] { worker_of(wsi)->server->on_wake(); });
         return 0;
+    case LWS_CALLBACK_WSI_DESTROY: {
+        // lws tells protocols[0] of its vhost about every wsi it frees, whatever its
+        // protocol: a handed-over connection that never took its identity drops it here.
+        WorkerContext *w = worker_of(wsi);
+        if (w->handoff && lws_get_vhost(wsi) == w->handoff_vhost) w->handoff->forget_identity(wsi);
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
     default:
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     }
 }
 
+// The raw protocols (Kafka pipe, handoff socket) share the vhosts' protocol list, so a
+// client naming one in Sec-WebSocket-Protocol would have lws bind its upgrade to it: a
+// websocket nobody serves, counts or times out (and, handed over, one that never takes
+// its identity). Such upgrades are refused; everything else goes to lws's default.
+int raw_protocol_default(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
+    if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION) {
+        const struct lws_protocols *p = lws_get_protocol(wsi);
+        PSDM_LOG_INFO(kTag, "refused upgrade: it asks for the internal protocol '%s'", p && p->name ? p->name : "?");
+        return -1;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
 int handoff_listener_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                               size_t len) {
     if (reason == LWS_CALLBACK_RAW_RX_FILE) {
-        worker_of(wsi)->handoff->on_listener_readable();
+        guarded("lws psdm-handoff RAW_RX_FILE", [&] { worker_of(wsi)->handoff->on_listener_readable(); });
         return 0;
     }
-    return lws_callback_http_dummy(wsi, reason, user, in, len);
+    return raw_protocol_default(wsi, reason, user, in, len);
 }
 
 int handoff_conn_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
     auto *hc = static_cast<HandoffConn *>(lws_get_opaque_user_data(wsi));
     switch (reason) {
     case LWS_CALLBACK_RAW_RX_FILE:
-        return hc ? worker_of(wsi)->handoff->on_conn_readable(wsi, hc) : -1;
+        if (!hc) return -1;
+        return guarded_or("lws psdm-handoff-conn RAW_RX_FILE", -1,
+                          [&] { return worker_of(wsi)->handoff->on_conn_readable(wsi, hc); });
     case LWS_CALLBACK_RAW_CLOSE_FILE:
-        if (hc) worker_of(wsi)->handoff->on_conn_closed(hc);
+        if (hc) guarded("lws psdm-handoff-conn RAW_CLOSE_FILE", [&] { worker_of(wsi)->handoff->on_conn_closed(hc); });
         lws_set_opaque_user_data(wsi, nullptr);
         return 0;
     default:
-        return lws_callback_http_dummy(wsi, reason, user, in, len);
+        return raw_protocol_default(wsi, reason, user, in, len);
     }
 }
 
 int kafka_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
     switch (reason) {
     case LWS_CALLBACK_RAW_RX_FILE:
-        worker_of(wsi)->bridge->on_readable();
+        guarded("lws psdm-kafka RAW_RX_FILE", [&] { worker_of(wsi)->bridge->on_readable(); });
         return 0;
     default:
-        return lws_callback_http_dummy(wsi, reason, user, in, len);
+        return raw_protocol_default(wsi, reason, user, in, len);
     }
 }
 

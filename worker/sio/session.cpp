@@ -13,16 +13,19 @@
 
 #include <cstring>
 #include <limits>
-#include <memory>
 #include <utility>
 
 namespace psdm {
 
 namespace {
 
-struct CjsonDeleter {
-  void operator()(cJSON *p) const { cJSON_Delete(p); }
-};
+// The arguments of an error acknowledgement: [{"error":"<error>"}].
+std::string error_args(std::string_view error) {
+  std::string args = "[{\"error\":";
+  args += json_escape_string(error);
+  args += "}]";
+  return args;
+}
 
 bool room_name_ok(const char *room) {
   const size_t len = std::strlen(room);
@@ -189,7 +192,6 @@ void Session::on_disconnect(const SioPacket &p, std::vector<SessionAction> &out)
   if (p.nsp == "/") root_connected_ = false;
   if (p.nsp != limits_.ns || !ns_connected_) return;
   ns_connected_ = false;
-  rooms_.clear();
   SessionAction a;
   a.kind = SessionAction::Kind::leave_all;
   out.push_back(std::move(a));
@@ -197,10 +199,7 @@ void Session::on_disconnect(const SioPacket &p, std::vector<SessionAction> &out)
 
 void Session::send_ack_error(const SioPacket &p, std::string_view error, std::vector<SessionAction> &out) {
   if (!p.ack_id) return;
-  std::string args = "[{\"error\":";
-  args += json_escape_string(error);
-  args += "}]";
-  send(sio_encode_ack(p.nsp, *p.ack_id, args), out);
+  send(sio_encode_ack(p.nsp, *p.ack_id, error_args(error)), out);
 }
 
 void Session::on_event(const SioPacket &p, std::vector<SessionAction> &out) {
@@ -211,21 +210,14 @@ void Session::on_event(const SioPacket &p, std::vector<SessionAction> &out) {
     send_ack_error(p, "unknown event", out);  // "/" carries no events
     return;
   }
-  // sio_decode guaranteed: a valid JSON array whose first element is a string.
-  const std::string json(p.data);
-  std::unique_ptr<cJSON, CjsonDeleter> root(cJSON_ParseWithLength(json.c_str(), json.size()));
-  const cJSON *name = root ? root->child : nullptr;
-  if (name == nullptr || !cJSON_IsString(name) || name->valuestring == nullptr) {
-    send_ack_error(p, "unknown event", out);
-    return;
-  }
-  const bool join = std::strcmp(name->valuestring, "join") == 0;
-  const bool leave = std::strcmp(name->valuestring, "leave") == 0;
+  // sio_decode parsed the array once: p.event is its first element, p.args what follows.
+  const bool join = p.event == "join";
+  const bool leave = p.event == "leave";
   if (!join && !leave) {
     send_ack_error(p, "unknown event", out);
     return;
   }
-  const cJSON *arg = name->next;
+  const cJSON *arg = p.args;
   const bool valid = arg != nullptr && cJSON_IsString(arg) && arg->valuestring != nullptr &&
                      room_name_ok(arg->valuestring);
   on_room_request(join, p, valid ? std::string_view(arg->valuestring) : std::string_view(), valid, out);
@@ -237,27 +229,11 @@ void Session::on_room_request(bool join, const SioPacket &p, std::string_view ro
     send_ack_error(p, "invalid room", out);
     return;
   }
-  if (join) {
-    const bool known = rooms_.find(room) != rooms_.end();
-    if (!known && rooms_.size() >= limits_.max_rooms) {
-      send_ack_error(p, "too many rooms", out);
-      return;
-    }
-    if (!known) rooms_.emplace(room);
-  } else {
-    const auto it = rooms_.find(room);
-    if (it != rooms_.end()) rooms_.erase(it);
-  }
   SessionAction a;
   a.kind = join ? SessionAction::Kind::join : SessionAction::Kind::leave;
   a.text.assign(room.data(), room.size());
   a.ack_id = p.ack_id;
   out.push_back(std::move(a));
-}
-
-void Session::join_refused(std::string_view room) {
-  const auto it = rooms_.find(room);
-  if (it != rooms_.end()) rooms_.erase(it);
 }
 
 std::string Session::join_ack(uint64_t ack_id, bool allowed, std::string_view room) const {
@@ -266,6 +242,10 @@ std::string Session::join_ack(uint64_t ack_id, bool allowed, std::string_view ro
   args += json_escape_string(room);
   args += "}]";
   return sio_encode_ack(limits_.ns, ack_id, args);
+}
+
+std::string Session::error_ack(uint64_t ack_id, std::string_view error) const {
+  return sio_encode_ack(limits_.ns, ack_id, error_args(error));
 }
 
 std::string Session::leave_ack(uint64_t ack_id) const { return sio_encode_ack(limits_.ns, ack_id, "[]"); }

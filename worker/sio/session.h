@@ -1,8 +1,9 @@
 // One websocket connection's Engine.IO / Socket.IO state machine, transport-free.
 //
 // The caller (the lws event loop) feeds it received text frames and clock ticks; the Session
-// answers with actions to perform, in order: frames to send, room joins/leaves to apply, or a
-// close. It never touches sockets, rooms or Kafka, and it never logs.
+// answers with actions to perform, in order: frames to send, room joins/leaves to request, or a
+// close. It never touches sockets, rooms or Kafka, and it never logs. It keeps no list of
+// rooms: which rooms a connection is in, and whether it may be, is fanout/membership.h's.
 //
 //   Session s(version, limits, sid, now);
 //   s.on_open(out);                      // once, right after the websocket is established
@@ -20,7 +21,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -34,6 +34,7 @@ constexpr int kWsCloseNormal = 1000;          // client asked to close; ping tim
 constexpr int kWsCloseProtocolError = 1002;   // malformed Engine.IO / Socket.IO packet
 constexpr int kWsCloseUnsupportedData = 1003; // binary Socket.IO packets
 constexpr int kWsCloseTooBig = 1009;          // frame longer than max_payload
+constexpr int kWsCloseInternalError = 1011;   // the server failed (an exception at the C boundary)
 
 // Longest room name a client may join, in bytes.
 constexpr size_t kMaxRoomBytes = 256;
@@ -43,7 +44,6 @@ struct SessionLimits {
   unsigned ping_interval_ms = 25000;
   unsigned ping_timeout_ms = 20000;
   size_t max_payload = 1000000;         // longest accepted received frame, bytes
-  size_t max_rooms = 100;               // rooms one connection may be in at once
 };
 
 struct SessionAction {
@@ -76,25 +76,20 @@ class Session {
   // The time at which on_tick must be called next (INT64_MAX once closed).
   int64_t next_deadline_ms() const;
 
-  // The caller's answer to a join action with an ack id, on the configured namespace:
+  // The caller's answer to a join action with an ack id, on the configured namespace
+  // (pure encoders, no state change):
   //   allowed: 43/ns,ID[]      refused: 43/ns,ID[{"error":"forbidden","room":"..."}]
-  // When refusing a join, also call join_refused() so the room no longer counts (pure
-  // encoder, no state change).
   std::string join_ack(uint64_t ack_id, bool allowed, std::string_view room) const;
+  //   43/ns,ID[{"error":"<error>"}]   e.g. "too many rooms", decided by the caller
+  std::string error_ack(uint64_t ack_id, std::string_view error) const;
   // 43/ns,ID[]
   std::string leave_ack(uint64_t ack_id) const;
-
-  // The caller refused a join this Session requested (with or without ack id): forget the room
-  // so it does not count against max_rooms.
-  void join_refused(std::string_view room);
 
   // True while connected to the configured namespace (only then may it receive room events).
   bool in_namespace() const { return ns_connected_; }
   EioVersion version() const { return version_; }
   bool closed() const { return closed_; }
   const std::string &sid() const { return sid_; }
-  // Rooms this Session asked to join and has not left (as far as it knows).
-  const std::set<std::string, std::less<>> &rooms() const { return rooms_; }
 
  private:
   void close(int code, std::string reason, std::vector<SessionAction> &out);
@@ -115,7 +110,6 @@ class Session {
   bool closed_ = false;
   bool root_connected_ = false;   // connected to "/"
   bool ns_connected_ = false;     // connected to limits_.ns
-  std::set<std::string, std::less<>> rooms_;
 
   // v4 heartbeat: the server pings.
   int64_t next_ping_at_ms_ = 0;

@@ -1,0 +1,186 @@
+"""Identities of handed-over connections: the worker holds one only while a connection can
+still take it. Ten thousand handoffs that are refused, withdrawn or whose handshake fails
+(every way a handed-over connection can end before ESTABLISHED) leave none behind, and a
+normal handoff still works after them.
+
+The test speaks the handoff protocol itself (handoff/handoff_proto.h, kind 1): each
+"client connection" is one end of a socketpair, passed with SCM_RIGHTS as
+mod_psdm_socket passes the client's TCP socket. The worker reports what it holds in its
+exit summary ("handoff identities pending: N")."""
+import base64
+import os
+import re
+import socket
+import struct
+
+import stack
+
+SIO_PATH = "/lgbk_socketio/socket.io/?EIO=4&transport=websocket"
+KEY = base64.b64encode(b"sixteen byte key").decode()
+ROUNDS = 10000
+
+
+def handoff_request(uri=SIO_PATH, user="alice", protocol=None, key=KEY):
+    """A kind-1 (fd attached) request; key=None leaves out a required field."""
+    fields = [(1, user), (3, "127.0.0.1:40000"), (4, "127.0.0.1"), (5, uri), (7, "13")]
+    if key is not None:
+        fields.append((6, key))
+    if protocol:
+        fields.append((9, protocol))
+    body = b"".join(struct.pack(">BH", tag, len(v.encode())) + v.encode() for tag, v in fields)
+    return b"PSDM" + bytes([1, 1]) + struct.pack(">HIH", 0, len(body), len(fields)) + body
+
+
+def recv_exactly(s, n):
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        if not chunk:
+            raise EOFError(f"closed after {len(data)} of {n} bytes")
+        data += chunk
+    return data
+
+
+def offer(sock_path, msg, client_fd):
+    """Connects to the handoff socket and sends msg with client_fd; returns (unix socket,
+    answer status)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(sock_path)
+    socket.send_fds(s, [msg], [client_fd])
+    answer = recv_exactly(s, 8)
+    assert answer[:5] == b"PSDA\x01", answer
+    return s, answer[5]
+
+
+def wait_closed(s):
+    """Waits until the worker closes its end: it is done with this handoff."""
+    while s.recv(64):
+        pass
+    s.close()
+
+
+# Every way a handoff can end without a websocket, and one that ends after it.
+def refused_malformed(sock_path):
+    client, mine = socket.socketpair()
+    s, status = offer(sock_path, handoff_request(key=None), client.fileno())
+    client.close()
+    assert status == 2  # refused: malformed
+    wait_closed(s)
+    mine.close()
+
+
+def withdrawn(sock_path):
+    client, mine = socket.socketpair()
+    s, status = offer(sock_path, handoff_request(), client.fileno())
+    client.close()
+    assert status == 0
+    s.shutdown(socket.SHUT_WR)  # no commit: the module gave up
+    wait_closed(s)
+    mine.close()
+
+
+def committed(sock_path, close_client_first=False, **req):
+    client, mine = socket.socketpair()
+    s, status = offer(sock_path, handoff_request(**req), client.fileno())
+    client.close()
+    assert status == 0
+    if close_client_first:
+        mine.close()  # the browser went away before the worker got the connection
+    s.sendall(b"C")
+    wait_closed(s)  # the adopt call (and with it the handshake) is over
+    if not close_client_first:
+        mine.close()
+
+
+CASES = [
+    ("refused: malformed", refused_malformed, "refused"),
+    ("withdrawn before commit", withdrawn, "withdrawn"),
+    ("client gone before commit", lambda p: committed(p, close_client_first=True), "adopted"),
+    ("upgrade refused: not a socket.io path", lambda p: committed(p, uri="/elsewhere/"), "adopted"),
+    ("upgrade names an internal protocol", lambda p: committed(p, protocol="psdm-handoff-conn"), "adopted"),
+    ("upgrade names an unknown protocol", lambda p: committed(p, protocol="chat"), "adopted"),
+    ("established, then the client leaves", committed, "adopted"),
+]
+
+
+def ws_frame(text):
+    """A masked client text frame (payload < 126 bytes)."""
+    data, mask = text.encode(), os.urandom(4)
+    return bytes([0x81, 0x80 | len(data)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+def read_frame(s, buf):
+    """(text, rest) of the next server text frame in buf + what s delivers."""
+    while True:
+        if len(buf) >= 2:
+            n, head = buf[1] & 0x7F, 2
+            if n == 126 and len(buf) >= 4:
+                n, head = struct.unpack(">H", buf[2:4])[0], 4
+            if n < 126 or head == 4:
+                if len(buf) >= head + n:
+                    return buf[head:head + n].decode(), buf[head + n:]
+        chunk = s.recv(65536)
+        if not chunk:
+            raise EOFError("the worker closed the connection")
+        buf += chunk
+
+
+def normal_handoff(sock_path):
+    """A complete handoff: 101, the Engine.IO open packet, the namespace connect."""
+    client, mine = socket.socketpair()
+    mine.settimeout(10)
+    s, status = offer(sock_path, handoff_request(user="bob"), client.fileno())
+    client.close()
+    assert status == 0
+    s.sendall(b"C")
+    wait_closed(s)
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = mine.recv(4096)
+        assert chunk, "closed before the 101"
+        buf += chunk
+    head, buf = buf.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    text, buf = read_frame(mine, buf)
+    assert text.startswith("0{"), text
+    mine.sendall(ws_frame("40/psdm_ws,"))
+    text, buf = read_frame(mine, buf)
+    assert text.startswith("40/psdm_ws,"), text
+    mine.close()
+
+
+def test_failed_handoffs_leave_no_identity_behind(harness):
+    broker = harness.start_broker(topics=["elog", "experiments"])
+    sock = os.path.join(harness.sock_dir, "handoff.sock")
+    worker = stack.start_worker(harness, broker, sock, peers=str(os.geteuid()))
+
+    want = {"adopted": 0, "refused": 0, "withdrawn": 0}
+    established = 0
+    for i in range(ROUNDS):
+        name, run, outcome = CASES[i % len(CASES)]
+        try:
+            run(sock)
+        except Exception as e:  # noqa: BLE001 - name the case that broke
+            raise AssertionError(f"round {i} ({name}): {e!r}") from e
+        want[outcome] += 1
+        established += run is committed
+
+    normal_handoff(sock)
+    want["adopted"] += 1
+    worker.wait_log(r"client \d+ connected \(user 'bob'")
+
+    assert worker.proc.stop() == 0
+    m = re.search(r"handoffs: (\d+) adopted, (\d+) refused, (\d+) withdrawn; handoff identities pending: (\d+)",
+                  worker.log_text())
+    assert m, "no handoff summary in the worker's log"
+    got = {"adopted": int(m.group(1)), "refused": int(m.group(2)), "withdrawn": int(m.group(3))}
+    assert got == want
+    assert int(m.group(4)) == 0
+    log = worker.log_text()
+    assert "asks for the internal protocol 'psdm-handoff-conn'" in log
+    assert "PSDM-BOUNDARY" not in log
+    # lws completed (or failed) every handshake inside the adopt call: ESTABLISHED took
+    # each identity there, and none had to wait for a later one.
+    assert len(re.findall(r"client \d+ connected \(user 'alice'", log)) == established
+    assert "did not complete in the adopt call" not in log
