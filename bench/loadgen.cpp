@@ -15,8 +15,9 @@
 // its own open-files limit, so P shards hold up to P x ~19 900 connections here), then
 // creates a librdkafka producer. Each shard runs one epoll loop over its clients
 // (non-blocking connect from 127.0.0.(1 + i % K), HTTP upgrade, masked client frames,
-// Engine.IO pings, namespace connect, join with ack) and talks to the parent over a
-// SOCK_SEQPACKET socketpair. The phases, driven by the parent:
+// Engine.IO pings, namespace connect, join with ack: the WebSocket client core is
+// ws_client.h) and talks to the parent over a SOCK_SEQPACKET socketpair. The phases,
+// driven by the parent:
 //
 //   warm    one extra client (shard 0) joins a warm-up room; the parent produces to it
 //           until it receives one: the server is consuming Kafka (nothing measured);
@@ -29,11 +30,8 @@
 //
 // Output: one JSON object on stdout; progress on stderr. Loopback only: the server
 // address must be in 127.0.0.0/8 and clients bind to 127.0.0.x.
-#include <arpa/inet.h>
-#include <fcntl.h>
 #include <librdkafka/rdkafka.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -45,9 +43,7 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <cerrno>
-#include <cctype>
 #include <cinttypes>
 #include <cmath>
 #include <cstdint>
@@ -61,12 +57,11 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "ws_client.h"
 
 namespace {
 
-using bench::base64;
 using bench::cpu_seconds_self;
-using bench::header_value;
 using bench::now_mono_us;
 using bench::parse_double;
 using bench::parse_uint;
@@ -89,20 +84,18 @@ void sleep_until_mono_us(int64_t t) {
 
 // ------------------------------------------------------------------------ options
 
-struct Options {
-    std::string host = "127.0.0.1";
-    unsigned port = 0;
-    std::string path = "/bench_socketio/socket.io/";
-    std::string ns = "/psdm_ws";
+// The clients' options (host, port, path, ns, label, source_addrs, connections and the
+// handshake and ramp deadlines) are bench::ClientOptions; the rest is the load's.
+struct Options : bench::ClientOptions {
+    Options() : ClientOptions(100, 30, 120) {}
+    // Sets one of the load's own options (bench::parse_args); false for any other name.
+    bool set(const std::string &a, const char *v);
+    const char *error() const;                                  // what is wrong with them, or nullptr
+    static bool is_flag(const std::string &) { return false; }  // every option takes a value
     std::string event = "psdm_ws_msg";
-    std::string label;
-    uint32_t connections = 100;
     uint32_t rooms = 1;
     unsigned procs = 1;
-    unsigned source_addrs = 50;
     unsigned ramp_window = 500;
-    double handshake_timeout = 30;
-    double ramp_timeout = 120;
     unsigned stop_after_refusals = 0;  // per shard; 0 = never stop early
     double settle = 2;
     double hold = 0;
@@ -119,91 +112,68 @@ struct Options {
     std::vector<int> broker_pids;
 };
 
-[[noreturn]] void usage_exit(const char *msg) {
-    if (msg) fprintf(stderr, "psdm_loadgen: %s\n", msg);
-    fputs(
-        "usage: psdm_loadgen --port P [options]\n"
-        "  --host A               server address in 127.0.0.0/8 (127.0.0.1)\n"
-        "  --port P               server port (required)\n"
-        "  --path P               Socket.IO path (/bench_socketio/socket.io/)\n"
-        "  --ns NS                namespace (/psdm_ws)\n"
-        "  --event E              event name of records (psdm_ws_msg)\n"
-        "  --connections N        clients to open (100)\n"
-        "  --rooms R              client i joins room i % R (1)\n"
-        "  --procs P              client processes, each with its own fd limit (1)\n"
-        "  --source-addrs K       bind client i to 127.0.0.(1 + i % K) (50)\n"
-        "  --ramp-window W        handshakes in flight at once, all processes together (500)\n"
-        "  --handshake-timeout S  one client's connect..join-ack deadline (30)\n"
-        "  --ramp-timeout S       stop opening clients after S seconds (120)\n"
-        "  --stop-after-refusals K  a process stops opening clients after the server refused K\n"
-        "                         (any failure but a timeout; 0 = never)\n"
-        "  --settle S             idle seconds after the ramp before RSS is read (2)\n"
-        "  --hold S               then idle S more seconds (server CPU while idle; pings) (0)\n"
-        "  --bootstrap B          Kafka bootstrap servers (no producer without it)\n"
-        "  --topic T              topic to produce to (elog)\n"
-        "  --rate R               messages per second, all rooms together (0)\n"
-        "  --duration S           seconds of production (0)\n"
-        "  --pad BYTES            padding per record (128)\n"
-        "  --drain S              wait at most S seconds after the last message (10)\n"
-        "  --warm-timeout S       wait at most S seconds for the server to consume (60)\n"
-        "  --linger-ms MS         producer linger.ms (1)\n"
-        "  --spin-us US           client processes poll without sleeping for US after traffic (0 = never)\n"
-        "  --server-pid PID       server process: RSS (summed) and CPU time (repeatable)\n"
-        "  --broker-pid PID       broker process: CPU time (repeatable)\n"
-        "  --label S              copied into the output\n",
-        stderr);
-    exit(2);
+const char kUsage[] =
+    "usage: psdm_loadgen --port P [options]\n"
+    "  --host A               server address in 127.0.0.0/8 (127.0.0.1)\n"
+    "  --port P               server port (required)\n"
+    "  --path P               Socket.IO path (/bench_socketio/socket.io/)\n"
+    "  --ns NS                namespace (/psdm_ws)\n"
+    "  --event E              event name of records (psdm_ws_msg)\n"
+    "  --connections N        clients to open (100)\n"
+    "  --rooms R              client i joins room i % R (1)\n"
+    "  --procs P              client processes, each with its own fd limit (1)\n"
+    "  --source-addrs K       bind client i to 127.0.0.(1 + i % K) (50)\n"
+    "  --ramp-window W        handshakes in flight at once, all processes together (500)\n"
+    "  --handshake-timeout S  one client's connect..join-ack deadline (30)\n"
+    "  --ramp-timeout S       stop opening clients after S seconds (120)\n"
+    "  --stop-after-refusals K  a process stops opening clients after the server refused K\n"
+    "                         (any failure but a timeout; 0 = never)\n"
+    "  --settle S             idle seconds after the ramp before RSS is read (2)\n"
+    "  --hold S               then idle S more seconds (server CPU while idle; pings) (0)\n"
+    "  --bootstrap B          Kafka bootstrap servers (no producer without it)\n"
+    "  --topic T              topic to produce to (elog)\n"
+    "  --rate R               messages per second, all rooms together (0)\n"
+    "  --duration S           seconds of production (0)\n"
+    "  --pad BYTES            padding per record (128)\n"
+    "  --drain S              wait at most S seconds after the last message (10)\n"
+    "  --warm-timeout S       wait at most S seconds for the server to consume (60)\n"
+    "  --linger-ms MS         producer linger.ms (1)\n"
+    "  --spin-us US           client processes poll without sleeping for US after traffic (0 = never)\n"
+    "  --server-pid PID       server process: RSS (summed) and CPU time (repeatable)\n"
+    "  --broker-pid PID       broker process: CPU time (repeatable)\n"
+    "  --label S              copied into the output\n";
+
+bool Options::set(const std::string &a, const char *v) {
+    if (a == "--event") event = v;
+    else if (a == "--rooms") rooms = static_cast<uint32_t>(parse_uint(v, "--rooms"));
+    else if (a == "--procs") procs = static_cast<unsigned>(parse_uint(v, "--procs"));
+    else if (a == "--ramp-window") ramp_window = static_cast<unsigned>(parse_uint(v, "--ramp-window"));
+    else if (a == "--stop-after-refusals")
+        stop_after_refusals = static_cast<unsigned>(parse_uint(v, "--stop-after-refusals"));
+    else if (a == "--settle") settle = parse_double(v, "--settle");
+    else if (a == "--hold") hold = parse_double(v, "--hold");
+    else if (a == "--bootstrap") bootstrap = v;
+    else if (a == "--topic") topic = v;
+    else if (a == "--rate") rate = parse_double(v, "--rate");
+    else if (a == "--duration") duration = parse_double(v, "--duration");
+    else if (a == "--pad") pad = static_cast<unsigned>(parse_uint(v, "--pad"));
+    else if (a == "--drain") drain = parse_double(v, "--drain");
+    else if (a == "--warm-timeout") warm_timeout = parse_double(v, "--warm-timeout");
+    else if (a == "--spin-us") spin_us = static_cast<unsigned>(parse_uint(v, "--spin-us"));
+    else if (a == "--linger-ms") linger_ms = static_cast<unsigned>(parse_uint(v, "--linger-ms"));
+    else if (a == "--server-pid") server_pids.push_back(static_cast<int>(parse_uint(v, "--server-pid")));
+    else if (a == "--broker-pid") broker_pids.push_back(static_cast<int>(parse_uint(v, "--broker-pid")));
+    else return false;
+    return true;
 }
 
-Options parse_options(int argc, char **argv) {
-    Options o;
-    for (int i = 1; i < argc; i++) {
-        std::string a = argv[i];
-        if (a == "-h" || a == "--help") usage_exit(nullptr);
-        if (i + 1 >= argc) usage_exit(("missing value for " + a).c_str());
-        const char *v = argv[++i];
-        if (a == "--host") o.host = v;
-        else if (a == "--port") o.port = static_cast<unsigned>(parse_uint(v, "--port"));
-        else if (a == "--path") o.path = v;
-        else if (a == "--ns") o.ns = v;
-        else if (a == "--event") o.event = v;
-        else if (a == "--label") o.label = v;
-        else if (a == "--connections") o.connections = static_cast<uint32_t>(parse_uint(v, "--connections"));
-        else if (a == "--rooms") o.rooms = static_cast<uint32_t>(parse_uint(v, "--rooms"));
-        else if (a == "--procs") o.procs = static_cast<unsigned>(parse_uint(v, "--procs"));
-        else if (a == "--source-addrs") o.source_addrs = static_cast<unsigned>(parse_uint(v, "--source-addrs"));
-        else if (a == "--ramp-window") o.ramp_window = static_cast<unsigned>(parse_uint(v, "--ramp-window"));
-        else if (a == "--handshake-timeout") o.handshake_timeout = parse_double(v, "--handshake-timeout");
-        else if (a == "--ramp-timeout") o.ramp_timeout = parse_double(v, "--ramp-timeout");
-        else if (a == "--stop-after-refusals")
-            o.stop_after_refusals = static_cast<unsigned>(parse_uint(v, "--stop-after-refusals"));
-        else if (a == "--settle") o.settle = parse_double(v, "--settle");
-        else if (a == "--hold") o.hold = parse_double(v, "--hold");
-        else if (a == "--bootstrap") o.bootstrap = v;
-        else if (a == "--topic") o.topic = v;
-        else if (a == "--rate") o.rate = parse_double(v, "--rate");
-        else if (a == "--duration") o.duration = parse_double(v, "--duration");
-        else if (a == "--pad") o.pad = static_cast<unsigned>(parse_uint(v, "--pad"));
-        else if (a == "--drain") o.drain = parse_double(v, "--drain");
-        else if (a == "--warm-timeout") o.warm_timeout = parse_double(v, "--warm-timeout");
-        else if (a == "--spin-us") o.spin_us = static_cast<unsigned>(parse_uint(v, "--spin-us"));
-        else if (a == "--linger-ms") o.linger_ms = static_cast<unsigned>(parse_uint(v, "--linger-ms"));
-        else if (a == "--server-pid") o.server_pids.push_back(static_cast<int>(parse_uint(v, "--server-pid")));
-        else if (a == "--broker-pid") o.broker_pids.push_back(static_cast<int>(parse_uint(v, "--broker-pid")));
-        else usage_exit(("unknown option " + a).c_str());
-    }
-    if (o.port == 0 || o.port > 65535) usage_exit("--port is required (1..65535)");
-    in_addr a;
-    if (inet_pton(AF_INET, o.host.c_str(), &a) != 1 || (ntohl(a.s_addr) >> 24) != 127)
-        usage_exit("--host must be an IPv4 address in 127.0.0.0/8 (loopback only)");
-    if (o.rooms == 0) usage_exit("--rooms must be at least 1");
-    if (o.procs == 0 || o.procs > 16) usage_exit("--procs must be 1..16");
-    if (o.source_addrs == 0 || o.source_addrs > 254) usage_exit("--source-addrs must be 1..254");
-    if (o.ramp_window == 0) usage_exit("--ramp-window must be at least 1");
-    if (o.path.empty() || o.path[0] != '/') usage_exit("--path must start with '/'");
-    if (o.rate > 0 && o.duration > 0 && o.bootstrap.empty()) usage_exit("--rate needs --bootstrap");
-    if (o.rate * o.duration > 1e8) usage_exit("--rate x --duration is too large");
-    return o;
+const char *Options::error() const {
+    if (rooms == 0) return "--rooms must be at least 1";
+    if (procs == 0 || procs > 16) return "--procs must be 1..16";
+    if (ramp_window == 0) return "--ramp-window must be at least 1";
+    if (rate > 0 && duration > 0 && bootstrap.empty()) return "--rate needs --bootstrap";
+    if (rate * duration > 1e8) return "--rate x --duration is too large";
+    return nullptr;
 }
 
 // Messages the producer will send at most, and so the highest seq a room can see + 1.
@@ -219,46 +189,6 @@ uint64_t room_share(uint64_t produced, uint32_t rooms, uint32_t room) {
 
 std::string room_name(const std::string &nonce, uint32_t room) { return "bench-" + nonce + "-" + std::to_string(room); }
 std::string warm_room_name(const std::string &nonce) { return "bench-" + nonce + "-warm"; }
-
-// ------------------------------------------------------------------------ SHA-1, base64
-// Only to check the server's Sec-WebSocket-Accept.
-
-std::array<unsigned char, 20> sha1(std::string_view msg) {
-    uint32_t h[5] = {0x67452301u, 0xEFCDAB89u, 0x98BADCFEu, 0x10325476u, 0xC3D2E1F0u};
-    std::string m(msg);
-    uint64_t bits = static_cast<uint64_t>(msg.size()) * 8;
-    m += static_cast<char>(0x80);
-    while (m.size() % 64 != 56) m += '\0';
-    for (int i = 7; i >= 0; i--) m += static_cast<char>((bits >> (8 * i)) & 0xff);
-    auto rol = [](uint32_t x, int n) { return (x << n) | (x >> (32 - n)); };
-    for (size_t off = 0; off < m.size(); off += 64) {
-        uint32_t w[80];
-        for (int i = 0; i < 16; i++) {
-            const auto *p = reinterpret_cast<const unsigned char *>(m.data() + off + 4 * static_cast<size_t>(i));
-            w[i] = (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | uint32_t{p[3]};
-        }
-        for (int i = 16; i < 80; i++) w[i] = rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
-        uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
-        for (int i = 0; i < 80; i++) {
-            uint32_t f, k;
-            if (i < 20) f = (b & c) | (~b & d), k = 0x5A827999u;
-            else if (i < 40) f = b ^ c ^ d, k = 0x6ED9EBA1u;
-            else if (i < 60) f = (b & c) | (b & d) | (c & d), k = 0x8F1BBCDCu;
-            else f = b ^ c ^ d, k = 0xCA62C1D6u;
-            uint32_t t = rol(a, 5) + f + e + k + w[i];
-            e = d, d = c, c = rol(b, 30), b = a, a = t;
-        }
-        h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e;
-    }
-    std::array<unsigned char, 20> out;
-    for (size_t i = 0; i < 20; i++) out[i] = static_cast<unsigned char>(h[i / 4] >> (24 - 8 * (i % 4)));
-    return out;
-}
-
-std::string ws_accept_for(const std::string &key) {
-    auto d = sha1(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
-    return base64(d.data(), d.size());
-}
 
 // ------------------------------------------------------------------------ latency histogram
 // Log-linear buckets of microseconds: exact below 128 us, then 64 buckets per power of two
@@ -398,10 +328,8 @@ class Shard {
         }
         window_ = std::max(1u, o.ramp_window / o.procs);
         seen_words_ = (planned_messages(o) / o.rooms + 2 + 63) / 64;
-        dst_.sin_family = AF_INET;
-        dst_.sin_port = htons(static_cast<uint16_t>(o.port));
-        inet_pton(AF_INET, o.host.c_str(), &dst_.sin_addr);
-        ns_prefix_ = o.ns + ",";
+        bench::loopback_address(o.host, o.port, &dst_);  // checked by bench::parse_args
+        ns_prefix_ = ws::ns_prefix(o.ns);
         event_prefix_ = "[\"" + o.event + "\",";
         warm_.warm = true;
         warm_.idx = 0;
@@ -416,7 +344,7 @@ class Shard {
     void on_readable(Conn &c);
     void on_http(Conn &c);
     size_t parse_frames(Conn &c, const char *p, size_t n);
-    void on_frame(Conn &c, unsigned opcode, bool fin, std::string_view payload);
+    void on_frame(Conn &c, const ws::Frame &f);
     void on_text(Conn &c, std::string_view t);
     void on_record(Conn &c, std::string_view payload);
     void send_text(Conn &c, std::string_view payload);
@@ -565,7 +493,7 @@ void Shard::ctl_readable() {
 }
 
 void Shard::start_conn(Conn &c, uint64_t tag) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = ws::new_socket();
     if (fd < 0) {
         if (c.warm) {
             warm_retry_us_ = now_mono_us() + 500000;
@@ -578,13 +506,6 @@ void Shard::start_conn(Conn &c, uint64_t tag) {
         stop_ramp_ = true;  // no more fds in this process
         return;
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    sockaddr_in src{};
-    src.sin_family = AF_INET;
-    src.sin_addr.s_addr = htonl((127u << 24) | (1u + (c.warm ? 0u : c.idx % o_.source_addrs)));
-    src.sin_port = 0;
     c.fd = fd;
     if (!c.warm) {
         ramp_.attempted++;
@@ -592,44 +513,25 @@ void Shard::start_conn(Conn &c, uint64_t tag) {
     }
     c.st = St::connecting;
     c.deadline_us = now_mono_us() + static_cast<int64_t>(o_.handshake_timeout * 1e6);
-    if (bind(fd, reinterpret_cast<sockaddr *>(&src), sizeof src) != 0 ||
-        (connect(fd, reinterpret_cast<sockaddr *>(&dst_), sizeof dst_) != 0 && errno != EINPROGRESS)) {
+    if (!ws::start_connect(ep_, fd, c.warm ? 0u : c.idx % o_.source_addrs, dst_, tag)) {
         fail(c, kFailConnect);
         return;
     }
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLOUT;
-    ev.data.u64 = tag;
     c.want_out = true;
-    epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev);
 }
 
-void Shard::set_out_interest(Conn &c, bool want, uint64_t tag) {
-    if (c.want_out == want || c.fd < 0) return;
-    epoll_event ev{};
-    ev.events = EPOLLIN | (want ? EPOLLOUT : 0u);
-    ev.data.u64 = tag;
-    epoll_ctl(ep_, EPOLL_CTL_MOD, c.fd, &ev);
-    c.want_out = want;
-}
+void Shard::set_out_interest(Conn &c, bool want, uint64_t tag) { ws::want_writable(ep_, c.fd, tag, want, &c.want_out); }
 
 void Shard::on_event(Conn &c, uint64_t tag, uint32_t events) {
     if (c.st == St::connecting) {
-        if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
-        int err = 0;
-        socklen_t len = sizeof err;
-        getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
-        if (err != 0) {
+        ws::Connect r = ws::connect_result(c.fd, events);
+        if (r == ws::Connect::pending) return;
+        if (r == ws::Connect::failed) {
             fail(c, kFailConnect);
             return;
         }
-        unsigned char k[16];
-        for (auto &b : k) b = static_cast<unsigned char>(rng_());
-        c.key = base64(k, sizeof k);
-        std::string req = "GET " + o_.path + "?EIO=4&transport=websocket HTTP/1.1\r\nHost: " + o_.host + ":" +
-                          std::to_string(o_.port) +
-                          "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + c.key +
-                          "\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        c.key = ws::new_key(rng_);
+        std::string req = ws::upgrade_request(o_.path, o_.host, o_.port, c.key);
         c.st = St::http;
         set_out_interest(c, false, tag);
         write_out(c, req.data(), req.size());
@@ -637,12 +539,12 @@ void Shard::on_event(Conn &c, uint64_t tag, uint32_t events) {
     }
     if (events & EPOLLOUT) {
         if (!c.out.empty()) {
-            ssize_t n = send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL);
-            if (n > 0) c.out.erase(0, static_cast<size_t>(n));
-            else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            ssize_t n = ws::send_some(c.fd, c.out.data(), c.out.size());
+            if (n < 0) {
                 server_closed(c, -1);
                 return;
             }
+            c.out.erase(0, static_cast<size_t>(n));
         }
         if (c.out.empty()) set_out_interest(c, false, tag);
     }
@@ -652,14 +554,11 @@ void Shard::on_event(Conn &c, uint64_t tag, uint32_t events) {
 void Shard::write_out(Conn &c, const char *p, size_t n) {
     if (c.fd < 0) return;
     if (c.out.empty()) {
-        ssize_t w = send(c.fd, p, n, MSG_NOSIGNAL);
+        ssize_t w = ws::send_some(c.fd, p, n);
         if (w < 0) {
-            if (errno != EAGAIN && errno != EINTR) {
-                if (c.st == St::joined) server_closed(c, -1);
-                else fail(c, c.st == St::http ? kFailClosedBeforeUpgrade : kFailClosedBeforeJoin);
-                return;
-            }
-            w = 0;
+            if (c.st == St::joined) server_closed(c, -1);
+            else fail(c, c.st == St::http ? kFailClosedBeforeUpgrade : kFailClosedBeforeJoin);
+            return;
         }
         if (static_cast<size_t>(w) == n) return;
         p += w;
@@ -671,28 +570,11 @@ void Shard::write_out(Conn &c, const char *p, size_t n) {
 
 void Shard::send_frame(Conn &c, unsigned opcode, std::string_view payload) {
     std::string f;
-    f.reserve(payload.size() + 14);
-    f += static_cast<char>(0x80 | opcode);
-    size_t n = payload.size();
-    if (n < 126) {
-        f += static_cast<char>(0x80 | n);
-    } else if (n <= 0xffff) {
-        f += static_cast<char>(0x80 | 126);
-        f += static_cast<char>((n >> 8) & 0xff);
-        f += static_cast<char>(n & 0xff);
-    } else {
-        f += static_cast<char>(0x80 | 127);
-        for (int i = 7; i >= 0; i--) f += static_cast<char>((static_cast<uint64_t>(n) >> (8 * i)) & 0xff);
-    }
-    uint64_t r = rng_();
-    char mask[4] = {static_cast<char>(r), static_cast<char>(r >> 8), static_cast<char>(r >> 16),
-                    static_cast<char>(r >> 24)};
-    f.append(mask, 4);
-    for (size_t i = 0; i < n; i++) f += static_cast<char>(payload[i] ^ mask[i & 3]);
+    ws::append_frame(&f, opcode, payload, static_cast<uint32_t>(rng_()));
     write_out(c, f.data(), f.size());
 }
 
-void Shard::send_text(Conn &c, std::string_view payload) { send_frame(c, 0x1, payload); }
+void Shard::send_text(Conn &c, std::string_view payload) { send_frame(c, ws::kOpText, payload); }
 
 void Shard::close_fd(Conn &c) {
     if (c.fd >= 0) {
@@ -759,19 +641,19 @@ void Shard::became_joined(Conn &c) {
 }
 
 void Shard::on_readable(Conn &c) {
-    ssize_t n = recv(c.fd, rbuf_, sizeof rbuf_, 0);
-    if (n < 0 && errno == ECONNRESET && c.st == St::http) {
+    size_t len = 0;
+    ws::Rx rx = ws::recv_some(c.fd, rbuf_, sizeof rbuf_, &len);
+    if (rx == ws::Rx::again) return;
+    if (rx == ws::Rx::reset && c.st == St::http) {
         fail(c, kFailResetBeforeUpgrade);
         return;
     }
-    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+    if (rx != ws::Rx::data) {
         server_closed(c, -1);
         return;
     }
-    if (n < 0) return;
     rx_now_us_ = now_real_us();
-    st_.bytes += static_cast<uint64_t>(n);
-    size_t len = static_cast<size_t>(n);
+    st_.bytes += len;
     if (c.st == St::http) {
         c.in.append(rbuf_, len);
         on_http(c);
@@ -788,92 +670,61 @@ void Shard::on_readable(Conn &c) {
 }
 
 void Shard::on_http(Conn &c) {
-    size_t end = c.in.find("\r\n\r\n");
-    if (end == std::string::npos) {
-        if (c.in.size() > 16384) fail(c, kFailProtocol);
+    ws::Answer a = ws::read_answer(c.in, c.key);
+    if (!a.complete) {
+        if (a.oversized) fail(c, kFailProtocol);
         return;
     }
-    std::string_view head(c.in.data(), end + 2);
-    unsigned status = 0;
-    if (head.size() > 12 && head.substr(0, 5) == "HTTP/") {
-        size_t sp = head.find(' ');
-        if (sp != std::string_view::npos) status = static_cast<unsigned>(atoi(c.in.c_str() + sp + 1));
-    }
-    if (status != 101) {
-        if (!c.warm) ramp_.http_status[std::min(status, kStatusSlots - 1)]++;
-        fail(c, status ? kFailHttpStatus : kFailProtocol);
+    if (a.status != 101) {
+        if (!c.warm) ramp_.http_status[std::min(a.status, kStatusSlots - 1)]++;
+        fail(c, a.status ? kFailHttpStatus : kFailProtocol);
         return;
     }
-    std::string_view accept;
-    if (!header_value(head, "sec-websocket-accept", &accept) || accept != ws_accept_for(c.key)) {
+    if (!a.accepted) {
         fail(c, kFailProtocol);
         return;
     }
     if (!c.warm) ramp_.http_status[101]++;
     c.st = St::eio_open;
-    std::string rest = c.in.substr(end + 4);
+    std::string rest = c.in.substr(a.head_len);
     c.in.clear();
     size_t used = parse_frames(c, rest.data(), rest.size());
     if (c.fd >= 0 && used < rest.size()) c.in.assign(rest, used, std::string::npos);
 }
 
 size_t Shard::parse_frames(Conn &c, const char *p, size_t n) {
-    size_t off = 0;
-    while (c.fd >= 0 && n - off >= 2) {
-        auto b0 = static_cast<unsigned char>(p[off]), b1 = static_cast<unsigned char>(p[off + 1]);
-        if (b1 & 0x80) {  // servers never mask
-            if (c.st == St::joined) server_closed(c, -1);
-            else fail(c, kFailProtocol);
-            return off;
-        }
-        uint64_t len = b1 & 0x7f;
-        size_t hdr = 2;
-        if (len == 126) {
-            if (n - off < 4) break;
-            len = (uint64_t{static_cast<unsigned char>(p[off + 2])} << 8) | static_cast<unsigned char>(p[off + 3]);
-            hdr = 4;
-        } else if (len == 127) {
-            if (n - off < 10) break;
-            len = 0;
-            for (size_t i = 0; i < 8; i++) len = (len << 8) | static_cast<unsigned char>(p[off + 2 + i]);
-            hdr = 10;
-        }
-        if (len > (64u << 20)) {
-            if (c.st == St::joined) server_closed(c, -1);
-            else fail(c, kFailProtocol);
-            return off;
-        }
-        if (n - off - hdr < len) break;
-        on_frame(c, b0 & 0x0f, (b0 & 0x80) != 0, std::string_view(p + off + hdr, static_cast<size_t>(len)));
-        off += hdr + static_cast<size_t>(len);
+    ws::FrameError err;
+    size_t used = ws::decode_frames(p, n, 64u << 20, &err, [&](const ws::Frame &f) {
+        on_frame(c, f);
+        return c.fd >= 0;
+    });
+    if (err != ws::FrameError::none) {
+        if (c.st == St::joined) server_closed(c, -1);
+        else fail(c, kFailProtocol);
     }
-    return off;
+    return used;
 }
 
-void Shard::on_frame(Conn &c, unsigned opcode, bool fin, std::string_view payload) {
+void Shard::on_frame(Conn &c, const ws::Frame &f) {
     st_.frames++;
-    switch (opcode) {
-    case 0x1:
-        if (fin) on_text(c, payload);
-        else c.frag.assign(payload);
+    switch (f.opcode) {
+    case ws::kOpText:
+        if (f.fin) on_text(c, f.payload);
+        else c.frag.assign(f.payload);
         break;
-    case 0x0:
-        c.frag.append(payload);
-        if (fin) {
+    case ws::kOpContinuation:
+        c.frag.append(f.payload);
+        if (f.fin) {
             std::string whole;
             whole.swap(c.frag);
             on_text(c, whole);
         }
         break;
-    case 0x8: {
-        int code = payload.size() >= 2 ? (static_cast<unsigned char>(payload[0]) << 8) |
-                                             static_cast<unsigned char>(payload[1])
-                                       : 0;
-        server_closed(c, code);
+    case ws::kOpClose:
+        server_closed(c, ws::close_code(f.payload));
         break;
-    }
-    case 0x9:
-        send_frame(c, 0xA, payload);
+    case ws::kOpPing:
+        send_frame(c, ws::kOpPong, f.payload);
         break;
     default:
         break;
@@ -883,53 +734,46 @@ void Shard::on_frame(Conn &c, unsigned opcode, bool fin, std::string_view payloa
 void Shard::on_text(Conn &c, std::string_view t) {
     if (t.empty()) return;
     switch (t[0]) {
-    case '0':  // Engine.IO open
+    case ws::kEioOpen:
         if (c.st == St::eio_open) {
             c.st = St::ns;
-            send_text(c, "40" + ns_prefix_);
+            send_text(c, ws::connect_packet(ns_prefix_));
         }
         return;
-    case '2':  // ping
+    case ws::kEioPing:
         st_.pings++;
-        {
-            std::string pong(t);
-            pong[0] = '3';
-            send_text(c, pong);
-        }
+        send_text(c, ws::pong_for(t));
         return;
-    case '1':  // Engine.IO close
+    case ws::kEioClose:
         server_closed(c, 0);
         return;
-    case '4':
-        break;
     default:
-        return;
+        break;
     }
-    if (t.size() < 2) return;
-    char kind = t[1];
-    std::string_view rest = t.substr(2);
-    if (rest.substr(0, ns_prefix_.size()) != ns_prefix_) return;  // another namespace
-    rest.remove_prefix(ns_prefix_.size());
-    switch (kind) {
-    case '0':  // namespace connected
+    char type;
+    std::string_view rest;
+    if (!ws::sio_packet(t, ns_prefix_, &type, &rest)) return;  // not Socket.IO, or another namespace
+    switch (type) {
+    case ws::kSioConnect:
         if (c.st == St::ns) {
             c.st = St::join;
-            send_text(c, "42" + ns_prefix_ + "1[\"join\",\"" + room_of(c) + "\"]");
+            send_text(c,
+                      std::string{ws::kEioMessage, ws::kSioEvent} + ns_prefix_ + "1[\"join\",\"" + room_of(c) + "\"]");
         }
         break;
-    case '4':
+    case ws::kSioConnectError:
         if (c.st == St::ns) fail(c, kFailNamespaceRefused);
         break;
-    case '3':  // ack
+    case ws::kSioAck:
         if (c.st == St::join && rest.substr(0, 1) == "1") {
             if (rest.substr(1) == "[]") became_joined(c);
             else fail(c, kFailJoinRefused);
         }
         break;
-    case '2':
+    case ws::kSioEvent:
         if (rest.substr(0, event_prefix_.size()) == event_prefix_) on_record(c, rest);
         break;
-    case '1':
+    case ws::kSioDisconnect:
         server_closed(c, 0);
         break;
     default:
@@ -1470,19 +1314,18 @@ int run_parent(const Options &o, std::vector<ShardHandle> &sh, const std::string
 }  // namespace
 
 int main(int argc, char **argv) {
-    Options o = parse_options(argc, argv);
+    Options o = bench::parse_args<Options>(argc, argv, kUsage);
     signal(SIGPIPE, SIG_IGN);
 
     // Every client is one fd: take the whole open-files allowance (inherited by the shards).
-    rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
+    rlim_t fd_limit = bench::raise_fd_limit();
     uint64_t per_proc = (o.connections + o.procs - 1) / o.procs;
-    if (per_proc + 64 > rl.rlim_cur)
-        fprintf(stderr, "psdm_loadgen: warning: %" PRIu64 " clients per process exceed the open-files limit %llu;"
-                        " use --procs\n", per_proc, static_cast<unsigned long long>(rl.rlim_cur));
+    if (fd_limit && per_proc + 64 > fd_limit)
+        fprintf(stderr,
+                "psdm_loadgen: warning: %" PRIu64
+                " clients per process exceed the open-files limit %llu;"
+                " use --procs\n",
+                per_proc, static_cast<unsigned long long>(fd_limit));
 
     char nonce_buf[32];
     snprintf(nonce_buf, sizeof nonce_buf, "%x%05x", static_cast<unsigned>(getpid()),

@@ -9,24 +9,28 @@ Every scenario run gets a fresh broker (build/psdm_kafka_dev) and a fresh server
 are interleaved (run 1 of each scenario on the worker then on the reference, then run
 2, ...) so that both see the same machine. The table shows the median of the runs;
 the raw figures of every run go to build/bench/results-latest.json and .csv (and a
-time-stamped copy). Logs of every process: build/bench/logs/. Everything started here
-runs in its own process group and is stopped at the end, also on failure or Ctrl-C.
+time-stamped copy). Logs of every process: build/bench/logs/. Processes are started and
+stopped by the integration tests' harness (tests/integration/harness.py): each in its
+own process group, stopped at the end of its run, also on failure or Ctrl-C.
 See bench/README.md for what each figure means.
 """
 import argparse
+import contextlib
 import csv
 import json
 import os
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+import harness  # noqa: E402 - after its directory is on the path
+
 PYTHON = "/usr/bin/python3"  # Debian's python3-* packages are visible to this one only
 GUNICORN = "/usr/bin/gunicorn"
 SOCKETIO_PATH = "bench_socketio/socket.io"  # the reference's path; the worker takes any */socket.io/
@@ -35,113 +39,82 @@ TARGETS = ("psdm_socketd", "reference")
 SCENARIOS = ("idle", "fanout", "rooms", "probe", "handshake", "apache-hold")
 
 
-class BenchError(Exception):
-    pass
+class BenchError(harness.HarnessError):
+    """A run could not be completed. (harness.HarnessError, its base: a component did not
+    start or become ready; both end the run with the message as its error.)"""
 
 
 # ---------------------------------------------------------------------------- processes
+# harness.Harness starts them (its own process group each, logs in its run directory) and
+# probes readiness (wait_for); here a run's logs are always kept, and stopping also
+# kills what is left in the process group (gunicorn's worker, a loadgen's client
+# processes).
 
-class Proc:
-    """A started process in its own session (process group), logging to a file."""
-
-    def __init__(self, name, argv, log, env=None, cwd=None):
-        self.name, self.log = name, log
-        with open(log, "ab") as f:
-            self.popen = subprocess.Popen(argv, stdout=f, stderr=f, stdin=subprocess.DEVNULL, env=env,
-                                          cwd=cwd, start_new_session=True)
-        LIVE.append(self)
-
-    @property
-    def pid(self):
-        return self.popen.pid
-
-    def alive(self):
-        return self.popen.poll() is None
-
-    def stop(self, timeout=5.0):
-        if self.alive():
-            try:
-                os.killpg(self.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        # Anything left in the group (gunicorn's worker, a loadgen's client processes).
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            pass
-        if self in LIVE:
-            LIVE.remove(self)
-        return self.popen.returncode
+OPEN = []  # harnesses whose processes are not stopped yet: main stops them on the way out
 
 
-LIVE = []
+@contextlib.contextmanager
+def run_harness(out_root, name):
+    """A harness.Harness for one run: logs in OUT/logs/NAME/ (emptied first, kept after);
+    everything it started is stopped when the block ends, however it ends."""
+    h = harness.Harness(name, log_root=os.path.join(out_root, "logs"))
+    OPEN.append(h)
+    try:
+        yield h
+    finally:
+        stop_harness(h)
+
+
+def stop_harness(h):
+    for p in reversed(h.procs):
+        stop(p)
+    shutil.rmtree(h.sock_dir, ignore_errors=True)
+    if h in OPEN:
+        OPEN.remove(h)
 
 
 def stop_all():
-    for p in reversed(list(LIVE)):
-        p.stop(timeout=3)
+    for h in reversed(list(OPEN)):
+        stop_harness(h)
+
+
+def stop(proc, timeout=5.0):
+    """harness.Process.stop (SIGTERM to the group, SIGKILL after timeout), then SIGKILL
+    to anything left in the group. Returns the exit status."""
+    status = proc.stop(timeout)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    return status
 
 
 def on_signal(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def tail(path, lines=15):
+def tail(path):
+    return harness.tail(path, lines=15)
+
+
+def proc_stat(pid):
+    """The fields of /proc/PID/stat after the command name (field 3, the state, first),
+    or None when the process is gone."""
     try:
-        with open(path, errors="replace") as f:
-            return "".join(f.readlines()[-lines:])
-    except OSError as e:
-        return f"(no log: {e})"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_open(port):
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
     except OSError:
-        return False
-
-
-def wait_until(pred, proc, what, timeout):
-    deadline = time.monotonic() + timeout
-    delay = 0.01
-    while not pred():
-        if proc is not None and not proc.alive():
-            raise BenchError(f"{proc.name} exited ({proc.popen.returncode}) before {what}:\n{tail(proc.log)}")
-        if time.monotonic() > deadline:
-            raise BenchError(f"{proc.name if proc else 'bench'}: not {what} within {timeout} s:\n"
-                             f"{tail(proc.log) if proc else ''}")
-        time.sleep(delay)  # polling interval
-        delay = min(delay * 2, 0.2)
+        return None
+    return stat[stat.rindex(")") + 2:].split()
 
 
 def children_of(pid):
     kids = []
     for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[1]) == pid:
-            kids.append(int(d))
+        if d.isdigit():
+            fields = proc_stat(d)
+            if fields and int(fields[1]) == pid:
+                kids.append(int(d))
     return kids
 
 
@@ -149,13 +122,9 @@ def cpu_seconds(pids):
     tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
     for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        total += (int(fields[11]) + int(fields[12])) / tick
+        fields = proc_stat(pid)
+        if fields:
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime + stime
     return total
 
 
@@ -169,21 +138,16 @@ def machine_busy_seconds():
 
 # ---------------------------------------------------------------------------- components
 
-def start_broker(run_dir, build):
-    bfile = os.path.join(run_dir, "kafka.bootstrap")
-    p = Proc("broker", [os.path.join(build, "psdm_kafka_dev"), "--topic", "elog", "--partitions", "1",
-                        "--bootstrap-file", bfile], os.path.join(run_dir, "broker.log"))
-    wait_until(lambda: os.path.exists(bfile) and os.path.getsize(bfile) > 0, p, "writing its bootstrap file", 15)
-    with open(bfile) as f:
-        bootstrap = f.read().strip().split("=")[-1]
-    port = int(bootstrap.split(",")[0].rsplit(":", 1)[1])
-    wait_until(lambda: port_open(port), p, f"accepting on {bootstrap}", 15)
-    return p, bootstrap
+def start_broker(h):
+    """build/psdm_kafka_dev with topic elog (1 partition), as the harness starts it (its
+    log: kafka.log). Returns the process and the bootstrap address."""
+    broker = h.start_broker(topics=["elog"], partitions=1, timeout=15)
+    return broker.proc, broker.bootstrap
 
 
-def start_worker(run_dir, build, bootstrap):
-    port = free_port()
-    conf = os.path.join(run_dir, "psdm_socketd.conf")
+def start_worker(h, build, bootstrap):
+    port = harness.free_port()
+    conf = os.path.join(h.run_dir, "psdm_socketd.conf")
     with open(conf, "w") as f:
         f.write(f"listen = 127.0.0.1:{port}\n"
                 f"kafka.bootstrap.servers = {bootstrap}\n"
@@ -192,14 +156,13 @@ def start_worker(run_dir, build, bootstrap):
                 "topics = elog\n"
                 "authz = allow-all\n"
                 "log_level = warn\n")
-    p = Proc("psdm_socketd", [os.path.join(build, "psdm_socketd"), "-c", conf],
-             os.path.join(run_dir, "server.log"), cwd=run_dir)
-    wait_until(lambda: port_open(port), p, f"listening on 127.0.0.1:{port}", 20)
+    p = h.spawn("server", [os.path.join(build, "psdm_socketd"), "-c", conf])
+    h.wait_for(p, lambda: harness.port_open(port), f"listening on 127.0.0.1:{port}", 20)
     return p, port, [p.pid]
 
 
-def start_reference(run_dir, bootstrap):
-    port = free_port()
+def start_reference(h, bootstrap):
+    port = harness.free_port()
     env = dict(os.environ, PSDM_REF_BOOTSTRAP=bootstrap, PSDM_REF_TOPICS="elog",
                PSDM_REF_PATH=SOCKETIO_PATH, PSDM_REF_FETCH_WAIT_MS="5", PSDM_REF_OFFSET_RESET="earliest")
     # As deployed: gunicorn -k eventlet -w 1 app:app. --worker-connections: gunicorn's default
@@ -209,8 +172,9 @@ def start_reference(run_dir, bootstrap):
     argv = [PYTHON, GUNICORN, "-k", "eventlet", "-w", "1", "--worker-connections", "25000",
             "--timeout", "600", "--graceful-timeout", "2", "--backlog", "2048",
             "-b", f"127.0.0.1:{port}", "--chdir", os.path.join(REPO, "bench", "reference"), "app:app"]
-    p = Proc("reference", argv, os.path.join(run_dir, "server.log"), env=env, cwd=run_dir)
-    wait_until(lambda: port_open(port) and children_of(p.pid), p, f"listening on 127.0.0.1:{port}", 30)
+    p = h.spawn("server", argv, env=env)
+    h.wait_for(p, lambda: harness.port_open(port) and bool(children_of(p.pid)), f"listening on 127.0.0.1:{port}",
+               30)
     return p, port, children_of(p.pid)
 
 
@@ -244,59 +208,50 @@ def scenario_args(name, a):
 
 def run_one(a, target, scenario, run, out_root):
     title, largs = scenario_args(scenario, a)
-    run_dir = os.path.join(out_root, "logs", f"{scenario}-{target}-{run}")
-    os.makedirs(run_dir, exist_ok=True)
-    started = []
     result = {"target": target, "scenario": scenario, "run": run, "title": title}
     t0 = time.monotonic()
-    try:
-        broker, bootstrap = start_broker(run_dir, a.build_dir)
-        started.append(broker)
-        if target == "psdm_socketd":
-            server, port, pids = start_worker(run_dir, a.build_dir, bootstrap)
-        else:
-            server, port, pids = start_reference(run_dir, bootstrap)
-        started.append(server)
-        argv = [os.path.join(a.build_dir, "psdm_loadgen"), "--port", port, "--path", "/" + SOCKETIO_PATH + "/",
-                "--bootstrap", bootstrap, "--topic", "elog", "--label", f"{scenario}-{target}-{run}",
-                "--broker-pid", broker.pid, "--spin-us", a.spin_us] + \
-            [x for pid in pids for x in ("--server-pid", pid)] + largs
-        argv = [str(x) for x in argv]
-        with open(os.path.join(run_dir, "loadgen.cmd"), "w") as f:
-            f.write(" ".join(argv) + "\n")
-        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        busy0, ours0, w0 = machine_busy_seconds(), cpu_seconds(pids + [broker.pid]), time.monotonic()
-        out_path = os.path.join(run_dir, "loadgen.json")
-        with open(out_path, "w") as out, open(os.path.join(run_dir, "loadgen.log"), "w") as err:
-            lg = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
-            lg_proc = Proc.__new__(Proc)
-            lg_proc.name, lg_proc.log, lg_proc.popen = "loadgen", os.path.join(run_dir, "loadgen.log"), lg
-            LIVE.append(lg_proc)
+    with run_harness(out_root, f"{scenario}-{target}-{run}") as h:
+        try:
+            broker, bootstrap = start_broker(h)
+            if target == "psdm_socketd":
+                server, port, pids = start_worker(h, a.build_dir, bootstrap)
+            else:
+                server, port, pids = start_reference(h, bootstrap)
+            argv = [os.path.join(a.build_dir, "psdm_loadgen"), "--port", port, "--path", "/" + SOCKETIO_PATH + "/",
+                    "--bootstrap", bootstrap, "--topic", "elog", "--label", f"{scenario}-{target}-{run}",
+                    "--broker-pid", broker.pid, "--spin-us", a.spin_us] + \
+                [x for pid in pids for x in ("--server-pid", pid)] + largs
+            argv = [str(x) for x in argv]
+            with open(os.path.join(h.run_dir, "loadgen.cmd"), "w") as f:
+                f.write(" ".join(argv) + "\n")
+            ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            busy0, ours0, w0 = machine_busy_seconds(), cpu_seconds(pids + [broker.pid]), time.monotonic()
+            out_path = os.path.join(h.run_dir, "loadgen.json")
+            with open(out_path, "w") as out:
+                lg = h.spawn("loadgen", argv, stdout=out)  # stderr: loadgen.log
             try:
-                lg.wait(timeout=a.scenario_timeout)
+                lg.popen.wait(timeout=a.scenario_timeout)
             except subprocess.TimeoutExpired:
                 result["error"] = f"load generator still running after {a.scenario_timeout} s: stopped"
-            lg_proc.stop()
-        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        wall = time.monotonic() - w0
-        ours = cpu_seconds(pids + [broker.pid]) - ours0 + (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)
-        busy = machine_busy_seconds() - busy0
-        result["foreign_cpu_cores"] = round(max(0.0, busy - ours) / wall, 3) if wall > 0 else 0
-        result["server_alive"] = server.alive()
-        with open(out_path) as f:
-            lines = [ln for ln in f.read().splitlines() if ln.startswith("{")]
-        if lines:
-            result.update(json.loads(lines[-1]))
-        elif "error" not in result:
-            result["error"] = f"load generator exited {lg.returncode} without a result:\n{tail(lg_proc.log)}"
-        if not server.alive():
-            result["error"] = (result.get("error", "") + f" server exited ({server.popen.returncode}):\n"
-                               + tail(server.log)).strip()
-    except BenchError as e:
-        result["error"] = str(e)
-    finally:
-        for p in reversed(started):
-            p.stop()
+            stop(lg)
+            ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+            wall = time.monotonic() - w0
+            ours = (cpu_seconds(pids + [broker.pid]) - ours0 + (ru1.ru_utime + ru1.ru_stime)
+                    - (ru0.ru_utime + ru0.ru_stime))
+            busy = machine_busy_seconds() - busy0
+            result["foreign_cpu_cores"] = round(max(0.0, busy - ours) / wall, 3) if wall > 0 else 0
+            result["server_alive"] = server.alive()
+            with open(out_path) as f:
+                lines = [ln for ln in f.read().splitlines() if ln.startswith("{")]
+            if lines:
+                result.update(json.loads(lines[-1]))
+            elif "error" not in result:
+                result["error"] = f"load generator exited {lg.popen.returncode} without a result:\n{tail(lg.log)}"
+            if not server.alive():
+                result["error"] = (result.get("error", "") + f" server exited ({server.popen.returncode}):\n"
+                                   + tail(server.log)).strip()
+        except harness.HarnessError as e:
+            result["error"] = str(e)
     result["wall_s"] = round(time.monotonic() - t0, 1)
     return result
 
@@ -321,11 +276,13 @@ APACHE_MPM = ("StartServers 2\nServerLimit 32\nThreadLimit 64\nThreadsPerChild 6
               "MinSpareThreads 64\nMaxSpareThreads 2048\nMaxConnectionsPerChild 0\nListenBacklog 4096\n")
 
 
-def start_stack_worker(run_dir, build, bootstrap, sock):
-    """The worker with both a `listen` port and the handoff socket (Apache's children are
-    www-data when we run as root, as in tests/integration/stack.py)."""
-    port = free_port()
-    conf = os.path.join(run_dir, "psdm_socketd.conf")
+def start_stack_worker(h, build, bootstrap):
+    """The worker with both a `listen` port and the handoff socket SOCK_DIR/handoff.sock
+    (Apache's children are www-data when we run as root, as in tests/integration/stack.py).
+    Returns the process, the port and the socket's path."""
+    port = harness.free_port()
+    sock = os.path.join(h.sock_dir, "handoff.sock")
+    conf = os.path.join(h.run_dir, "psdm_socketd.conf")
     peer = "www-data" if os.geteuid() == 0 else str(os.geteuid())
     with open(conf, "w") as f:
         f.write(f"listen = 127.0.0.1:{port}\n"
@@ -335,11 +292,10 @@ def start_stack_worker(run_dir, build, bootstrap, sock):
                 "topics = elog\n"
                 "authz = allow-all\n"
                 "log_level = warn\n")
-    p = Proc("psdm_socketd", [os.path.join(build, "psdm_socketd"), "-c", conf],
-             os.path.join(run_dir, "server.log"), cwd=run_dir)
-    wait_until(lambda: port_open(port) and os.path.exists(sock), p, f"listening on 127.0.0.1:{port} and {sock}",
-               20)
-    return p, port
+    p = h.spawn("server", [os.path.join(build, "psdm_socketd"), "-c", conf])
+    h.wait_for(p, lambda: harness.port_open(port) and os.path.exists(sock),
+               f"listening on 127.0.0.1:{port} and {sock}", 20)
+    return p, port, sock
 
 
 def apache_conf(run_dir, sock_dir, port, kind, build, sock=None, worker_port=None, cert=None):
@@ -398,16 +354,18 @@ def apache_status(port, tls=False):
     return out
 
 
-def start_apache(run_dir, sock_dir, kind, build, **kw):
-    port = free_port()
+def start_apache(h, run_dir, kind, build, **kw):
+    """Apache for path `kind`, its config and logs in run_dir (its stdout and stderr:
+    apache2-KIND.log in the harness's run directory). Returns the process and its port."""
+    port = harness.free_port()
     conf = os.path.join(run_dir, "httpd.conf")
     with open(conf, "w") as f:
-        f.write(apache_conf(run_dir, sock_dir, port, kind, build, **kw))
+        f.write(apache_conf(run_dir, h.sock_dir, port, kind, build, **kw))
     check = subprocess.run([APACHE2, "-t", "-f", conf], capture_output=True, text=True)
     if check.returncode != 0:
         raise BenchError(f"apache2 -t rejected {conf}:\n{check.stderr}")
-    p = Proc(f"apache2 ({kind})", [APACHE2, "-f", conf, "-DFOREGROUND"], os.path.join(run_dir, "httpd.out"))
-    wait_until(lambda: apache_status(port, kind == "tls-relay") is not None, p, f"serving 127.0.0.1:{port}", 20)
+    p = h.spawn(f"apache2-{kind}", [APACHE2, "-f", conf, "-DFOREGROUND"])
+    h.wait_for(p, lambda: apache_status(port, kind == "tls-relay") is not None, f"serving 127.0.0.1:{port}", 20)
     return p, port
 
 
@@ -442,92 +400,81 @@ def wsbench_argv(a, port, label, *more):
             "--label", label] + [str(x) for x in more]
 
 
-def run_wsbench(argv, run_dir, name, timeout):
-    """Runs psdm_wsbench to completion; returns its last JSON line."""
-    with open(os.path.join(run_dir, name + ".cmd"), "w") as f:
+def run_wsbench(h, argv, name, timeout):
+    """Runs psdm_wsbench to completion (NAME.cmd, NAME.json, NAME.log in the harness's run
+    directory); returns its last JSON line."""
+    with open(os.path.join(h.run_dir, name + ".cmd"), "w") as f:
         f.write(" ".join(argv) + "\n")
-    out_path, log_path = os.path.join(run_dir, name + ".json"), os.path.join(run_dir, name + ".log")
-    with open(out_path, "w") as out, open(log_path, "w") as err:
-        p = subprocess.Popen(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
-        lp = Proc.__new__(Proc)
-        lp.name, lp.log, lp.popen = "psdm_wsbench", log_path, p
-        LIVE.append(lp)
-        try:
-            p.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            lp.stop()
-            raise BenchError(f"psdm_wsbench still running after {timeout} s: stopped")
-        lp.stop()
+    out_path = os.path.join(h.run_dir, name + ".json")
+    with open(out_path, "w") as out:
+        p = h.spawn(name, argv, stdout=out)
+    try:
+        p.popen.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"psdm_wsbench still running after {timeout} s: stopped")
+    finally:
+        stop(p)
     with open(out_path) as f:
         lines = [ln for ln in f.read().splitlines() if ln.startswith("{")]
     if not lines:
-        raise BenchError(f"psdm_wsbench exited {p.returncode} without a result:\n{tail(log_path)}")
+        raise BenchError(f"psdm_wsbench exited {p.popen.returncode} without a result:\n{tail(p.log)}")
     return json.loads(lines[-1])
 
 
 def handshake_runs(a, out_root, report):
     """Scenario `handshake`: one broker, one worker (listen + handoff socket), one Apache
     with the handoff and one with ProxyPass; runs interleaved direct, handoff, proxypass."""
-    import tempfile
-    run_dir = os.path.join(out_root, "logs", "handshake")
-    os.makedirs(run_dir, exist_ok=True)
-    sock_dir = tempfile.mkdtemp(prefix="psdm-bench-")
-    os.chmod(sock_dir, 0o755)
-    results, started = [], []
-    try:
-        broker, bootstrap = start_broker(run_dir, a.build_dir)
-        started.append(broker)
-        sock = os.path.join(sock_dir, "handoff.sock")
-        worker, wport = start_stack_worker(run_dir, a.build_dir, bootstrap, sock)
-        started.append(worker)
-        ports, apaches = {"direct": wport}, {}
-        for kind in ("handoff", "proxypass"):
-            d = os.path.join(run_dir, "apache-" + kind)
-            os.makedirs(d, exist_ok=True)
-            apaches[kind], ports[kind] = start_apache(d, sock_dir, kind, a.build_dir, sock=sock, worker_port=wport)
-            started.append(apaches[kind])
-        for t in HANDSHAKE_TARGETS:  # warm-up, not measured: Apache's children, the worker's pools
-            run_wsbench(wsbench_argv(a, ports[t], f"warmup-{t}", "--mode", "rate", "--duration", 1, "--warmup", 0,
-                                     "--concurrency", a.handshake_concurrency), run_dir, f"warmup-{t}", 30)
-        for run in range(1, a.apache_runs + 1):
-            for t in HANDSHAKE_TARGETS:
-                name = f"{t}-{run}"
-                pids_apache = apache_pids(apaches[t]) if t in apaches else []
-                ours = [worker.pid, broker.pid] + [p for k in apaches for p in apache_pids(apaches[k])]
-                ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-                busy0, ours0, w0 = machine_busy_seconds(), cpu_seconds(ours), time.monotonic()
-                wcpu0, acpu0 = cpu_seconds([worker.pid]), cpu_seconds(pids_apache)
-                r = {"target": t, "scenario": "handshake", "run": run, "title": "handshake rate"}
-                try:
-                    r.update(run_wsbench(wsbench_argv(a, ports[t], name, "--mode", "rate", "--duration",
-                                                      a.handshake_duration, "--warmup", 0, "--concurrency",
-                                                      a.handshake_concurrency), run_dir, name,
-                                         a.handshake_duration + 60))
-                except BenchError as e:
-                    r["error"] = str(e)
-                wall = time.monotonic() - w0
-                ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-                ours_cpu = (cpu_seconds(ours) - ours0 + (ru1.ru_utime + ru1.ru_stime)
-                            - (ru0.ru_utime + ru0.ru_stime))
-                r["foreign_cpu_cores"] = round(max(0.0, machine_busy_seconds() - busy0 - ours_cpu) / wall, 3)
-                r["worker_cpu_s"] = round(cpu_seconds([worker.pid]) - wcpu0, 3)
-                r["apache_cpu_s"] = round(cpu_seconds(apache_pids(apaches[t])) - acpu0, 3) if t in apaches else 0.0
-                r["wall_s"] = round(wall, 1)
-                for p in started:
-                    if not p.alive():
-                        r["error"] = (r.get("error", "") + f" {p.name} exited ({p.popen.returncode}):\n"
-                                      + tail(p.log)).strip()
-                results.append(r)
-                report(r)
-                if "error" in r and any(not p.alive() for p in started):
-                    return results
-    except BenchError as e:
-        results.append({"target": "direct", "scenario": "handshake", "run": 0, "error": str(e), "wall_s": 0})
-        report(results[-1])
-    finally:
-        for p in reversed(started):
-            p.stop()
-        shutil.rmtree(sock_dir, ignore_errors=True)
+    results = []
+    with run_harness(out_root, "handshake") as h:
+        try:
+            broker, bootstrap = start_broker(h)
+            worker, wport, sock = start_stack_worker(h, a.build_dir, bootstrap)
+            ports, apaches = {"direct": wport}, {}
+            for kind in ("handoff", "proxypass"):
+                d = os.path.join(h.run_dir, "apache-" + kind)
+                os.makedirs(d, exist_ok=True)
+                apaches[kind], ports[kind] = start_apache(h, d, kind, a.build_dir, sock=sock, worker_port=wport)
+            daemons = [broker, worker] + list(apaches.values())
+            for t in HANDSHAKE_TARGETS:  # warm-up, not measured: Apache's children, the worker's pools
+                run_wsbench(h, wsbench_argv(a, ports[t], f"warmup-{t}", "--mode", "rate", "--duration", 1,
+                                            "--warmup", 0, "--concurrency", a.handshake_concurrency),
+                            f"warmup-{t}", 30)
+            for run in range(1, a.apache_runs + 1):
+                for t in HANDSHAKE_TARGETS:
+                    name = f"{t}-{run}"
+                    pids_apache = apache_pids(apaches[t]) if t in apaches else []
+                    ours = [worker.pid, broker.pid] + [p for k in apaches for p in apache_pids(apaches[k])]
+                    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                    busy0, ours0, w0 = machine_busy_seconds(), cpu_seconds(ours), time.monotonic()
+                    wcpu0, acpu0 = cpu_seconds([worker.pid]), cpu_seconds(pids_apache)
+                    r = {"target": t, "scenario": "handshake", "run": run, "title": "handshake rate"}
+                    try:
+                        r.update(run_wsbench(h, wsbench_argv(a, ports[t], name, "--mode", "rate", "--duration",
+                                                             a.handshake_duration, "--warmup", 0, "--concurrency",
+                                                             a.handshake_concurrency), name,
+                                             a.handshake_duration + 60))
+                    except harness.HarnessError as e:
+                        r["error"] = str(e)
+                    wall = time.monotonic() - w0
+                    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+                    ours_cpu = (cpu_seconds(ours) - ours0 + (ru1.ru_utime + ru1.ru_stime)
+                                - (ru0.ru_utime + ru0.ru_stime))
+                    r["foreign_cpu_cores"] = round(max(0.0, machine_busy_seconds() - busy0 - ours_cpu) / wall, 3)
+                    r["worker_cpu_s"] = round(cpu_seconds([worker.pid]) - wcpu0, 3)
+                    r["apache_cpu_s"] = (round(cpu_seconds(apache_pids(apaches[t])) - acpu0, 3) if t in apaches
+                                         else 0.0)
+                    r["wall_s"] = round(wall, 1)
+                    for p in daemons:
+                        if not p.alive():
+                            r["error"] = (r.get("error", "") + f" {p.name} exited ({p.popen.returncode}):\n"
+                                          + tail(p.log)).strip()
+                    results.append(r)
+                    report(r)
+                    if "error" in r and any(not p.alive() for p in daemons):
+                        return results
+        except harness.HarnessError as e:
+            results.append({"target": "direct", "scenario": "handshake", "run": 0, "error": str(e), "wall_s": 0})
+            report(results[-1])
     return results
 
 
@@ -535,89 +482,74 @@ def hold_run(a, out_root, kind, run):
     """Scenario `apache-hold`, one path: a fresh broker, worker and Apache; warm-up; then
     Apache's busy threads (mod_status), threads (/proc) and RSS (sum of VmRSS of the
     apache2 processes) before and while --hold-connections websockets are held."""
-    import tempfile
-    run_dir = os.path.join(out_root, "logs", f"apache-hold-{kind}-{run}")
-    os.makedirs(run_dir, exist_ok=True)
-    sock_dir = tempfile.mkdtemp(prefix="psdm-bench-")
-    os.chmod(sock_dir, 0o755)
-    started = []
     r = {"target": kind, "scenario": "apache-hold", "run": run, "title": "held websockets"}
     t0 = time.monotonic()
     tls = kind == "tls-relay"
-    try:
-        broker, bootstrap = start_broker(run_dir, a.build_dir)
-        started.append(broker)
-        sock = os.path.join(sock_dir, "handoff.sock")
-        worker, wport = start_stack_worker(run_dir, a.build_dir, bootstrap, sock)
-        started.append(worker)
-        apache, port = start_apache(run_dir, sock_dir, kind, a.build_dir, sock=sock, worker_port=wport,
-                                    cert=make_cert(sock_dir) if tls else None)
-        started.append(apache)
-        tls_arg = ["--tls"] if tls else []
-        run_wsbench(wsbench_argv(a, port, "warmup", "--mode", "rate", "--duration", 1, "--warmup", 0,
-                                 "--concurrency", 16, *tls_arg), run_dir, "warmup", 30)
-        time.sleep(a.apache_settle)  # closed connections leave the children
+    with run_harness(out_root, f"apache-hold-{kind}-{run}") as h:
+        try:
+            broker, bootstrap = start_broker(h)
+            worker, wport, sock = start_stack_worker(h, a.build_dir, bootstrap)
+            apache, port = start_apache(h, h.run_dir, kind, a.build_dir, sock=sock, worker_port=wport,
+                                        cert=make_cert(h.sock_dir) if tls else None)
+            tls_arg = ["--tls"] if tls else []
+            run_wsbench(h, wsbench_argv(a, port, "warmup", "--mode", "rate", "--duration", 1, "--warmup", 0,
+                                        "--concurrency", 16, *tls_arg), "warmup", 30)
+            time.sleep(a.apache_settle)  # closed connections leave the children
 
-        def sample():
-            st = apache_status(port, tls) or {}
-            pids = apache_pids(apache)
-            return {"busy": int(st.get("BusyWorkers", -1)), "idle": int(st.get("IdleWorkers", -1)),
-                    "threads": proc_status_sum(pids, "Threads"), "rss_kb": proc_status_sum(pids, "VmRSS"),
-                    "procs": len(pids)}
-        before = sample()
-        argv = wsbench_argv(a, port, f"hold-{kind}-{run}", "--mode", "hold", "--connections", a.hold_connections,
-                            "--window", 100, "--handshake-timeout", 30, "--ramp-timeout", 90,
-                            "--max-hold", 120, *tls_arg)
-        with open(os.path.join(run_dir, "hold.cmd"), "w") as f:
-            f.write(" ".join(argv) + "\n")
-        log_path = os.path.join(run_dir, "hold.log")
-        with open(log_path, "w") as err:
-            p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.PIPE, text=True,
-                                 start_new_session=True)
-        lp = Proc.__new__(Proc)
-        lp.name, lp.log, lp.popen = "psdm_wsbench", log_path, p
-        LIVE.append(lp)
-        started.append(lp)
-        import select
-        held, deadline = None, time.monotonic() + 120
-        lines = []
-        while held is None:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([p.stdout], [], [], left)[0]:
-                raise BenchError("psdm_wsbench: websockets not held within 120 s")
-            line = p.stdout.readline()
-            if not line:
-                raise BenchError(f"psdm_wsbench exited ({p.wait()}) while opening:\n{tail(log_path)}")
-            lines.append(line)
-            if line.startswith("{") and '"phase":"held"' in line:
-                held = json.loads(line)
-        time.sleep(a.apache_settle)
-        during = sample()
-        try:  # closing its stdin (communicate does) ends the hold
-            rest, _ = p.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            raise BenchError("psdm_wsbench did not end the hold within 30 s")
-        lines += rest.splitlines()
-        with open(os.path.join(run_dir, "hold.json"), "w") as f:
-            f.write("".join(x if x.endswith("\n") else x + "\n" for x in lines))
-        final = [ln for ln in rest.splitlines() if ln.startswith("{")]
-        if final:
-            r.update(json.loads(final[-1]))
-        n = held["held"]
-        r.update({"held": n, "before": before, "during": during})
-        if n > 0:
-            r["apache_busy_per_ws"] = round((during["busy"] - before["busy"]) / n, 4)
-            r["apache_threads_per_ws"] = round((during["threads"] - before["threads"]) / n, 4)
-            r["apache_rss_per_ws_bytes"] = round((during["rss_kb"] - before["rss_kb"]) * 1024 / n, 1)
-        for q in (broker, worker, apache):
-            if not q.alive():
-                r["error"] = f"{q.name} exited ({q.popen.returncode}):\n{tail(q.log)}"
-    except BenchError as e:
-        r["error"] = str(e)
-    finally:
-        for q in reversed(started):
-            q.stop()
-        shutil.rmtree(sock_dir, ignore_errors=True)
+            def sample():
+                st = apache_status(port, tls) or {}
+                pids = apache_pids(apache)
+                return {"busy": int(st.get("BusyWorkers", -1)), "idle": int(st.get("IdleWorkers", -1)),
+                        "threads": proc_status_sum(pids, "Threads"), "rss_kb": proc_status_sum(pids, "VmRSS"),
+                        "procs": len(pids)}
+            before = sample()
+            argv = wsbench_argv(a, port, f"hold-{kind}-{run}", "--mode", "hold", "--connections",
+                                a.hold_connections, "--window", 100, "--handshake-timeout", 30, "--ramp-timeout", 90,
+                                "--max-hold", 120, *tls_arg)
+            with open(os.path.join(h.run_dir, "hold.cmd"), "w") as f:
+                f.write(" ".join(argv) + "\n")
+            # Not h.spawn: the hold ends when its stdin closes, so it needs a pipe there.
+            log_path = os.path.join(h.run_dir, "hold.log")
+            with open(log_path, "w") as err:
+                p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.PIPE, text=True,
+                                     start_new_session=True)
+            h.procs.append(harness.Process("psdm_wsbench", p, log_path))
+            import select
+            held, deadline = None, time.monotonic() + 120
+            lines = []
+            while held is None:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([p.stdout], [], [], left)[0]:
+                    raise BenchError("psdm_wsbench: websockets not held within 120 s")
+                line = p.stdout.readline()
+                if not line:
+                    raise BenchError(f"psdm_wsbench exited ({p.wait()}) while opening:\n{tail(log_path)}")
+                lines.append(line)
+                if line.startswith("{") and '"phase":"held"' in line:
+                    held = json.loads(line)
+            time.sleep(a.apache_settle)
+            during = sample()
+            try:  # closing its stdin (communicate does) ends the hold
+                rest, _ = p.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                raise BenchError("psdm_wsbench did not end the hold within 30 s")
+            lines += rest.splitlines()
+            with open(os.path.join(h.run_dir, "hold.json"), "w") as f:
+                f.write("".join(x if x.endswith("\n") else x + "\n" for x in lines))
+            final = [ln for ln in rest.splitlines() if ln.startswith("{")]
+            if final:
+                r.update(json.loads(final[-1]))
+            n = held["held"]
+            r.update({"held": n, "before": before, "during": during})
+            if n > 0:
+                r["apache_busy_per_ws"] = round((during["busy"] - before["busy"]) / n, 4)
+                r["apache_threads_per_ws"] = round((during["threads"] - before["threads"]) / n, 4)
+                r["apache_rss_per_ws_bytes"] = round((during["rss_kb"] - before["rss_kb"]) * 1024 / n, 1)
+            for q in (broker, worker, apache):
+                if not q.alive():
+                    r["error"] = f"{q.name} exited ({q.popen.returncode}):\n{tail(q.log)}"
+        except harness.HarnessError as e:
+            r["error"] = str(e)
     r["wall_s"] = round(time.monotonic() - t0, 1)
     return r
 
@@ -996,6 +928,7 @@ def main():
                 ap.error(f"{path} missing: {why}")
     if "reference" in a.targets and not os.path.exists(GUNICORN):
         ap.error("gunicorn missing: scripts/deps.sh bench")
+    harness.BUILD = a.build_dir  # the harness starts psdm_kafka_dev from there
     out_root = os.path.abspath(a.out or os.path.join(a.build_dir, "bench"))
     os.makedirs(out_root, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -17,30 +17,23 @@
 //       pings) until stdin reaches EOF or --max-hold seconds pass, closes them and
 //       prints the final JSON object.
 //
-// One process, one epoll loop, OpenSSL for --tls (no certificate verification: the
-// bench's own self-signed certificate). Loopback only: --host must be in 127.0.0.0/8.
-#include <arpa/inet.h>
-#include <fcntl.h>
+// One process, one epoll loop; the WebSocket client core is ws_client.h, OpenSSL here
+// adds --tls on top of it (no certificate verification: the bench's own self-signed
+// certificate). Loopback only: --host must be in 127.0.0.0/8.
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <signal.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
-#include <cerrno>
 #include <cinttypes>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <map>
 #include <random>
 #include <string>
@@ -48,103 +41,71 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "ws_client.h"
 
 namespace {
 
-using bench::base64;
 using bench::cpu_seconds_self;
-using bench::header_value;
 using bench::now_mono_us;
 using bench::parse_double;
 using bench::parse_uint;
 
 // ------------------------------------------------------------------------ options
 
-struct Options {
-    std::string host = "127.0.0.1";
-    unsigned port = 0;
-    std::string path = "/bench_socketio/socket.io/";
-    std::string ns = "/psdm_ws";
+// The clients' options (host, port, path, ns, label, source_addrs, connections and the
+// handshake and ramp deadlines) are bench::ClientOptions; the rest is the modes'.
+struct Options : bench::ClientOptions {
+    Options() : ClientOptions(1000, 10, 60) {}
+    // Sets one of the modes' own options (bench::parse_args); false for any other name.
+    bool set(const std::string &a, const char *v);
+    const char *error() const;                                          // what is wrong with them, or nullptr
+    static bool is_flag(const std::string &a) { return a == "--tls"; }  // the one without a value
     std::string mode = "rate";
-    std::string label;
     bool tls = false;
-    unsigned source_addrs = 50;
     double duration = 5;
     double warmup = 0.5;
     unsigned concurrency = 32;
-    uint32_t connections = 1000;
     unsigned window = 100;
-    double handshake_timeout = 10;
-    double ramp_timeout = 60;
     double max_hold = 120;
 };
 
-[[noreturn]] void usage_exit(const char *msg) {
-    if (msg) fprintf(stderr, "psdm_wsbench: %s\n", msg);
-    fputs(
-        "usage: psdm_wsbench --port P --mode rate|hold [options]\n"
-        "  --host A               server address in 127.0.0.0/8 (127.0.0.1)\n"
-        "  --port P               server port (required)\n"
-        "  --path P               Socket.IO path (/bench_socketio/socket.io/)\n"
-        "  --tls                  TLS (wss://), certificate not verified\n"
-        "  --source-addrs K       bind attempt i to 127.0.0.(1 + i % K) (50)\n"
-        "  --handshake-timeout S  one attempt's deadline (10)\n"
-        "  --label S              copied into the output\n"
-        " rate mode:\n"
-        "  --duration S           measured seconds (5)\n"
-        "  --warmup S             seconds before that, not counted (0.5)\n"
-        "  --concurrency C        attempts in flight (32)\n"
-        " hold mode:\n"
-        "  --connections N        websockets to open and hold (1000)\n"
-        "  --ns NS                namespace to connect each to (/psdm_ws)\n"
-        "  --window W             attempts in flight while opening (100)\n"
-        "  --ramp-timeout S       stop opening after S seconds (60)\n"
-        "  --max-hold S           hold at most S seconds if stdin stays open (120)\n",
-        stderr);
-    exit(2);
+const char kUsage[] =
+    "usage: psdm_wsbench --port P --mode rate|hold [options]\n"
+    "  --host A               server address in 127.0.0.0/8 (127.0.0.1)\n"
+    "  --port P               server port (required)\n"
+    "  --path P               Socket.IO path (/bench_socketio/socket.io/)\n"
+    "  --tls                  TLS (wss://), certificate not verified\n"
+    "  --source-addrs K       bind attempt i to 127.0.0.(1 + i % K) (50)\n"
+    "  --handshake-timeout S  one attempt's deadline (10)\n"
+    "  --label S              copied into the output\n"
+    " rate mode:\n"
+    "  --duration S           measured seconds (5)\n"
+    "  --warmup S             seconds before that, not counted (0.5)\n"
+    "  --concurrency C        attempts in flight (32)\n"
+    " hold mode:\n"
+    "  --connections N        websockets to open and hold (1000)\n"
+    "  --ns NS                namespace to connect each to (/psdm_ws)\n"
+    "  --window W             attempts in flight while opening (100)\n"
+    "  --ramp-timeout S       stop opening after S seconds (60)\n"
+    "  --max-hold S           hold at most S seconds if stdin stays open (120)\n";
+
+bool Options::set(const std::string &a, const char *v) {
+    if (a == "--duration") duration = parse_double(v, "--duration");
+    else if (a == "--warmup") warmup = parse_double(v, "--warmup");
+    else if (a == "--concurrency") concurrency = static_cast<unsigned>(parse_uint(v, "--concurrency"));
+    else if (a == "--window") window = static_cast<unsigned>(parse_uint(v, "--window"));
+    else if (a == "--max-hold") max_hold = parse_double(v, "--max-hold");
+    else if (a == "--mode") mode = v;
+    else if (a == "--tls") tls = true;
+    else return false;
+    return true;
 }
 
-Options parse_options(int argc, char **argv) {
-    Options o;
-    for (int i = 1; i < argc; i++) {
-        std::string a = argv[i];
-        if (a == "-h" || a == "--help") usage_exit(nullptr);
-        if (a == "--tls") {
-            o.tls = true;
-            continue;
-        }
-        if (i + 1 >= argc) usage_exit(("missing value for " + a).c_str());
-        const char *v = argv[++i];
-        if (a == "--host") o.host = v;
-        else if (a == "--port") o.port = static_cast<unsigned>(parse_uint(v, "--port"));
-        else if (a == "--path") o.path = v;
-        else if (a == "--ns") o.ns = v;
-        else if (a == "--mode") o.mode = v;
-        else if (a == "--label") o.label = v;
-        else if (a == "--source-addrs") o.source_addrs = static_cast<unsigned>(parse_uint(v, "--source-addrs"));
-        else if (a == "--duration") o.duration = parse_double(v, "--duration");
-        else if (a == "--warmup") o.warmup = parse_double(v, "--warmup");
-        else if (a == "--concurrency") o.concurrency = static_cast<unsigned>(parse_uint(v, "--concurrency"));
-        else if (a == "--connections") o.connections = static_cast<uint32_t>(parse_uint(v, "--connections"));
-        else if (a == "--window") o.window = static_cast<unsigned>(parse_uint(v, "--window"));
-        else if (a == "--handshake-timeout") o.handshake_timeout = parse_double(v, "--handshake-timeout");
-        else if (a == "--ramp-timeout") o.ramp_timeout = parse_double(v, "--ramp-timeout");
-        else if (a == "--max-hold") o.max_hold = parse_double(v, "--max-hold");
-        else usage_exit(("unknown option " + a).c_str());
-    }
-    if (o.port == 0 || o.port > 65535) usage_exit("--port is required");
-    if (o.mode != "rate" && o.mode != "hold") usage_exit("--mode is rate or hold");
-    in_addr a{};
-    if (inet_pton(AF_INET, o.host.c_str(), &a) != 1 || (ntohl(a.s_addr) >> 24) != 127)
-        usage_exit("--host must be an IPv4 address in 127.0.0.0/8 (loopback only)");
-    if (o.source_addrs == 0 || o.source_addrs > 250) usage_exit("--source-addrs is 1..250");
-    if (o.concurrency == 0 || o.window == 0) usage_exit("--concurrency and --window must be > 0");
-    return o;
+const char *Options::error() const {
+    if (mode != "rate" && mode != "hold") return "--mode is rate or hold";
+    if (concurrency == 0 || window == 0) return "--concurrency and --window must be > 0";
+    return nullptr;
 }
-
-// ------------------------------------------------------------------------ SHA-1 (OpenSSL), base64
-
-std::string ws_accept_for(const std::string &key);  // below, after the OpenSSL includes are used
 
 // ------------------------------------------------------------------------ the clients
 
@@ -181,10 +142,8 @@ struct Conn {
 class Bench {
  public:
     explicit Bench(const Options &o) : o_(o), rng_(std::random_device{}()) {
-        dst_.sin_family = AF_INET;
-        dst_.sin_port = htons(static_cast<uint16_t>(o.port));
-        inet_pton(AF_INET, o.host.c_str(), &dst_.sin_addr);
-        ns_prefix_ = o.ns + ",";
+        bench::loopback_address(o.host, o.port, &dst_);  // checked by bench::parse_args
+        ns_prefix_ = ws::ns_prefix(o.ns);
     }
     ~Bench() {
         for (auto &c : conns_) close_conn(c);
@@ -199,13 +158,15 @@ class Bench {
     bool init();
     void start(Conn &c);
     void on_event(Conn &c, uint32_t events);
+    void on_connected(Conn &c);
     void do_tls(Conn &c);
     void send_request(Conn &c);
     void on_readable(Conn &c);
     void on_http(Conn &c);
     void parse_frames(Conn &c);
+    bool on_frame(Conn &c, const ws::Frame &f);
     void on_text(Conn &c, std::string_view t);
-    void send_text(Conn &c, std::string_view payload);
+    void send_frame(Conn &c, unsigned opcode, std::string_view payload, uint32_t mask);
     void write_out(Conn &c, const char *p, size_t n);
     void flush_out(Conn &c);
     void set_out(Conn &c, bool want);
@@ -238,14 +199,8 @@ class Bench {
     bool holding_ = false;
 };
 
-std::string ws_accept_for(const std::string &key) {
-    std::string m = key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-    unsigned char d[20];
-    SHA1(reinterpret_cast<const unsigned char *>(m.data()), m.size(), d);
-    return base64(d, sizeof d);
-}
-
 bool Bench::init() {
+    signal(SIGPIPE, SIG_IGN);  // SSL_write writes with write(): a closed peer must not end the run
     ep_ = epoll_create1(EPOLL_CLOEXEC);
     if (ep_ < 0) {
         perror("psdm_wsbench: epoll_create1");
@@ -263,14 +218,7 @@ bool Bench::init() {
     return true;
 }
 
-void Bench::set_out(Conn &c, bool want) {
-    if (c.fd < 0 || c.want_out == want) return;
-    epoll_event ev{};
-    ev.events = EPOLLIN | (want ? EPOLLOUT : 0u);
-    ev.data.u64 = tag(c);
-    epoll_ctl(ep_, EPOLL_CTL_MOD, c.fd, &ev);
-    c.want_out = want;
-}
+void Bench::set_out(Conn &c, bool want) { ws::want_writable(ep_, c.fd, tag(c), want, &c.want_out); }
 
 void Bench::start(Conn &c) {
     c = Conn{};
@@ -280,28 +228,16 @@ void Bench::start(Conn &c) {
     if (counting_ || o_.mode == "hold") attempts_++;
     in_flight_++;
     c.st = St::connecting;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
+    c.fd = ws::new_socket();
+    if (c.fd < 0) {
         fail(c, kFailLocalFds);
         return;
     }
-    c.fd = fd;
-    int one = 1;
-    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    sockaddr_in src{};
-    src.sin_family = AF_INET;
-    src.sin_addr.s_addr = htonl((127u << 24) | (1u + static_cast<uint32_t>(c.seq % o_.source_addrs)));
-    if (bind(fd, reinterpret_cast<sockaddr *>(&src), sizeof src) != 0 ||
-        (connect(fd, reinterpret_cast<sockaddr *>(&dst_), sizeof dst_) != 0 && errno != EINPROGRESS)) {
+    if (!ws::start_connect(ep_, c.fd, static_cast<uint32_t>(c.seq % o_.source_addrs), dst_, tag(c))) {
         fail(c, kFailConnect);
         return;
     }
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLOUT;
-    ev.data.u64 = tag(c);
     c.want_out = true;
-    epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev);
 }
 
 void Bench::close_conn(Conn &c) {
@@ -352,13 +288,8 @@ void Bench::succeed(Conn &c) {
 }
 
 void Bench::send_request(Conn &c) {
-    unsigned char k[16];
-    for (auto &b : k) b = static_cast<unsigned char>(rng_());
-    c.key = base64(k, sizeof k);
-    std::string req = "GET " + o_.path + "?EIO=4&transport=websocket HTTP/1.1\r\nHost: " + o_.host + ":" +
-                      std::to_string(o_.port) +
-                      "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + c.key +
-                      "\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    c.key = ws::new_key(rng_);
+    std::string req = ws::upgrade_request(o_.path, o_.host, o_.port, c.key);
     c.st = St::http;
     write_out(c, req.data(), req.size());
 }
@@ -379,27 +310,9 @@ void Bench::do_tls(Conn &c) {
 
 void Bench::on_event(Conn &c, uint32_t events) {
     if (c.st == St::connecting) {
-        if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
-        int err = 0;
-        socklen_t len = sizeof err;
-        getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &err, &len);
-        if (err != 0) {
-            fail(c, kFailConnect);
-            return;
-        }
-        if (o_.tls) {
-            c.ssl = SSL_new(ctx_);
-            if (!c.ssl || SSL_set_fd(c.ssl, c.fd) != 1) {
-                fail(c, kFailTls);
-                return;
-            }
-            SSL_set_mode(c.ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-            c.st = St::tls;
-            do_tls(c);
-            return;
-        }
-        set_out(c, false);
-        send_request(c);
+        ws::Connect r = ws::connect_result(c.fd, events);
+        if (r == ws::Connect::connected) on_connected(c);
+        else if (r == ws::Connect::failed) fail(c, kFailConnect);
         return;
     }
     if (c.st == St::tls) {
@@ -408,6 +321,23 @@ void Bench::on_event(Conn &c, uint32_t events) {
     }
     if ((events & EPOLLOUT) && !c.out.empty()) flush_out(c);
     if (c.fd >= 0 && (events & (EPOLLIN | EPOLLHUP | EPOLLERR))) on_readable(c);
+}
+
+// The TCP connection is up: the TLS handshake first with --tls, else the upgrade request.
+void Bench::on_connected(Conn &c) {
+    if (!o_.tls) {
+        set_out(c, false);
+        send_request(c);
+        return;
+    }
+    c.ssl = SSL_new(ctx_);
+    if (!c.ssl || SSL_set_fd(c.ssl, c.fd) != 1) {
+        fail(c, kFailTls);
+        return;
+    }
+    SSL_set_mode(c.ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    c.st = St::tls;
+    do_tls(c);
 }
 
 void Bench::flush_out(Conn &c) {
@@ -427,13 +357,13 @@ void Bench::flush_out(Conn &c) {
             }
             w = r;
         } else {
-            w = send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL);
+            w = ws::send_some(c.fd, c.out.data(), c.out.size());
             if (w < 0) {
-                if (errno == EAGAIN || errno == EINTR) {
-                    set_out(c, true);
-                    return;
-                }
                 fail(c, c.st == St::http ? kFailClosedBeforeUpgrade : kFailClosedBeforeOpen);
+                return;
+            }
+            if (w == 0) {
+                set_out(c, true);
                 return;
             }
         }
@@ -449,7 +379,8 @@ void Bench::write_out(Conn &c, const char *p, size_t n) {
 
 void Bench::on_readable(Conn &c) {
     for (;;) {
-        ssize_t n;
+        size_t n = 0;
+        ws::Rx rx = ws::Rx::data;
         if (c.ssl) {
             ERR_clear_error();
             int r = SSL_read(c.ssl, rbuf_, sizeof rbuf_);
@@ -460,23 +391,23 @@ void Bench::on_readable(Conn &c) {
                     set_out(c, true);
                     return;
                 }
-                n = 0;
+                rx = ws::Rx::eof;
             } else {
-                n = r;
+                n = static_cast<size_t>(r);
             }
         } else {
-            n = recv(c.fd, rbuf_, sizeof rbuf_, 0);
-            if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
-            if (n < 0 && errno == ECONNRESET && c.st == St::http) {
+            rx = ws::recv_some(c.fd, rbuf_, sizeof rbuf_, &n);
+            if (rx == ws::Rx::again) return;
+            if (rx == ws::Rx::reset && c.st == St::http) {
                 fail(c, kFailResetBeforeUpgrade);
                 return;
             }
         }
-        if (n <= 0) {
+        if (rx != ws::Rx::data) {
             fail(c, c.st == St::http ? kFailClosedBeforeUpgrade : kFailClosedBeforeOpen);
             return;
         }
-        c.in.append(rbuf_, static_cast<size_t>(n));
+        c.in.append(rbuf_, n);
         if (c.st == St::http) on_http(c);
         if (c.fd >= 0 && c.st != St::http) parse_frames(c);
         if (c.fd < 0 || c.st == St::closed) return;
@@ -486,102 +417,56 @@ void Bench::on_readable(Conn &c) {
 }
 
 void Bench::on_http(Conn &c) {
-    size_t end = c.in.find("\r\n\r\n");
-    if (end == std::string::npos) {
-        if (c.in.size() > 16384) fail(c, kFailProtocol);
+    ws::Answer a = ws::read_answer(c.in, c.key);
+    if (!a.complete) {
+        if (a.oversized) fail(c, kFailProtocol);
         return;
     }
-    std::string_view head(c.in.data(), end + 2);
-    unsigned status = 0;
-    if (head.size() > 12 && head.substr(0, 5) == "HTTP/") {
-        size_t sp = head.find(' ');
-        if (sp != std::string_view::npos) status = static_cast<unsigned>(atoi(c.in.c_str() + sp + 1));
-    }
-    if (counting_ || o_.mode == "hold") http_status_[status]++;
-    if (status != 101) {
-        fail(c, status ? kFailHttpStatus : kFailProtocol);
+    if (counting_ || o_.mode == "hold") http_status_[a.status]++;
+    if (a.status != 101) {
+        fail(c, a.status ? kFailHttpStatus : kFailProtocol);
         return;
     }
-    std::string_view accept;
-    if (!header_value(head, "sec-websocket-accept", &accept) || accept != ws_accept_for(c.key)) {
+    if (!a.accepted) {
         fail(c, kFailProtocol);
         return;
     }
-    c.in.erase(0, end + 4);
+    c.in.erase(0, a.head_len);
     c.st = St::eio_open;
 }
 
 void Bench::parse_frames(Conn &c) {
-    size_t off = 0;
-    const std::string &p = c.in;
-    while (c.fd >= 0 && p.size() - off >= 2) {
-        auto b0 = static_cast<unsigned char>(p[off]), b1 = static_cast<unsigned char>(p[off + 1]);
-        if (b1 & 0x80) {  // servers never mask
-            fail(c, kFailProtocol);
-            return;
-        }
-        uint64_t len = b1 & 0x7f;
-        size_t hdr = 2;
-        if (len == 126) {
-            if (p.size() - off < 4) break;
-            len = (uint64_t{static_cast<unsigned char>(p[off + 2])} << 8) | static_cast<unsigned char>(p[off + 3]);
-            hdr = 4;
-        } else if (len == 127) {
-            if (p.size() - off < 10) break;
-            len = 0;
-            for (size_t i = 0; i < 8; i++) len = (len << 8) | static_cast<unsigned char>(p[off + 2 + i]);
-            hdr = 10;
-        }
-        if (len > (1u << 20)) {
-            fail(c, kFailProtocol);
-            return;
-        }
-        if (p.size() - off - hdr < len) break;
-        std::string payload = p.substr(off + hdr, static_cast<size_t>(len));
-        off += hdr + static_cast<size_t>(len);
-        unsigned opcode = b0 & 0x0f;
-        if (opcode == 0x8) {
-            fail(c, c.st == St::held ? kFailProtocol : kFailClosedBeforeOpen);
-            return;
-        }
-        if (opcode == 0x9) {  // ping: pong, masked
-            std::string f;
-            f += static_cast<char>(0x8A);
-            f += static_cast<char>(0x80 | payload.size());
-            f.append(4, '\0');  // zero mask
-            f += payload;
-            write_out(c, f.data(), f.size());
-            continue;
-        }
-        if (opcode == 0x1) on_text(c, payload);
-        if (c.st == St::closed) return;  // rate mode: done with it
+    ws::FrameError err;
+    size_t used = ws::decode_frames(c.in.data(), c.in.size(), 1u << 20, &err,
+                                    [&](const ws::Frame &f) { return on_frame(c, f); });
+    if (err != ws::FrameError::none) {
+        fail(c, kFailProtocol);
+        return;
     }
-    if (c.fd >= 0) c.in.erase(0, off);
+    if (c.fd >= 0) c.in.erase(0, used);
 }
 
-void Bench::send_text(Conn &c, std::string_view payload) {
-    std::string f;
-    f += static_cast<char>(0x81);
-    size_t n = payload.size();
-    if (n < 126) {
-        f += static_cast<char>(0x80 | n);
-    } else {
-        f += static_cast<char>(0x80 | 126);
-        f += static_cast<char>((n >> 8) & 0xff);
-        f += static_cast<char>(n & 0xff);
+// One server frame; false once the connection is closed (or, in rate mode, done).
+bool Bench::on_frame(Conn &c, const ws::Frame &f) {
+    if (f.opcode == ws::kOpClose) {
+        fail(c, c.st == St::held ? kFailProtocol : kFailClosedBeforeOpen);
+        return false;
     }
-    uint64_t r = rng_();
-    char mask[4] = {static_cast<char>(r), static_cast<char>(r >> 8), static_cast<char>(r >> 16),
-                    static_cast<char>(r >> 24)};
-    f.append(mask, 4);
-    for (size_t i = 0; i < n; i++) f += static_cast<char>(payload[i] ^ mask[i & 3]);
+    if (f.opcode == ws::kOpPing) send_frame(c, ws::kOpPong, f.payload, 0);  // zero mask: nothing to hide
+    else if (f.opcode == ws::kOpText) on_text(c, f.payload);
+    return c.fd >= 0 && c.st != St::closed;
+}
+
+void Bench::send_frame(Conn &c, unsigned opcode, std::string_view payload, uint32_t mask) {
+    std::string f;
+    ws::append_frame(&f, opcode, payload, mask);
     write_out(c, f.data(), f.size());
 }
 
 void Bench::on_text(Conn &c, std::string_view t) {
     if (t.empty()) return;
     if (c.st == St::eio_open) {
-        if (t.size() < 2 || t[0] != '0' || t[1] != '{') {
+        if (!ws::is_open(t)) {
             fail(c, kFailProtocol);
             return;
         }
@@ -590,25 +475,23 @@ void Bench::on_text(Conn &c, std::string_view t) {
             return;
         }
         c.st = St::ns;
-        send_text(c, "40" + ns_prefix_);
+        send_frame(c, ws::kOpText, ws::connect_packet(ns_prefix_), static_cast<uint32_t>(rng_()));
         return;
     }
-    if (t[0] == '2') {  // Engine.IO ping
+    if (t[0] == ws::kEioPing) {
         pings_++;
-        std::string pong(t);
-        pong[0] = '3';
-        send_text(c, pong);
+        send_frame(c, ws::kOpText, ws::pong_for(t), static_cast<uint32_t>(rng_()));
         return;
     }
-    if (t[0] == '1') {
+    if (t[0] == ws::kEioClose) {
         fail(c, kFailClosedBeforeOpen);
         return;
     }
-    if (c.st == St::ns && t.size() > 2 && t[0] == '4') {
-        std::string_view rest = t.substr(2);
-        if (rest.substr(0, ns_prefix_.size()) != ns_prefix_) return;
-        if (t[1] == '0') succeed(c);
-        else if (t[1] == '4') fail(c, kFailNamespaceRefused);
+    char type;
+    std::string_view rest;
+    if (c.st == St::ns && ws::sio_packet(t, ns_prefix_, &type, &rest)) {
+        if (type == ws::kSioConnect) succeed(c);
+        else if (type == ws::kSioConnectError) fail(c, kFailNamespaceRefused);
     }
 }
 
@@ -692,12 +575,7 @@ int Bench::run_rate() {
 }
 
 int Bench::run_hold() {
-    // One fd per connection plus a few: take the whole open-files allowance.
-    rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
+    bench::raise_fd_limit();  // one fd per connection plus a few
     conns_.resize(o_.connections);
     epoll_event sev{};
     sev.events = EPOLLIN;
@@ -758,8 +636,7 @@ int Bench::run_hold() {
 }  // namespace
 
 int main(int argc, char **argv) {
-    Options o = parse_options(argc, argv);
-    signal(SIGPIPE, SIG_IGN);
+    Options o = bench::parse_args<Options>(argc, argv, kUsage);
     Bench b(o);
     return b.run();
 }
