@@ -228,24 +228,24 @@ double hist_percentile(const std::vector<uint64_t> &h, double p) {
 // ------------------------------------------------------------------------ parent <-> shard messages
 
 enum Fail : unsigned {
-    kFailConnect,           // connect() failed (refused, reset)
-    kFailLocalFds,          // this process ran out of file descriptors
-    kFailHttpStatus,        // the upgrade was answered with another status than 101
+    kFailConnect,              // connect() failed (refused, reset)
+    kFailLocalFds,             // this process ran out of file descriptors
+    kFailHttpStatus,           // the upgrade was answered with another status than 101
     kFailClosedBeforeUpgrade,  // the server closed (FIN) before answering the upgrade
     kFailResetBeforeUpgrade,   // the connection was reset (RST) before the upgrade was answered
-    kFailClosedBeforeJoin,  // closed after the upgrade, before the join ack
-    kFailNamespaceRefused,  // 44/ns,... connect error
-    kFailJoinRefused,       // join acked with an error
-    kFailProtocol,          // a malformed answer (bad Sec-WebSocket-Accept, masked frame, ...)
-    kFailTimeout,           // no join ack within --handshake-timeout
-    kFailRampTimeout,       // still in flight when --ramp-timeout passed
-    kFailNotStarted,        // never opened: the ramp stopped early
+    kFailClosedBeforeJoin,     // closed after the upgrade, before the join ack
+    kFailNamespaceRefused,     // 44/ns,... connect error
+    kFailJoinRefused,          // join acked with an error
+    kFailProtocol,             // a malformed answer (bad Sec-WebSocket-Accept, masked frame, ...)
+    kFailTimeout,              // no join ack within --handshake-timeout
+    kFailRampTimeout,          // still in flight when --ramp-timeout passed
+    kFailNotStarted,           // never opened: the ramp stopped early
     kFailKinds
 };
-const char *const kFailNames[kFailKinds] = {"connect_error",      "local_fd_limit",   "http_status",
-                                            "closed_before_upgrade", "reset_before_upgrade", "closed_before_join", "namespace_refused",
-                                            "join_refused",       "protocol_error",   "handshake_timeout",
-                                            "ramp_timeout",       "not_started"};
+const char *const kFailNames[kFailKinds] = {"connect_error",         "local_fd_limit",       "http_status",
+                                            "closed_before_upgrade", "reset_before_upgrade", "closed_before_join",
+                                            "namespace_refused",     "join_refused",         "protocol_error",
+                                            "handshake_timeout",     "ramp_timeout",         "not_started"};
 
 constexpr unsigned kStatusSlots = 600;
 
@@ -273,9 +273,9 @@ struct EvRamped {
 };
 struct EvStats {
     char type = 'S';
-    uint64_t counted = 0;          // clients joined when the ramp ended
-    uint64_t open_at_end = 0;      // of those, still open at the end
-    uint64_t closed_by_server = 0; // of those, closed by the server (close frame, FIN or RST)
+    uint64_t counted = 0;           // clients joined when the ramp ended
+    uint64_t open_at_end = 0;       // of those, still open at the end
+    uint64_t closed_by_server = 0;  // of those, closed by the server (close frame, FIN or RST)
     uint64_t expected = 0, delivered = 0, duplicates = 0, unexpected = 0, wrong_room = 0;
     uint64_t clients_complete = 0;
     uint64_t pings = 0, frames = 0, bytes = 0;
@@ -300,11 +300,11 @@ enum class St : uint8_t { idle, connecting, http, eio_open, ns, join, joined, cl
 
 struct Conn {
     int fd = -1;
-    uint32_t idx = 0;   // global client index
+    uint32_t idx = 0;  // global client index
     uint32_t room = 0;
     St st = St::idle;
     bool want_out = false;
-    bool counted = false;   // joined when the ramp ended: counts in the expected deliveries
+    bool counted = false;  // joined when the ramp ended: counts in the expected deliveries
     bool warm = false;
     int64_t deadline_us = 0;
     std::string in, out, frag;
@@ -319,7 +319,11 @@ constexpr uint64_t kWarmTag = UINT64_MAX - 1;
 class Shard {
  public:
     Shard(const Options &o, unsigned shard, uint32_t first, uint32_t last, int ctl, std::string nonce)
-        : o_(o), shard_(shard), first_(first), ctl_(ctl), nonce_(std::move(nonce)),
+        : o_(o),
+          shard_(shard),
+          first_(first),
+          ctl_(ctl),
+          nonce_(std::move(nonce)),
           rng_(std::random_device{}() ^ (uint64_t{shard} << 32)) {
         conns_.resize(last - first);
         for (uint32_t i = 0; i < conns_.size(); i++) {
@@ -358,9 +362,7 @@ class Shard {
     void ramp_step();
     void check_timeouts();
     void maybe_report_stats(bool force);
-    uint64_t tag_of(const Conn &c) const {
-        return c.warm ? kWarmTag : static_cast<uint64_t>(&c - conns_.data());
-    }
+    uint64_t tag_of(const Conn &c) const { return c.warm ? kWarmTag : static_cast<uint64_t>(&c - conns_.data()); }
     const std::string &room_of(const Conn &c) {
         if (c.warm) return warm_room_;
         if (room_names_.size() <= c.room) room_names_.resize(c.room + 1);
@@ -873,8 +875,7 @@ void Shard::check_timeouts() {
     int64_t now = now_mono_us();
     for (size_t i = 0; i < next_; i++) {
         Conn &c = conns_[i];
-        if (c.st != St::idle && c.st != St::joined && c.st != St::closed && now > c.deadline_us)
-            fail(c, kFailTimeout);
+        if (c.st != St::idle && c.st != St::joined && c.st != St::closed && now > c.deadline_us) fail(c, kFailTimeout);
     }
 }
 
@@ -977,12 +978,9 @@ struct Producer {
         char errstr[512];
         rd_kafka_conf_t *conf = rd_kafka_conf_new();
         const std::pair<const char *, std::string> kv[] = {
-            {"bootstrap.servers", o.bootstrap},
-            {"linger.ms", std::to_string(o.linger_ms)},
-            {"socket.nagle.disable", "true"},
-            {"enable.idempotence", "false"},
-            {"message.timeout.ms", "30000"},
-            {"log_level", "3"},
+            {"bootstrap.servers", o.bootstrap}, {"linger.ms", std::to_string(o.linger_ms)},
+            {"socket.nagle.disable", "true"},   {"enable.idempotence", "false"},
+            {"message.timeout.ms", "30000"},    {"log_level", "3"},
         };
         for (const auto &p : kv) {
             if (rd_kafka_conf_set(conf, p.first, p.second.c_str(), errstr, sizeof errstr) != RD_KAFKA_CONF_OK) {
@@ -1276,37 +1274,40 @@ int run_parent(const Options &o, std::vector<ShardHandle> &sh, const std::string
         if (!statuses.empty()) statuses += ",";
         statuses += "\"" + std::to_string(k) + "\":" + std::to_string(ramp.http_status[k]);
     }
-    printf("{\"label\":%s,\"connections\":%u,\"rooms\":%u,\"procs\":%u,"
-           "\"warm_s\":%.3f,\"ramp_s\":%.3f,\"attempted\":%" PRIu64 ",\"held_after_ramp\":%" PRIu64
-           ",\"ramp_failures\":{%s},\"http_status\":{%s},"
-           "\"rss_before_kb\":%ld,\"rss_after_kb\":%ld,\"rss_end_kb\":%ld,\"rss_per_conn_bytes\":%.1f,"
-           "\"server_alive_after_ramp\":%s,\"server_alive_end\":%s,"
-           "\"planned\":%" PRIu64 ",\"produced\":%" PRIu64 ",\"produce_s\":%.3f,\"rate\":%.3f,"
-           "\"expected\":%" PRIu64 ",\"delivered\":%" PRIu64 ",\"delivered_pct\":%.4f,\"duplicates\":%" PRIu64
-           ",\"unexpected\":%" PRIu64 ",\"wrong_room\":%" PRIu64 ",\"clients_complete\":%" PRIu64
-           ",\"open_at_end\":%" PRIu64 ",\"closed_by_server\":%" PRIu64
-           ",\"close_codes\":{\"1000\":%" PRIu64 ",\"1001\":%" PRIu64 ",\"1008\":%" PRIu64 ",\"other\":%" PRIu64
-           ",\"no_close_frame\":%" PRIu64 "},"
-           "\"pings\":%" PRIu64 ",\"frames\":%" PRIu64 ",\"rx_bytes\":%" PRIu64 ","
-           "\"span_s\":%.3f,\"window_s\":%.3f,\"deliveries_per_s\":%.1f,"
-           "\"lat_p50_ms\":%.3f,\"lat_p90_ms\":%.3f,\"lat_p99_ms\":%.3f,\"lat_max_ms\":%.3f,"
-           "\"hold_s\":%.3f,\"server_cpu_hold_s\":%.3f,"
-           "\"server_cpu_ramp_s\":%.3f,\"server_cpu_window_s\":%.3f,\"broker_cpu_window_s\":%.3f,"
-           "\"loadgen_cpu_ramp_s\":%.3f,\"loadgen_cpu_total_s\":%.3f,\"producer_cpu_window_s\":%.3f}\n",
-           json_str(o.label).c_str(), o.connections, o.rooms, o.procs, warm_s, ramp.seconds, ramp.attempted,
-           ramp.held, fails.c_str(), statuses.c_str(), rss_before, rss_after, rss_end,
-           ramp.held && rss_before >= 0 && rss_after >= 0
-               ? static_cast<double>(rss_after - rss_before) * 1024.0 / static_cast<double>(ramp.held)
-               : -1.0,
-           alive_after_ramp ? "true" : "false", alive_end ? "true" : "false", planned, produced_ok, produce_s,
-           produce_s > 0 ? static_cast<double>(produced_ok) / produce_s : 0.0, st.expected, st.delivered,
-           st.expected ? 100.0 * static_cast<double>(st.delivered) / static_cast<double>(st.expected) : 100.0,
-           st.duplicates, st.unexpected, st.wrong_room, st.clients_complete, st.open_at_end, st.closed_by_server,
-           st.close_codes[0], st.close_codes[1], st.close_codes[2], st.close_codes[3], st.close_codes[4], st.pings,
-           st.frames, st.bytes, span_s, window_s, dps, hist_percentile(hist, 0.50) / 1000.0,
-           hist_percentile(hist, 0.90) / 1000.0, hist_percentile(hist, 0.99) / 1000.0,
-           hist_percentile(hist, 1.0) / 1000.0, o.hold, server_cpu_hold, server_cpu_ramp, server_cpu_window, broker_cpu_window,
-           shard_cpu_ramp, shard_cpu_total, self_cpu_window);
+    printf(
+        "{\"label\":%s,\"connections\":%u,\"rooms\":%u,\"procs\":%u,"
+        "\"warm_s\":%.3f,\"ramp_s\":%.3f,\"attempted\":%" PRIu64 ",\"held_after_ramp\":%" PRIu64
+        ",\"ramp_failures\":{%s},\"http_status\":{%s},"
+        "\"rss_before_kb\":%ld,\"rss_after_kb\":%ld,\"rss_end_kb\":%ld,\"rss_per_conn_bytes\":%.1f,"
+        "\"server_alive_after_ramp\":%s,\"server_alive_end\":%s,"
+        "\"planned\":%" PRIu64 ",\"produced\":%" PRIu64
+        ",\"produce_s\":%.3f,\"rate\":%.3f,"
+        "\"expected\":%" PRIu64 ",\"delivered\":%" PRIu64 ",\"delivered_pct\":%.4f,\"duplicates\":%" PRIu64
+        ",\"unexpected\":%" PRIu64 ",\"wrong_room\":%" PRIu64 ",\"clients_complete\":%" PRIu64
+        ",\"open_at_end\":%" PRIu64 ",\"closed_by_server\":%" PRIu64 ",\"close_codes\":{\"1000\":%" PRIu64
+        ",\"1001\":%" PRIu64 ",\"1008\":%" PRIu64 ",\"other\":%" PRIu64 ",\"no_close_frame\":%" PRIu64
+        "},"
+        "\"pings\":%" PRIu64 ",\"frames\":%" PRIu64 ",\"rx_bytes\":%" PRIu64
+        ","
+        "\"span_s\":%.3f,\"window_s\":%.3f,\"deliveries_per_s\":%.1f,"
+        "\"lat_p50_ms\":%.3f,\"lat_p90_ms\":%.3f,\"lat_p99_ms\":%.3f,\"lat_max_ms\":%.3f,"
+        "\"hold_s\":%.3f,\"server_cpu_hold_s\":%.3f,"
+        "\"server_cpu_ramp_s\":%.3f,\"server_cpu_window_s\":%.3f,\"broker_cpu_window_s\":%.3f,"
+        "\"loadgen_cpu_ramp_s\":%.3f,\"loadgen_cpu_total_s\":%.3f,\"producer_cpu_window_s\":%.3f}\n",
+        json_str(o.label).c_str(), o.connections, o.rooms, o.procs, warm_s, ramp.seconds, ramp.attempted, ramp.held,
+        fails.c_str(), statuses.c_str(), rss_before, rss_after, rss_end,
+        ramp.held && rss_before >= 0 && rss_after >= 0
+            ? static_cast<double>(rss_after - rss_before) * 1024.0 / static_cast<double>(ramp.held)
+            : -1.0,
+        alive_after_ramp ? "true" : "false", alive_end ? "true" : "false", planned, produced_ok, produce_s,
+        produce_s > 0 ? static_cast<double>(produced_ok) / produce_s : 0.0, st.expected, st.delivered,
+        st.expected ? 100.0 * static_cast<double>(st.delivered) / static_cast<double>(st.expected) : 100.0,
+        st.duplicates, st.unexpected, st.wrong_room, st.clients_complete, st.open_at_end, st.closed_by_server,
+        st.close_codes[0], st.close_codes[1], st.close_codes[2], st.close_codes[3], st.close_codes[4], st.pings,
+        st.frames, st.bytes, span_s, window_s, dps, hist_percentile(hist, 0.50) / 1000.0,
+        hist_percentile(hist, 0.90) / 1000.0, hist_percentile(hist, 0.99) / 1000.0, hist_percentile(hist, 1.0) / 1000.0,
+        o.hold, server_cpu_hold, server_cpu_ramp, server_cpu_window, broker_cpu_window, shard_cpu_ramp, shard_cpu_total,
+        self_cpu_window);
     fflush(stdout);
     return 0;
 }

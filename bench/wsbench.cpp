@@ -124,10 +124,9 @@ enum Fail : unsigned {
     kFailLocalFds,
     kFailCount
 };
-const char *const kFailNames[kFailCount] = {"connect_error",       "tls_error",          "closed_before_upgrade",
-                                            "reset_before_upgrade", "http_status",        "closed_before_open",
-                                            "protocol_error",       "handshake_timeout",  "namespace_refused",
-                                            "local_fd_limit"};
+const char *const kFailNames[kFailCount] = {
+    "connect_error",      "tls_error",      "closed_before_upgrade", "reset_before_upgrade", "http_status",
+    "closed_before_open", "protocol_error", "handshake_timeout",     "namespace_refused",    "local_fd_limit"};
 
 struct Conn {
     int fd = -1;
@@ -497,8 +496,7 @@ void Bench::on_text(Conn &c, std::string_view t) {
 
 void Bench::check_timeouts(int64_t now) {
     for (auto &c : conns_)
-        if (c.st != St::idle && c.st != St::closed && c.st != St::held && now > c.deadline_us)
-            fail(c, kFailTimeout);
+        if (c.st != St::idle && c.st != St::closed && c.st != St::held && now > c.deadline_us) fail(c, kFailTimeout);
 }
 
 std::string Bench::failures_json() const {
@@ -509,7 +507,8 @@ std::string Bench::failures_json() const {
     }
     s += "}";
     std::string h = "{";
-    for (auto &[k, v] : http_status_) h += (h.size() > 1 ? ",\"" : "\"") + std::to_string(k) + "\":" + std::to_string(v);
+    for (auto &[k, v] : http_status_)
+        h += (h.size() > 1 ? ",\"" : "\"") + std::to_string(k) + "\":" + std::to_string(v);
     h += "}";
     return "\"failures\":" + s + ",\"http_status\":" + h;
 }
@@ -625,8 +624,8 @@ int Bench::run_hold() {
     uint64_t open_at_end = held_;
     for (auto &c : conns_) close_conn(c);
     printf("{\"label\":\"%s\",\"mode\":\"hold\",\"tls\":%s,\"connections\":%u,\"attempted\":%" PRIu64
-           ",\"held_after_ramp\":%" PRIu64 ",\"ramp_s\":%.3f,\"open_at_end\":%" PRIu64
-           ",\"closed_by_server\":%" PRIu64 ",\"pings\":%" PRIu64 ",%s,%s}\n",
+           ",\"held_after_ramp\":%" PRIu64 ",\"ramp_s\":%.3f,\"open_at_end\":%" PRIu64 ",\"closed_by_server\":%" PRIu64
+           ",\"pings\":%" PRIu64 ",%s,%s}\n",
            o_.label.c_str(), o_.tls ? "true" : "false", o_.connections, attempts_, ok_, ramp_s, open_at_end,
            closed_by_server_, pings_, failures_json().c_str(), latency_json().c_str());
     fflush(stdout);

@@ -46,10 +46,9 @@ _Static_assert(sizeof kRules / sizeof kRules[0] == kMaxTag + 1, "one rule per ta
 
 /* Every field at its maximum must fit the body limit (so encode never fails for size). */
 #define FH PSDM_HS_FIELD_HEADER_LEN
-_Static_assert(FH + PSDM_HS_MAX_USER + PSDM_HS_MAX_GROUPS * (FH + PSDM_HS_MAX_USER) +
-                       FH + PSDM_HS_MAX_CLIENT_ADDR + FH + PSDM_HS_MAX_HOST + FH + PSDM_HS_MAX_URI +
-                       FH + PSDM_HS_WS_KEY_LEN + FH + 2 + FH + PSDM_HS_MAX_ORIGIN + FH +
-                       PSDM_HS_MAX_WS_PROTOCOL + FH + PSDM_HS_MAX_WS_EXTENSIONS + FH +
+_Static_assert(FH + PSDM_HS_MAX_USER + PSDM_HS_MAX_GROUPS * (FH + PSDM_HS_MAX_USER) + FH + PSDM_HS_MAX_CLIENT_ADDR +
+                       FH + PSDM_HS_MAX_HOST + FH + PSDM_HS_MAX_URI + FH + PSDM_HS_WS_KEY_LEN + FH + 2 + FH +
+                       PSDM_HS_MAX_ORIGIN + FH + PSDM_HS_MAX_WS_PROTOCOL + FH + PSDM_HS_MAX_WS_EXTENSIONS + FH +
                        PSDM_HS_MAX_EARLY_DATA <=
                    PSDM_HS_MAX_BODY,
                "worst-case request fits PSDM_HS_MAX_BODY");
@@ -58,8 +57,7 @@ _Static_assert(FH + PSDM_HS_MAX_USER + PSDM_HS_MAX_GROUPS * (FH + PSDM_HS_MAX_US
 static bool is_ctl(unsigned char c) { return c < 0x20 || c == 0x7f; }
 
 static bool is_b64(unsigned char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
-           c == '/';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
 }
 
 static bool content_ok(enum charclass cc, const unsigned char *p, size_t n) {
@@ -185,8 +183,7 @@ static size_t put_field(unsigned char *p, uint8_t tag, const psdm_hs_str *s) {
     return PSDM_HS_FIELD_HEADER_LEN + (size_t)s->len;
 }
 
-int psdm_handoff_encode(const psdm_handoff_req *req, unsigned char *buf, size_t cap,
-                        uint8_t *bad_tag) {
+int psdm_handoff_encode(const psdm_handoff_req *req, unsigned char *buf, size_t cap, uint8_t *bad_tag) {
     int rc = psdm_handoff_validate(req, bad_tag);
     if (rc != PSDM_HS_OK) return rc;
     if (buf == NULL && cap > 0) return PSDM_HS_E_INVALID_ARG;
@@ -237,8 +234,7 @@ int psdm_handoff_header_total(const unsigned char *buf, size_t len) {
     return (int)(PSDM_HS_HEADER_LEN + body);
 }
 
-int psdm_handoff_decode(const unsigned char *buf, size_t len, psdm_handoff_req *out,
-                        uint8_t *bad_tag) {
+int psdm_handoff_decode(const unsigned char *buf, size_t len, psdm_handoff_req *out, uint8_t *bad_tag) {
     uint8_t scratch;
     if (bad_tag == NULL) bad_tag = &scratch;
     *bad_tag = 0;
@@ -300,41 +296,65 @@ int psdm_handoff_decode(const unsigned char *buf, size_t len, psdm_handoff_req *
 
 const char *psdm_handoff_strerror(int err) {
     switch (err) {
-    case PSDM_HS_OK: return "ok";
-    case PSDM_HS_E_TRUNCATED: return "truncated";
-    case PSDM_HS_E_BAD_MAGIC: return "bad_magic";
-    case PSDM_HS_E_BAD_VERSION: return "bad_version";
-    case PSDM_HS_E_BAD_KIND: return "bad_kind";
-    case PSDM_HS_E_BAD_FLAGS: return "bad_flags";
-    case PSDM_HS_E_TOO_LONG: return "too_long";
-    case PSDM_HS_E_BAD_LENGTH: return "bad_length";
-    case PSDM_HS_E_BAD_FIELD: return "bad_field";
-    case PSDM_HS_E_UNKNOWN_FIELD: return "unknown_field";
-    case PSDM_HS_E_MISSING_FIELD: return "missing_field";
-    case PSDM_HS_E_DUPLICATE_FIELD: return "duplicate_field";
-    case PSDM_HS_E_TOO_MANY_GROUPS: return "too_many_groups";
-    case PSDM_HS_E_NO_SPACE: return "no_space";
-    case PSDM_HS_E_INVALID_ARG: return "invalid_arg";
-    case PSDM_HS_E_BAD_STATUS: return "bad_status";
-    case PSDM_HS_E_CLOSED: return "closed";
-    case PSDM_HS_E_NO_FD: return "no_fd";
-    case PSDM_HS_E_BAD_FD: return "bad_fd";
-    default: return "unknown_error";
+    case PSDM_HS_OK:
+        return "ok";
+    case PSDM_HS_E_TRUNCATED:
+        return "truncated";
+    case PSDM_HS_E_BAD_MAGIC:
+        return "bad_magic";
+    case PSDM_HS_E_BAD_VERSION:
+        return "bad_version";
+    case PSDM_HS_E_BAD_KIND:
+        return "bad_kind";
+    case PSDM_HS_E_BAD_FLAGS:
+        return "bad_flags";
+    case PSDM_HS_E_TOO_LONG:
+        return "too_long";
+    case PSDM_HS_E_BAD_LENGTH:
+        return "bad_length";
+    case PSDM_HS_E_BAD_FIELD:
+        return "bad_field";
+    case PSDM_HS_E_UNKNOWN_FIELD:
+        return "unknown_field";
+    case PSDM_HS_E_MISSING_FIELD:
+        return "missing_field";
+    case PSDM_HS_E_DUPLICATE_FIELD:
+        return "duplicate_field";
+    case PSDM_HS_E_TOO_MANY_GROUPS:
+        return "too_many_groups";
+    case PSDM_HS_E_NO_SPACE:
+        return "no_space";
+    case PSDM_HS_E_INVALID_ARG:
+        return "invalid_arg";
+    case PSDM_HS_E_BAD_STATUS:
+        return "bad_status";
+    case PSDM_HS_E_CLOSED:
+        return "closed";
+    case PSDM_HS_E_NO_FD:
+        return "no_fd";
+    case PSDM_HS_E_BAD_FD:
+        return "bad_fd";
+    default:
+        return "unknown_error";
     }
 }
 
-const char *psdm_handoff_tag_name(unsigned tag) {
-    return tag >= 1 && tag <= kMaxTag ? kRules[tag].name : "unknown";
-}
+const char *psdm_handoff_tag_name(unsigned tag) { return tag >= 1 && tag <= kMaxTag ? kRules[tag].name : "unknown"; }
 
 const char *psdm_handoff_status_name(unsigned status) {
     switch (status) {
-    case PSDM_HS_ACCEPTED: return "accepted";
-    case PSDM_HS_REFUSED_CAPACITY: return "refused_capacity";
-    case PSDM_HS_REFUSED_MALFORMED: return "refused_malformed";
-    case PSDM_HS_REFUSED_SHUTDOWN: return "refused_shutdown";
-    case PSDM_HS_REFUSED_PEER: return "refused_peer";
-    default: return "unknown";
+    case PSDM_HS_ACCEPTED:
+        return "accepted";
+    case PSDM_HS_REFUSED_CAPACITY:
+        return "refused_capacity";
+    case PSDM_HS_REFUSED_MALFORMED:
+        return "refused_malformed";
+    case PSDM_HS_REFUSED_SHUTDOWN:
+        return "refused_shutdown";
+    case PSDM_HS_REFUSED_PEER:
+        return "refused_peer";
+    default:
+        return "unknown";
     }
 }
 

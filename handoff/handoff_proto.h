@@ -112,13 +112,13 @@ extern "C" {
 
 enum {
     PSDM_HS_VERSION = 1,
-    PSDM_HS_HEADER_LEN = 14,    /* request header */
-    PSDM_HS_MAX_BODY = 32768,   /* request body_len limit */
+    PSDM_HS_HEADER_LEN = 14,                                 /* request header */
+    PSDM_HS_MAX_BODY = 32768,                                /* request body_len limit */
     PSDM_HS_MAX_MSG = PSDM_HS_HEADER_LEN + PSDM_HS_MAX_BODY, /* receive buffer that always fits */
     PSDM_HS_FIELD_HEADER_LEN = 3,
     PSDM_HS_ANSWER_LEN = 8,
     PSDM_HS_MAX_GROUPS = 64,
-    PSDM_HS_MAX_USER = 256,     /* also each group */
+    PSDM_HS_MAX_USER = 256, /* also each group */
     PSDM_HS_MAX_CLIENT_ADDR = 64,
     PSDM_HS_MAX_HOST = 256,
     PSDM_HS_MAX_URI = 2048,
@@ -165,26 +165,27 @@ enum {
  */
 typedef enum {
     PSDM_HS_OK = 0,
-    PSDM_HS_E_TRUNCATED = -1,       /* fewer bytes than the header or body_len announce */
+    PSDM_HS_E_TRUNCATED = -1, /* fewer bytes than the header or body_len announce */
     PSDM_HS_E_BAD_MAGIC = -2,
     PSDM_HS_E_BAD_VERSION = -3,
     PSDM_HS_E_BAD_KIND = -4,
-    PSDM_HS_E_BAD_FLAGS = -5,       /* request flags or answer reserved bytes not 0 */
-    PSDM_HS_E_TOO_LONG = -6,        /* body_len > PSDM_HS_MAX_BODY, or > the receiver's buffer */
-    PSDM_HS_E_BAD_LENGTH = -7,      /* lengths do not add up: field past body, trailing bytes */
-    PSDM_HS_E_BAD_FIELD = -8,       /* a field breaks its rule (length or content) */
+    PSDM_HS_E_BAD_FLAGS = -5,  /* request flags or answer reserved bytes not 0 */
+    PSDM_HS_E_TOO_LONG = -6,   /* body_len > PSDM_HS_MAX_BODY, or > the receiver's buffer */
+    PSDM_HS_E_BAD_LENGTH = -7, /* lengths do not add up: field past body, trailing bytes */
+    PSDM_HS_E_BAD_FIELD = -8,  /* a field breaks its rule (length or content) */
     PSDM_HS_E_UNKNOWN_FIELD = -9,
     PSDM_HS_E_MISSING_FIELD = -10,
     PSDM_HS_E_DUPLICATE_FIELD = -11,
     PSDM_HS_E_TOO_MANY_GROUPS = -12,
-    PSDM_HS_E_NO_SPACE = -13,       /* output does not fit the caller's buffer */
-    PSDM_HS_E_INVALID_ARG = -14,    /* NULL where not allowed; io: message not a valid request */
-    PSDM_HS_E_BAD_STATUS = -15,     /* answer status unknown */
+    PSDM_HS_E_NO_SPACE = -13,    /* output does not fit the caller's buffer */
+    PSDM_HS_E_INVALID_ARG = -14, /* NULL where not allowed; io: message not a valid request */
+    PSDM_HS_E_BAD_STATUS = -15,  /* answer status unknown */
     /* handoff_io only */
-    PSDM_HS_E_CLOSED = -16,         /* peer closed before sending a byte */
-    PSDM_HS_E_NO_FD = -17,          /* handoff request without its fd (or fd < 0 given to send) */
-    PSDM_HS_E_BAD_FD = -18          /* fd where none is expected, more than one, not with the
-                                       first bytes, or SCM_RIGHTS truncated (MSG_CTRUNC) */
+    PSDM_HS_E_CLOSED = -16, /* peer closed before sending a byte */
+    PSDM_HS_E_NO_FD = -17,  /* handoff request without its fd (or fd < 0 given to send) */
+    /* fd where none is expected, more than one, not with the first bytes, or SCM_RIGHTS
+     * truncated (MSG_CTRUNC) */
+    PSDM_HS_E_BAD_FD = -18
 } psdm_hs_err;
 
 /* A view of `len` bytes; ptr may be NULL when len is 0. len 0 = field absent. */
@@ -199,8 +200,7 @@ typedef struct {
  */
 typedef struct {
     uint8_t kind; /* PSDM_HS_KIND_* */
-    psdm_hs_str user, client_addr, host, uri, ws_key, ws_version, origin, ws_protocol,
-        ws_extensions, early_data;
+    psdm_hs_str user, client_addr, host, uri, ws_key, ws_version, origin, ws_protocol, ws_extensions, early_data;
     psdm_hs_str groups[PSDM_HS_MAX_GROUPS];
     unsigned ngroups;
 } psdm_handoff_req;
@@ -219,8 +219,7 @@ int psdm_handoff_validate(const psdm_handoff_req *req, uint8_t *bad_tag);
  * @param bad_tag may be NULL; as for psdm_handoff_validate.
  * @returns bytes written (> 0), or a negative psdm_hs_err (validation errors, no_space).
  */
-int psdm_handoff_encode(const psdm_handoff_req *req, unsigned char *buf, size_t cap,
-                        uint8_t *bad_tag);
+int psdm_handoff_encode(const psdm_handoff_req *req, unsigned char *buf, size_t cap, uint8_t *bad_tag);
 
 /**
  * @brief Validates a request header (magic, version, kind, flags, body_len, count)
@@ -240,8 +239,7 @@ int psdm_handoff_header_total(const unsigned char *buf, size_t len);
  *          bad_length (len longer: trailing bytes), header and field errors. On error
  *          *out is unspecified.
  */
-int psdm_handoff_decode(const unsigned char *buf, size_t len, psdm_handoff_req *out,
-                        uint8_t *bad_tag);
+int psdm_handoff_decode(const unsigned char *buf, size_t len, psdm_handoff_req *out, uint8_t *bad_tag);
 
 /** @brief Stable snake_case name of a psdm_hs_err ("bad_field"); "unknown_error" else. */
 const char *psdm_handoff_strerror(int err);

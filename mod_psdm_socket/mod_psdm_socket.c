@@ -154,8 +154,8 @@ static int psdm_handler(request_rec *r) {
     size_t nallowed = conf->origins ? (size_t)conf->origins->nelts : 0;
     if (!psdm_origin_allowed(origin, allowed, nallowed, ap_http_scheme(r), host)) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
-                      "PSDM0004: refusing %s for user %s: Origin %s is not allowed (expected %s)", r->uri, user,
-                      origin, nallowed ? "one of PsdmSocketAllowOrigin" : "the request's own scheme and Host");
+                      "PSDM0004: refusing %s for user %s: Origin %s is not allowed (expected %s)", r->uri, user, origin,
+                      nallowed ? "one of PsdmSocketAllowOrigin" : "the request's own scheme and Host");
         return psdm_answer(r, HTTP_FORBIDDEN, "origin not allowed");
     }
 
@@ -185,7 +185,7 @@ static int psdm_handler(request_rec *r) {
     }
     req.ngroups = (unsigned)ngroups;
     req.client_addr = psdm_view(apr_psprintf(r->pool, strchr(c->client_ip, ':') ? "[%s]:%d" : "%s:%d", c->client_ip,
-                                        c->client_addr ? c->client_addr->port : 0));
+                                             c->client_addr ? c->client_addr->port : 0));
     req.host = psdm_view(host);
     req.uri = psdm_view(r->unparsed_uri);
     req.ws_key = psdm_view(apr_table_get(r->headers_in, "Sec-WebSocket-Key"));
@@ -228,8 +228,9 @@ static int psdm_handler(request_rec *r) {
     rv = psdm_worker_offer(conf->worker_path, psdm_conf_timeout(conf), msg, (size_t)len, client_fd, &sock, &res);
     if (rv != APR_SUCCESS || res.status != PSDM_HS_ACCEPTED) {
         if (rv != APR_SUCCESS)
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "PSDM0008: worker at %s unavailable for %s (user %s): %s failed",
-                          conf->worker_path, r->uri, user, res.step);
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
+                          "PSDM0008: worker at %s unavailable for %s (user %s): %s failed", conf->worker_path, r->uri,
+                          user, res.step);
         else
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "PSDM0009: worker at %s refused %s (user %s): %s",
                           conf->worker_path, r->uri, user, psdm_handoff_status_name(res.status));

@@ -77,8 +77,7 @@ static const char *set_origins(cmd_parms *cmd, void *confv, int argc, char *cons
     for (int i = 0; i < argc; i++) {
         const char *o = argv[i];
         if (strcmp(o, "*") != 0 && strncasecmp(o, "http://", 7) != 0 && strncasecmp(o, "https://", 8) != 0)
-            return apr_pstrcat(cmd->pool, cmd->cmd->name, ": expected scheme://host[:port] or *, got '", o, "'",
-                               NULL);
+            return apr_pstrcat(cmd->pool, cmd->cmd->name, ": expected scheme://host[:port] or *, got '", o, "'", NULL);
         size_t n = strlen(o);
         if (n > 8 && o[n - 1] == '/')
             return apr_pstrcat(cmd->pool, cmd->cmd->name, ": an origin has no path, got '", o, "'", NULL);
@@ -92,8 +91,8 @@ static const char *set_timeout(cmd_parms *cmd, void *confv, const char *arg) {
     psdm_dir_conf *conf = confv;
     apr_interval_time_t t;
     if (ap_timeout_parameter_parse(arg, &t, "s") != APR_SUCCESS || t <= 0 || t > apr_time_from_sec(300))
-        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": expected a duration between 1ms and 300s (e.g. 5 or 500ms), got '",
-                           arg, "'", NULL);
+        return apr_pstrcat(cmd->pool, cmd->cmd->name,
+                           ": expected a duration between 1ms and 300s (e.g. 5 or 500ms), got '", arg, "'", NULL);
     conf->timeout = t;
     return NULL;
 }

@@ -24,11 +24,11 @@ typedef struct {
 } psdm_source;
 
 typedef struct {
-    const char *worker_path;          /* PsdmSocketWorker, "unix:" stripped; NULL = unset */
-    psdm_source user;                 /* PsdmSocketUser; default remote-user */
-    psdm_source groups;               /* PsdmSocketGroups; default none */
-    apr_array_header_t *origins;      /* PsdmSocketAllowOrigin (const char *); NULL = unset */
-    apr_interval_time_t timeout;      /* PsdmSocketTimeout; -1 = unset (default 5 s) */
+    const char *worker_path;     /* PsdmSocketWorker, "unix:" stripped; NULL = unset */
+    psdm_source user;            /* PsdmSocketUser; default remote-user */
+    psdm_source groups;          /* PsdmSocketGroups; default none */
+    apr_array_header_t *origins; /* PsdmSocketAllowOrigin (const char *); NULL = unset */
+    apr_interval_time_t timeout; /* PsdmSocketTimeout; -1 = unset (default 5 s) */
 } psdm_dir_conf;
 
 #define PSDM_DEFAULT_TIMEOUT apr_time_from_sec(5)

@@ -14,8 +14,8 @@
 
 /* What became of a handoff; see psdm_worker_offer(). */
 typedef struct {
-    uint8_t status;    /* PSDM_HS_ACCEPTED or a PSDM_HS_REFUSED_* answer */
-    const char *step;  /* on failure: "connect", "send", "answer", "commit" */
+    uint8_t status;   /* PSDM_HS_ACCEPTED or a PSDM_HS_REFUSED_* answer */
+    const char *step; /* on failure: "connect", "send", "answer", "commit" */
 } psdm_offer_result;
 
 /*

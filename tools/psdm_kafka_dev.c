@@ -64,8 +64,7 @@ static int parse_count(const char *s, int max, int *out) {
  * sees a partial address. Returns 0 or an errno value. */
 static int write_file_atomically(const char *path, const char *text) {
     char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
-        return ENAMETOOLONG;
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp) return ENAMETOOLONG;
     FILE *f = fopen(tmp, "w");
     if (!f) return errno;
     int rc = fprintf(f, "%s\n", text) < 0 ? EIO : 0;
@@ -173,19 +172,17 @@ int main(int argc, char **argv) {
     }
     printf("bootstrap.servers=%s\n", bootstrap);
     fflush(stdout);
-    fprintf(stderr, "[" TAG "] mock Kafka cluster with %d broker(s) listening at %s (topics auto-created, %d partition(s))\n",
+    fprintf(stderr,
+            "[" TAG "] mock Kafka cluster with %d broker(s) listening at %s (topics auto-created, %d partition(s))\n",
             brokers, bootstrap, partitions);
 
     /* The cluster runs on its own threads; this one only waits for signals. */
     for (;;) {
         int sig = 0;
         if (sigwait(&signals, &sig) != 0) break;
-        if (sig == SIGUSR1)
-            set_brokers(mcluster, brokers, 0);
-        else if (sig == SIGUSR2)
-            set_brokers(mcluster, brokers, 1);
-        else
-            break;
+        if (sig == SIGUSR1) set_brokers(mcluster, brokers, 0);
+        else if (sig == SIGUSR2) set_brokers(mcluster, brokers, 1);
+        else break;
     }
 
     fprintf(stderr, "[" TAG "] stopping\n");

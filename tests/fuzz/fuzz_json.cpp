@@ -27,51 +27,51 @@
 namespace {
 
 void check(bool ok) {
-  if (!ok) std::abort();
+    if (!ok) std::abort();
 }
 
 // The longest number token in s (cJSON builds without the CVE-2023-26819 fix stop at 63).
 size_t longest_digit_run(std::string_view s) {
-  size_t longest = 0, run = 0;
-  for (const char c : s) {
-    const bool part = (c >= '0' && c <= '9') || c == '.' || c == 'e' || c == 'E' || c == '-' || c == '+';
-    run = part ? run + 1 : 0;
-    if (run > longest) longest = run;
-  }
-  return longest;
+    size_t longest = 0, run = 0;
+    for (const char c : s) {
+        const bool part = (c >= '0' && c <= '9') || c == '.' || c == 'e' || c == 'E' || c == '-' || c == '+';
+        run = part ? run + 1 : 0;
+        if (run > longest) longest = run;
+    }
+    return longest;
 }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  const std::string_view input(reinterpret_cast<const char *>(data), size);
+    const std::string_view input(reinterpret_cast<const char *>(data), size);
 
-  const bool valid = psdm::json_valid(input);
-  const bool utf8 = psdm::utf8_valid(input);
-  if (valid) {
-    check(utf8);
-    check(psdm::json_valid(psdm::json_trim_ws(input)));
-  }
-
-  const psdm::JsonPtr tree = psdm::json_parse_strict(input);
-  if (tree) check(valid);
-  if (valid && input.find("\\u") == std::string_view::npos && longest_digit_run(input) < 64) {
-    check(tree != nullptr);
-  }
-  if (tree) {
-    char *printed = cJSON_PrintUnformatted(tree.get());
-    if (printed != nullptr) {
-      check(psdm::json_valid(printed));
-      cJSON_free(printed);
+    const bool valid = psdm::json_valid(input);
+    const bool utf8 = psdm::utf8_valid(input);
+    if (valid) {
+        check(utf8);
+        check(psdm::json_valid(psdm::json_trim_ws(input)));
     }
-  }
 
-  const std::string escaped = psdm::json_escape_string(input);
-  check(psdm::utf8_valid(escaped));
-  check(psdm::json_valid(escaped));
-  if (utf8 && input.find('\0') == std::string_view::npos) {
-    const psdm::JsonPtr back = psdm::json_parse_strict(escaped);
-    check(back != nullptr && cJSON_IsString(back.get()) && input == back->valuestring);
-  }
-  return 0;
+    const psdm::JsonPtr tree = psdm::json_parse_strict(input);
+    if (tree) check(valid);
+    if (valid && input.find("\\u") == std::string_view::npos && longest_digit_run(input) < 64) {
+        check(tree != nullptr);
+    }
+    if (tree) {
+        char *printed = cJSON_PrintUnformatted(tree.get());
+        if (printed != nullptr) {
+            check(psdm::json_valid(printed));
+            cJSON_free(printed);
+        }
+    }
+
+    const std::string escaped = psdm::json_escape_string(input);
+    check(psdm::utf8_valid(escaped));
+    check(psdm::json_valid(escaped));
+    if (utf8 && input.find('\0') == std::string_view::npos) {
+        const psdm::JsonPtr back = psdm::json_parse_strict(escaped);
+        check(back != nullptr && cJSON_IsString(back.get()) && input == back->valuestring);
+    }
+    return 0;
 }

@@ -27,7 +27,7 @@
 namespace {
 
 void check(bool ok) {
-  if (!ok) std::abort();
+    if (!ok) std::abort();
 }
 
 bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
@@ -35,52 +35,51 @@ bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  if (size == 0) return 0;
-  const size_t topic_len = std::min<size_t>(data[0] % 32, size - 1);
-  const std::string_view topic(reinterpret_cast<const char *>(data + 1), topic_len);
-  const std::string_view value(reinterpret_cast<const char *>(data + 1 + topic_len),
-                               size - 1 - topic_len);
+    if (size == 0) return 0;
+    const size_t topic_len = std::min<size_t>(data[0] % 32, size - 1);
+    const std::string_view topic(reinterpret_cast<const char *>(data + 1), topic_len);
+    const std::string_view value(reinterpret_cast<const char *>(data + 1 + topic_len), size - 1 - topic_len);
 
-  psdm::RoutingConfig cfg;
-  if (size > 8 && data[size - 1] == 0xFF) cfg.max_payload = data[size - 2];
-  cfg.global_room_topics = {"experiments", "g"};
+    psdm::RoutingConfig cfg;
+    if (size > 8 && data[size - 1] == 0xFF) cfg.max_payload = data[size - 2];
+    cfg.global_room_topics = {"experiments", "g"};
 
-  const psdm::Route r = psdm::route_kafka_record(topic, value, cfg);
-  check(std::strcmp(psdm::route_status_name(r.status), "unknown") != 0);
-  const bool global = topic == "experiments" || topic == "g";
-  check(r.to_global_room == global);
+    const psdm::Route r = psdm::route_kafka_record(topic, value, cfg);
+    check(std::strcmp(psdm::route_status_name(r.status), "unknown") != 0);
+    const bool global = topic == "experiments" || topic == "g";
+    check(r.to_global_room == global);
 
-  if (r.status != psdm::RouteStatus::ok) {
-    check(r.room.empty() && r.payload.empty());
-    if (value.size() > cfg.max_payload) check(r.status == psdm::RouteStatus::too_large);
+    if (r.status != psdm::RouteStatus::ok) {
+        check(r.room.empty() && r.payload.empty());
+        if (value.size() > cfg.max_payload) check(r.status == psdm::RouteStatus::too_large);
+        return 0;
+    }
+    check(value.size() <= cfg.max_payload);
+    check(!r.room.empty() || global);
+
+    // The payload is the trimmed value, cut before its closing brace, plus our field.
+    size_t b = 0, e = value.size();
+    while (b < e && is_ws(value[b])) ++b;
+    while (e > b && is_ws(value[e - 1])) --e;
+    const std::string_view text = value.substr(b, e - b);
+    check(text.size() >= 2 && text.front() == '{' && text.back() == '}');
+    check(r.payload.compare(0, text.size() - 1, text.substr(0, text.size() - 1)) == 0);
+    check(r.payload.back() == '}');
+
+    const psdm::JsonPtr root = psdm::json_parse_strict(r.payload);
+    check(root != nullptr && cJSON_IsObject(root.get()));
+    const cJSON *type = nullptr;
+    const cJSON *room = nullptr;
+    for (const cJSON *i = root->child; i != nullptr; i = i->next) {
+        if (std::strcmp(i->string, "psdm_ws_msg_type") == 0) type = i;
+        if (cfg.room_field == i->string) room = i;
+    }
+    check(type != nullptr && cJSON_IsString(type));
+    const psdm::JsonPtr topic_json = psdm::json_parse_strict(psdm::json_escape_string(topic));
+    check(topic_json != nullptr && std::strcmp(type->valuestring, topic_json->valuestring) == 0);
+    if (topic.find('\0') == std::string_view::npos && psdm::utf8_valid(topic)) check(topic == type->valuestring);
+    if (!r.room.empty()) {
+        check(room != nullptr && cJSON_IsString(room) && r.room == room->valuestring);
+    }
     return 0;
-  }
-  check(value.size() <= cfg.max_payload);
-  check(!r.room.empty() || global);
-
-  // The payload is the trimmed value, cut before its closing brace, plus our field.
-  size_t b = 0, e = value.size();
-  while (b < e && is_ws(value[b])) ++b;
-  while (e > b && is_ws(value[e - 1])) --e;
-  const std::string_view text = value.substr(b, e - b);
-  check(text.size() >= 2 && text.front() == '{' && text.back() == '}');
-  check(r.payload.compare(0, text.size() - 1, text.substr(0, text.size() - 1)) == 0);
-  check(r.payload.back() == '}');
-
-  const psdm::JsonPtr root = psdm::json_parse_strict(r.payload);
-  check(root != nullptr && cJSON_IsObject(root.get()));
-  const cJSON *type = nullptr;
-  const cJSON *room = nullptr;
-  for (const cJSON *i = root->child; i != nullptr; i = i->next) {
-    if (std::strcmp(i->string, "psdm_ws_msg_type") == 0) type = i;
-    if (cfg.room_field == i->string) room = i;
-  }
-  check(type != nullptr && cJSON_IsString(type));
-  const psdm::JsonPtr topic_json = psdm::json_parse_strict(psdm::json_escape_string(topic));
-  check(topic_json != nullptr && std::strcmp(type->valuestring, topic_json->valuestring) == 0);
-  if (topic.find('\0') == std::string_view::npos && psdm::utf8_valid(topic)) check(topic == type->valuestring);
-  if (!r.room.empty()) {
-    check(room != nullptr && cJSON_IsString(room) && r.room == room->valuestring);
-  }
-  return 0;
 }

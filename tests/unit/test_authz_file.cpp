@@ -44,13 +44,27 @@ void test_glob(void **) {
         bool match;
     };
     const Case cases[] = {
-        {"xpptut15", "xpptut15", true},   {"xpptut15", "xpptut16", false}, {"xpptut15", "xpptut1", false},
-        {"xpptut15", "xpptut155", false}, {"xpp*", "xpptut15", true},      {"xpp*", "xpp", true},
-        {"xpp*", "xp", false},            {"*15", "xpptut15", true},       {"*15", "xpptut16", false},
-        {"*", "", true},                  {"*", "anything", true},         {"x*t*5", "xpptut15", true},
-        {"x*t*5", "xpptut16", false},     {"**", "a", true},               {"a*a*a", "aaa", true},
-        {"a*a*a", "aa", false},           {"*ab", "aab", true},            {"*ab*", "xxabyy", true},
-        {"", "", true},                   {"", "a", false},                {"a", "", false},
+        {"xpptut15", "xpptut15", true},
+        {"xpptut15", "xpptut16", false},
+        {"xpptut15", "xpptut1", false},
+        {"xpptut15", "xpptut155", false},
+        {"xpp*", "xpptut15", true},
+        {"xpp*", "xpp", true},
+        {"xpp*", "xp", false},
+        {"*15", "xpptut15", true},
+        {"*15", "xpptut16", false},
+        {"*", "", true},
+        {"*", "anything", true},
+        {"x*t*5", "xpptut15", true},
+        {"x*t*5", "xpptut16", false},
+        {"**", "a", true},
+        {"a*a*a", "aaa", true},
+        {"a*a*a", "aa", false},
+        {"*ab", "aab", true},
+        {"*ab*", "xxabyy", true},
+        {"", "", true},
+        {"", "a", false},
+        {"a", "", false},
         {"the_global_room", "the_global_room", true},
     };
     for (const Case &c : cases) {
@@ -231,9 +245,9 @@ void test_load_and_provider_reload(void **) {
 
 int main() {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_glob),   cmocka_unit_test(test_users_groups_wildcards),
+        cmocka_unit_test(test_glob),    cmocka_unit_test(test_users_groups_wildcards),
         cmocka_unit_test(test_reasons), cmocka_unit_test(test_syntax),
-        cmocka_unit_test(test_errors), cmocka_unit_test(test_load_and_provider_reload),
+        cmocka_unit_test(test_errors),  cmocka_unit_test(test_load_and_provider_reload),
     };
     return cmocka_run_group_tests(tests, nullptr, nullptr);
 }

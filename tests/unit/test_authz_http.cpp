@@ -61,7 +61,8 @@ struct Fixture {
         if (o.url_template.empty()) o.url_template = "http://127.0.0.1:5000/ws/authz/{room}";
         o.timeout_ms = 500;
         std::string err;
-        authz = HttpAuthorizer::create(o, std::make_unique<FakeTransport>(&wire), [this] { return now; }, &err);
+        authz = HttpAuthorizer::create(
+            o, std::make_unique<FakeTransport>(&wire), [this] { return now; }, &err);
         if (!authz) fail_msg("%s", err.c_str());
         assert_true(authz->start([] {}, &err));
     }
@@ -92,13 +93,17 @@ void test_create_errors(void **) {
     HttpAuthzOptions o;
     o.url_template = "http://127.0.0.1:5000/ws/authz";
     Wire w;
-    assert_null(HttpAuthorizer::create(o, std::make_unique<FakeTransport>(&w), [] { return int64_t{0}; }, &err).get());
+    assert_null(HttpAuthorizer::create(
+                    o, std::make_unique<FakeTransport>(&w), [] { return int64_t{0}; }, &err)
+                    .get());
     assert_string_equal(err.c_str(),
                         "the URL 'http://127.0.0.1:5000/ws/authz' has no {room}: write where the room goes, e.g. "
                         "http://127.0.0.1:5000/ws/authz/{room}");
     o.url_template = "http://h/{room}";
     o.user_header = "REMOTE USER";
-    assert_null(HttpAuthorizer::create(o, std::make_unique<FakeTransport>(&w), [] { return int64_t{0}; }, &err).get());
+    assert_null(HttpAuthorizer::create(
+                    o, std::make_unique<FakeTransport>(&w), [] { return int64_t{0}; }, &err)
+                    .get());
     assert_string_equal(err.c_str(), "authz_user_header 'REMOTE USER' is not an HTTP header name");
 }
 

@@ -24,8 +24,7 @@ using psdm::ConfigError;
 namespace {
 
 // A minimal valid file; table cases replace or add one key.
-const char *const kBase[] = {"# minimal", "authz = allow-all", "listen = 127.0.0.1:0",
-                             "topics = t1"};
+const char *const kBase[] = {"# minimal", "authz = allow-all", "listen = 127.0.0.1:0", "topics = t1"};
 const char *const kSrc = "test.conf";
 
 std::string key_of(const std::string &line) {
@@ -53,17 +52,14 @@ std::string base_without(const std::string &key, const std::string &extra, int *
     return text;
 }
 
-bool parse(const std::string &text, const std::vector<std::string> &overrides, Config *c,
-           std::string *msg) {
+bool parse(const std::string &text, const std::vector<std::string> &overrides, Config *c, std::string *msg) {
     ConfigError err;
     bool ok = psdm::config_parse(text, kSrc, overrides, c, &err);
     *msg = err.message;
     return ok;
 }
 
-bool contains(const std::string &hay, const std::string &needle) {
-    return hay.find(needle) != std::string::npos;
-}
+bool contains(const std::string &hay, const std::string &needle) { return hay.find(needle) != std::string::npos; }
 
 #define CHECK(cond, ...)                                                                  \
     do {                                                                                  \
@@ -86,8 +82,7 @@ struct Case {
 const Case kCases[] = {
     {"handoff_socket", "/run/psdm_socket/handoff.sock", true, "/run/psdm_socket/handoff.sock"},
     {"handoff_socket", "", true, ""},
-    {"handoff_socket", "handoff.sock", false,
-     "expected an absolute path of at most 107 bytes, got 'handoff.sock'"},
+    {"handoff_socket", "handoff.sock", false, "expected an absolute path of at most 107 bytes, got 'handoff.sock'"},
     {"handoff_socket_mode", "0660", true, "0660"},
     {"handoff_socket_mode", "0600", true, "0600"},
     {"handoff_socket_mode", "660", true, "0660"},
@@ -102,8 +97,7 @@ const Case kCases[] = {
     {"handoff_allowed_peers", "www-data, 33 ,apache", true, "www-data, 33, apache"},
     {"handoff_allowed_peers", "4294967294", true, "4294967294"},
     {"handoff_allowed_peers", "", true, ""},  // allowed without handoff_socket
-    {"handoff_allowed_peers", "bad user", false,
-     "'bad user' is neither a user name nor a numeric uid"},
+    {"handoff_allowed_peers", "bad user", false, "'bad user' is neither a user name nor a numeric uid"},
     {"handoff_allowed_peers", "-x", false, "neither a user name"},
     {"handoff_allowed_peers", "4294967295", false, "neither a user name"},
     {"handoff_allowed_peers", "a,a", false, "'a' is listed twice"},
@@ -182,8 +176,7 @@ const Case kCases[] = {
     {"max_payload", "4M", true, "4194304"},
     {"max_payload", "1k", true, "1024"},
     {"max_payload", "64M", true, "67108864", "client_backlog = 64M"},
-    {"max_payload", "x", false,
-     "key 'max_payload': expected a size like 1048576, 512k or 4M, got 'x'"},
+    {"max_payload", "x", false, "key 'max_payload': expected a size like 1048576, 512k or 4M, got 'x'"},
     {"max_payload", "1023", false, "key 'max_payload': must be between 1k and 64M, got '1023'"},
     {"max_payload", "65M", false, "must be between 1k and 64M, got '65M'"},
     {"max_payload", "4m", false, "expected a size like"},
@@ -197,8 +190,7 @@ const Case kCases[] = {
     {"max_payload", "18014398509481984M", false, "size too large"},
     {"client_backlog", "8M", true, "8388608"},
     {"client_backlog", "1M", true, "1048576"},  // == max_payload
-    {"client_backlog", "1048575", false,
-     "key 'client_backlog' (1048575) must be at least max_payload (1M)"},
+    {"client_backlog", "1048575", false, "key 'client_backlog' (1048575) must be at least max_payload (1M)"},
     {"client_backlog", "0", false, "must be at least max_payload"},
     {"client_backlog", "lots", false, "expected a size like"},
     {"ping_interval_ms", "1000", true, "1000"},
@@ -271,20 +263,17 @@ void check_case(const Case &tc, bool via_override, int &failures) {
     Config c;
     std::string msg;
     bool ok = parse(text, overrides, &c, &msg);
-    CHECK(ok == tc.ok, "[%s] %s: expected %s, got %s", how, entry.c_str(),
-          tc.ok ? "success" : "an error", ok ? "success" : msg.c_str());
+    CHECK(ok == tc.ok, "[%s] %s: expected %s, got %s", how, entry.c_str(), tc.ok ? "success" : "an error",
+          ok ? "success" : msg.c_str());
     if (ok && tc.ok) {
         std::string line = std::string(tc.key) + (*tc.expect ? " = " : " =") + tc.expect + "\n";
         std::string dump = psdm::config_dump(c);
-        CHECK(contains(dump, line), "[%s] %s: dump lacks '%s':\n%s", how, entry.c_str(),
-              line.c_str(), dump.c_str());
+        CHECK(contains(dump, line), "[%s] %s: dump lacks '%s':\n%s", how, entry.c_str(), line.c_str(), dump.c_str());
     } else if (!ok && !tc.ok) {
-        std::string loc =
-            via_override ? "-o: " : std::string(kSrc) + ":" + std::to_string(lines) + ": ";
-        CHECK(msg.compare(0, loc.size(), loc) == 0, "[%s] %s: message does not start with '%s': %s",
-              how, entry.c_str(), loc.c_str(), msg.c_str());
-        CHECK(contains(msg, tc.expect), "[%s] %s: message lacks '%s': %s", how, entry.c_str(),
-              tc.expect, msg.c_str());
+        std::string loc = via_override ? "-o: " : std::string(kSrc) + ":" + std::to_string(lines) + ": ";
+        CHECK(msg.compare(0, loc.size(), loc) == 0, "[%s] %s: message does not start with '%s': %s", how, entry.c_str(),
+              loc.c_str(), msg.c_str());
+        CHECK(contains(msg, tc.expect), "[%s] %s: message lacks '%s': %s", how, entry.c_str(), tc.expect, msg.c_str());
     }
 }
 
@@ -377,8 +366,7 @@ void test_syntax(void **) {
         {"Authz = allow-all\n", "test.conf:1: unknown key 'Authz'"},
         {"topics = a\n# x\ntopics = b\n", "test.conf:3: key 'topics' already set at line 1"},
         {"kafka.a = 1\nkafka.a = 1\n", "test.conf:2: key 'kafka.a' already set at line 1"},
-        {"listen = 127.0.0.1:0\nlisten = 127.0.0.1:0\n",
-         "test.conf:2: key 'listen' already set at line 1"},
+        {"listen = 127.0.0.1:0\nlisten = 127.0.0.1:0\n", "test.conf:2: key 'listen' already set at line 1"},
     };
     for (auto &b : bad) {
         assert_false(parse(b.text, {}, &c, &msg));
@@ -387,19 +375,17 @@ void test_syntax(void **) {
     // Long values are cut in messages.
     std::string long_key(200, 'k');
     assert_false(parse(long_key + " = 1\n", {}, &c, &msg));
-    assert_string_equal(msg.c_str(),
-                        ("test.conf:1: unknown key '" + std::string(100, 'k') + "...'").c_str());
+    assert_string_equal(msg.c_str(), ("test.conf:1: unknown key '" + std::string(100, 'k') + "...'").c_str());
 }
 
 void test_overrides(void **) {
-    const std::string text =
-        "authz = allow-all\nlisten = 127.0.0.1:0\ntopics = t1\nmax_payload = 2M\n";
+    const std::string text = "authz = allow-all\nlisten = 127.0.0.1:0\ntopics = t1\nmax_payload = 2M\n";
     Config c;
     std::string msg;
-    assert_true(parse(text,
-                      {"max_payload=4M", "  topics = a , b ", "kafka.group.id=g",
-                       "kafka.sasl.password=a #b", "log_level=debug"},
-                      &c, &msg));
+    assert_true(parse(
+        text,
+        {"max_payload=4M", "  topics = a , b ", "kafka.group.id=g", "kafka.sasl.password=a #b", "log_level=debug"}, &c,
+        &msg));
     assert_int_equal(c.max_payload, 4u << 20);
     assert_true(c.topics == (std::vector<std::string>{"a", "b"}));
     assert_string_equal(c.kafka["group.id"].c_str(), "g");
@@ -413,8 +399,7 @@ void test_overrides(void **) {
         {{"max_payload"}, "-o: expected key=value, got 'max_payload'"},
         {{"=4M"}, "-o: expected key=value, got '=4M'"},
         {{"foo=1"}, "-o: unknown key 'foo'"},
-        {{"max_payload=x"},
-         "-o: key 'max_payload': expected a size like 1048576, 512k or 4M, got 'x'"},
+        {{"max_payload=x"}, "-o: key 'max_payload': expected a size like 1048576, 512k or 4M, got 'x'"},
         {{"max_payload=1M", "max_payload=2M"}, "-o: key 'max_payload' given twice"},
         {{"authz=a\nb"}, "-o: control character 0x0a is not allowed"},
     };
@@ -435,30 +420,23 @@ void test_cross_checks(void **) {
 
     assert_false(parse("authz = allow-all\ntopics = t\n", {}, &c, &msg));
     assert_true(contains(msg, "test.conf: nothing to listen on"));
-    assert_false(
-        parse("authz = allow-all\ntopics = t\nlisten =\nhandoff_socket =\n", {}, &c, &msg));
+    assert_false(parse("authz = allow-all\ntopics = t\nlisten =\nhandoff_socket =\n", {}, &c, &msg));
     assert_true(contains(msg, "test.conf: nothing to listen on"));
+    assert_true(parse("authz = allow-all\ntopics = t\nhandoff_socket = /run/h.sock\n", {}, &c, &msg));
     assert_true(
-        parse("authz = allow-all\ntopics = t\nhandoff_socket = /run/h.sock\n", {}, &c, &msg));
-    assert_true(
-        parse("authz = allow-all\ntopics = t\nlisten = [::1]:80\nhandoff_socket = /run/h.sock\n",
-              {}, &c, &msg));
+        parse("authz = allow-all\ntopics = t\nlisten = [::1]:80\nhandoff_socket = /run/h.sock\n", {}, &c, &msg));
 
     assert_false(parse("authz = allow-all\nlisten = 127.0.0.1:0\n", {}, &c, &msg));
-    assert_string_equal(
-        msg.c_str(),
-        "test.conf: no 'topics' set: list the Kafka topics to consume, e.g. 'topics = "
-        "experiments, runs'");
+    assert_string_equal(msg.c_str(),
+                        "test.conf: no 'topics' set: list the Kafka topics to consume, e.g. 'topics = "
+                        "experiments, runs'");
 
-    assert_false(parse(
-        "authz = allow-all\ntopics = t\nhandoff_socket = /run/h.sock\nhandoff_allowed_peers =\n",
-        {}, &c, &msg));
-    assert_true(contains(
-        msg, "test.conf:4: 'handoff_allowed_peers' is empty while 'handoff_socket' is set"));
+    assert_false(
+        parse("authz = allow-all\ntopics = t\nhandoff_socket = /run/h.sock\nhandoff_allowed_peers =\n", {}, &c, &msg));
+    assert_true(contains(msg, "test.conf:4: 'handoff_allowed_peers' is empty while 'handoff_socket' is set"));
 
     // max_payload raised above the default backlog: the max_payload line is blamed.
-    assert_false(
-        parse("authz = allow-all\ntopics = t\nlisten = a:1\nmax_payload = 8M\n", {}, &c, &msg));
+    assert_false(parse("authz = allow-all\ntopics = t\nlisten = a:1\nmax_payload = 8M\n", {}, &c, &msg));
     assert_string_equal(msg.c_str(),
                         "test.conf:4: key 'client_backlog' (4M) must be at least max_payload (8M): "
                         "a client must be able to queue one full message");
@@ -468,12 +446,9 @@ void test_cross_checks(void **) {
 
     // Handoff socket path length: sun_path holds 107 bytes and the NUL.
     std::string path = "/" + std::string(106, 'x');
-    assert_true(
-        parse("authz = allow-all\ntopics = t\nhandoff_socket = " + path + "\n", {}, &c, &msg));
-    assert_false(
-        parse("authz = allow-all\ntopics = t\nhandoff_socket = " + path + "x\n", {}, &c, &msg));
-    assert_true(contains(
-        msg, "test.conf:3: key 'handoff_socket': expected an absolute path of at most 107"));
+    assert_true(parse("authz = allow-all\ntopics = t\nhandoff_socket = " + path + "\n", {}, &c, &msg));
+    assert_false(parse("authz = allow-all\ntopics = t\nhandoff_socket = " + path + "x\n", {}, &c, &msg));
+    assert_true(contains(msg, "test.conf:3: key 'handoff_socket': expected an absolute path of at most 107"));
 }
 
 void test_untouched_on_error(void **) {
@@ -501,13 +476,12 @@ void test_dump(void **) {
               "kafka.sasl.username = alice\nmax_payload = 512k\n",
               {}, &c, &msg));
     std::string dump = psdm::config_dump(c);
-    for (const char *line :
-         {"kafka.sasl.password = ***\n", "kafka.ssl.key.password = ***\n",
-          "kafka.SASL.OAUTHBEARER.CLIENT.SECRET = ***\n", "kafka.ssl.key.pem = ***\n",
-          "kafka.sasl.oauthbearer.config = ***\n", "kafka.sasl.username = alice\n",
-          "kafka.bootstrap.servers = k1:9092,k2:9092\n", "handoff_socket_mode = 0600\n",
-          "handoff_allowed_peers = www-data, 33\n", "global_room_topics =\n",
-          "namespace = /psdm_ws\n", "max_payload = 524288\n", "topics = a, b\n"}) {
+    for (const char *line : {"kafka.sasl.password = ***\n", "kafka.ssl.key.password = ***\n",
+                             "kafka.SASL.OAUTHBEARER.CLIENT.SECRET = ***\n", "kafka.ssl.key.pem = ***\n",
+                             "kafka.sasl.oauthbearer.config = ***\n", "kafka.sasl.username = alice\n",
+                             "kafka.bootstrap.servers = k1:9092,k2:9092\n", "handoff_socket_mode = 0600\n",
+                             "handoff_allowed_peers = www-data, 33\n", "global_room_topics =\n",
+                             "namespace = /psdm_ws\n", "max_payload = 524288\n", "topics = a, b\n"}) {
         if (!contains(dump, line)) fail_msg("dump lacks '%s':\n%s", line, dump.c_str());
     }
     for (const char *secret : {"hunter2", "p2", "s3", "KEY", "principal"})
@@ -565,31 +539,27 @@ void test_load(void **) {
     assert_int_equal(c.max_payload, 2u << 20);
 
     assert_false(psdm::config_load(full, {"max_payload=1"}, &c, &err));
-    assert_string_equal(err.message.c_str(),
-                        "-o: key 'max_payload': must be between 1k and 64M, got '1'");
+    assert_string_equal(err.message.c_str(), "-o: key 'max_payload': must be between 1k and 64M, got '1'");
 
     const std::string bad = data_dir() + "/config_bad.conf";
     assert_false(psdm::config_load(bad, {}, &c, &err));
-    assert_string_equal(err.message.c_str(),
-                        (bad + ":5: key 'ping_interval_ms' already set at line 3").c_str());
+    assert_string_equal(err.message.c_str(), (bad + ":5: key 'ping_interval_ms' already set at line 3").c_str());
 
     assert_false(psdm::config_load(data_dir() + "/config_missing.conf", {}, &c, &err));
-    assert_string_equal(err.message.c_str(), ("cannot read config file '" + data_dir() +
-                                              "/config_missing.conf': No such file or directory")
-                                                 .c_str());
+    assert_string_equal(
+        err.message.c_str(),
+        ("cannot read config file '" + data_dir() + "/config_missing.conf': No such file or directory").c_str());
     assert_false(psdm::config_load(data_dir(), {}, &c, &err));
     assert_true(contains(err.message, "': Is a directory"));
 
     // The example shipped to ops stays valid; it leaves authz for ops to choose.
     const std::string example = data_dir() + "/../../../conf/psdm_socketd.conf";
     assert_false(psdm::config_load(example, {}, &c, &err));
-    assert_string_equal(
-        err.message.c_str(),
-        (example + ": no 'authz' set: write 'authz = allow-all' explicitly to allow every user "
-                   "into every room")
-            .c_str());
-    if (!psdm::config_load(example, {"authz=allow-all"}, &c, &err))
-        fail_msg("%s", err.message.c_str());
+    assert_string_equal(err.message.c_str(),
+                        (example + ": no 'authz' set: write 'authz = allow-all' explicitly to allow every user "
+                                   "into every room")
+                            .c_str());
+    if (!psdm::config_load(example, {"authz=allow-all"}, &c, &err)) fail_msg("%s", err.message.c_str());
     // Its values are the built-in defaults, except for the keys ops must set.
     Config d;
     d.source = c.source;

@@ -98,13 +98,13 @@ static int encode(const psdm_handoff_req *r) {
 /* ---- golden bytes: pins the byte layout of the spec ---- */
 
 static const unsigned char kGolden[] = {
-    'P', 'S', 'D', 'M', 1, 1, 0, 0, /* magic, version 1, kind handoff, flags 0 */
-    0, 0, 0, 45, 0, 4,              /* body_len 45, count 4 */
-    1, 0, 5, 'a', 'l', 'i', 'c', 'e', /* user */
-    5, 0, 2, '/', 'x',                /* uri */
-    6, 0, 24, 'd', 'G', 'h', 'l', 'I', 'H', 'N', 'h', 'b', 'X', 'B', 's', 'Z', 'S', 'B', 'u', 'b',
-    '2', '5', 'j', 'Z', 'Q', '=', '=', /* ws_key */
-    7, 0, 2, '1', '3',                 /* ws_version */
+    'P', 'S', 'D', 'M', 1,   1,   0,   0,   /* magic, version 1, kind handoff, flags 0 */
+    0,   0,   0,   45,  0,   4,             /* body_len 45, count 4 */
+    1,   0,   5,   'a', 'l', 'i', 'c', 'e', /* user */
+    5,   0,   2,   '/', 'x',                /* uri */
+    6,   0,   24,  'd', 'G', 'h', 'l', 'I', 'H', 'N', 'h', 'b', 'X', 'B',
+    's', 'Z', 'S', 'B', 'u', 'b', '2', '5', 'j', 'Z', 'Q', '=', '=', /* ws_key */
+    7,   0,   2,   '1', '3',                                         /* ws_version */
 };
 
 static void test_golden_encode(void **state) {
@@ -272,12 +272,12 @@ static size_t mb_finish(msg_builder *m, unsigned kind) {
 
 #define OMIT ((const char *)-1)
 #define LONG(n) g_long, (n) /* val, len of n 'a' */
-#define STR(s) s, -1         /* val, len = strlen */
+#define STR(s) s, -1        /* val, len = strlen */
 #define BYTES(s) s, (int)(sizeof s - 1)
 
 struct dcase {
     const char *name;
-    uint8_t set_tag; /* replace this base field (user/uri/ws_key/ws_version) or add it */
+    uint8_t set_tag;     /* replace this base field (user/uri/ws_key/ws_version) or add it */
     const char *set_val; /* OMIT: drop the base field */
     int set_len;         /* -1: strlen */
     uint8_t add_tag;     /* then append one more field, if add_tag or add_val */
@@ -632,16 +632,18 @@ static void test_upgrade_full(void **state) {
     psdm_handoff_req r = full_req();
     char out[PSDM_HS_REPLAY_MAX];
     const int n = psdm_handoff_build_upgrade(&r, out, sizeof out);
-    static const char want[] = "GET /elog_socketio/?EIO=4&transport=websocket HTTP/1.1\r\n"
-                               "Host: pswww.slac.stanford.edu\r\n"
-                               "Upgrade: websocket\r\n"
-                               "Connection: Upgrade\r\n"
-                               "Sec-WebSocket-Key: " KEY "\r\n"
-                               "Sec-WebSocket-Version: 13\r\n"
-                               "Origin: https://pswww.slac.stanford.edu\r\n"
-                               "Sec-WebSocket-Protocol: chat, superchat\r\n"
-                               "\r\n"
-                               "\x81\x82\0\r\nx"; /* early data; extensions are not replayed */
+    static const char want[] =
+        "GET /elog_socketio/?EIO=4&transport=websocket HTTP/1.1\r\n"
+        "Host: pswww.slac.stanford.edu\r\n"
+        "Upgrade: websocket\r\n"
+        "Connection: Upgrade\r\n"
+        "Sec-WebSocket-Key: " KEY
+        "\r\n"
+        "Sec-WebSocket-Version: 13\r\n"
+        "Origin: https://pswww.slac.stanford.edu\r\n"
+        "Sec-WebSocket-Protocol: chat, superchat\r\n"
+        "\r\n"
+        "\x81\x82\0\r\nx"; /* early data; extensions are not replayed */
     assert_int_equal(n, sizeof want - 1);
     assert_memory_equal(out, want, sizeof want - 1);
 }
@@ -651,12 +653,14 @@ static void test_upgrade_minimal(void **state) {
     psdm_handoff_req r = minimal_req();
     char out[PSDM_HS_REPLAY_MAX];
     const int n = psdm_handoff_build_upgrade(&r, out, sizeof out);
-    static const char want[] = "GET /x HTTP/1.1\r\n"
-                               "Upgrade: websocket\r\n"
-                               "Connection: Upgrade\r\n"
-                               "Sec-WebSocket-Key: " KEY "\r\n"
-                               "Sec-WebSocket-Version: 13\r\n"
-                               "\r\n";
+    static const char want[] =
+        "GET /x HTTP/1.1\r\n"
+        "Upgrade: websocket\r\n"
+        "Connection: Upgrade\r\n"
+        "Sec-WebSocket-Key: " KEY
+        "\r\n"
+        "Sec-WebSocket-Version: 13\r\n"
+        "\r\n";
     assert_int_equal(n, sizeof want - 1);
     assert_memory_equal(out, want, sizeof want - 1);
 }

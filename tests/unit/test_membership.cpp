@@ -69,8 +69,8 @@ class FakeAuthorizer : public Authorizer {
 struct Recorder : Membership::Events {
     void answered(MemberId m, const std::string &room, std::optional<uint64_t> ack_id,
                   const AuthzDecision &d) override {
-        log.push_back("answered " + std::to_string(m) + " " + room + " ack=" +
-                      (ack_id ? std::to_string(*ack_id) : "-") + (d.allowed ? " yes" : " no"));
+        log.push_back("answered " + std::to_string(m) + " " + room +
+                      " ack=" + (ack_id ? std::to_string(*ack_id) : "-") + (d.allowed ? " yes" : " no"));
         if (on_answer) on_answer(m);
     }
     void revoked(MemberId m, const std::string &room, const AuthzDecision &) override {
@@ -85,7 +85,9 @@ struct Recorder : Membership::Events {
 };
 
 struct Fixture {
-    explicit Fixture(size_t max_rooms = 3) : m(authz, max_rooms, [this] { return now; }, events) {
+    explicit Fixture(size_t max_rooms = 3)
+        : m(
+              authz, max_rooms, [this] { return now; }, events) {
         alice.user = "alice";
         bob.user = "bob";
     }
@@ -368,18 +370,12 @@ void test_publish_allocation_failure(void **) {
 
 int main() {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_join_after_yes),
-        cmocka_unit_test(test_join_refused),
-        cmocka_unit_test(test_synchronous_answer),
-        cmocka_unit_test(test_room_cap),
-        cmocka_unit_test(test_leave_while_pending),
-        cmocka_unit_test(test_gone_while_pending),
-        cmocka_unit_test(test_revocation_on_reload),
-        cmocka_unit_test(test_expiry),
-        cmocka_unit_test(test_no_expiry_without_ttl),
-        cmocka_unit_test(test_event_handler_may_remove),
-        cmocka_unit_test(test_join_allocation_failure),
-        cmocka_unit_test(test_publish_allocation_failure),
+        cmocka_unit_test(test_join_after_yes),          cmocka_unit_test(test_join_refused),
+        cmocka_unit_test(test_synchronous_answer),      cmocka_unit_test(test_room_cap),
+        cmocka_unit_test(test_leave_while_pending),     cmocka_unit_test(test_gone_while_pending),
+        cmocka_unit_test(test_revocation_on_reload),    cmocka_unit_test(test_expiry),
+        cmocka_unit_test(test_no_expiry_without_ttl),   cmocka_unit_test(test_event_handler_may_remove),
+        cmocka_unit_test(test_join_allocation_failure), cmocka_unit_test(test_publish_allocation_failure),
     };
     return cmocka_run_group_tests(tests, nullptr, nullptr);
 }

@@ -16,14 +16,10 @@ static void test_user_normalize(void **state) {
         int len;
         const char *user;
     } cases[] = {
-        {"alice", 5, "alice"},
-        {"alice@SLAC.STANFORD.EDU", 5, "alice"}, /* realm dropped, as flask_authnz does */
-        {"  bob  ", 3, "bob"},
-        {"carol@", 5, "carol"},
-        {"@realm", 0, ""},
-        {"", 0, ""},
-        {"   ", 0, ""},
-        {"ev\x01il", -1, ""},
+        {"alice", 5, "alice"},   {"alice@SLAC.STANFORD.EDU", 5, "alice"}, /* realm dropped, as flask_authnz does */
+        {"  bob  ", 3, "bob"},   {"carol@", 5, "carol"},
+        {"@realm", 0, ""},       {"", 0, ""},
+        {"   ", 0, ""},          {"ev\x01il", -1, ""},
         {"tab\tinside", -1, ""},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -67,8 +63,8 @@ static void test_origin(void **state) {
     /* Default: the request's own scheme and Host. */
     assert_true(psdm_origin_allowed("https://pswww.slac.stanford.edu", NULL, 0, "https", "pswww.slac.stanford.edu"));
     assert_true(psdm_origin_allowed("HTTPS://PSWWW.slac.stanford.edu", NULL, 0, "https", "pswww.slac.stanford.edu"));
-    assert_true(psdm_origin_allowed("https://pswww.slac.stanford.edu", NULL, 0, "https",
-                                    "pswww.slac.stanford.edu:443"));
+    assert_true(
+        psdm_origin_allowed("https://pswww.slac.stanford.edu", NULL, 0, "https", "pswww.slac.stanford.edu:443"));
     assert_true(psdm_origin_allowed("http://127.0.0.1:8080", NULL, 0, "http", "127.0.0.1:8080"));
     assert_false(psdm_origin_allowed("http://127.0.0.1:8081", NULL, 0, "http", "127.0.0.1:8080"));
     assert_false(psdm_origin_allowed("https://evil.example", NULL, 0, "https", "pswww.slac.stanford.edu"));

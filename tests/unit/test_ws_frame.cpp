@@ -50,7 +50,10 @@ void test_header_lengths(void **) {
 void test_frame_is_header_then_payload(void **) {
     std::string f = psdm::ws_text_frame("2");
     assert_int_equal(f.size(), 3);
-    assert_memory_equal(f.data(), "\x81\x01" "2", 3);
+    assert_memory_equal(f.data(),
+                        "\x81\x01"
+                        "2",
+                        3);
     std::string big(300, 'x');
     f = psdm::ws_text_frame(big);
     assert_int_equal(f.size(), 304);

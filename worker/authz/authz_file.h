@@ -65,9 +65,9 @@ class Acl {
     bool grants(const Grant &g, const Identity &who) const;
 
     std::string source_;
-    std::unordered_map<std::string, Grant> exact_;            // patterns without '*'
-    std::vector<std::pair<std::string, Grant>> wildcards_;    // in file order
-    size_t rules_ = 0;                                        // lines with a rule
+    std::unordered_map<std::string, Grant> exact_;          // patterns without '*'
+    std::vector<std::pair<std::string, Grant>> wildcards_;  // in file order
+    size_t rules_ = 0;                                      // lines with a rule
 };
 
 // authz = file:PATH. Reads the ACL at creation and again on reload().

@@ -19,8 +19,8 @@ namespace {
 constexpr const char *kTag = "PSDM-AUTHZ";
 
 bool is_unreserved(unsigned char ch) {
-    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
-           ch == '.' || ch == '_' || ch == '~';
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' ||
+           ch == '_' || ch == '~';
 }
 
 std::string percent_encode(const std::string &s) {
@@ -433,9 +433,8 @@ void HttpAuthorizer::poll() {
             d.failed = true;
             d.reason = r.status ? "HTTP " + std::to_string(r.status) + " (expected 2xx, 401, 403 or 404)" : r.error;
             PSDM_LOG_WARN(kTag, "GET %s: %s; refusing user '%s' room '%s' (%zu join(s) waiting)",
-                          http_authz_url(opts_.url_template, p->second.user, p->second.room).c_str(),
-                          d.reason.c_str(), p->second.user.c_str(), p->second.room.c_str(),
-                          p->second.waiters.size());
+                          http_authz_url(opts_.url_template, p->second.user, p->second.room).c_str(), d.reason.c_str(),
+                          p->second.user.c_str(), p->second.room.c_str(), p->second.waiters.size());
         }
         finish(key, std::move(d));
     }

@@ -36,13 +36,13 @@
 namespace psdm {
 
 struct HttpAuthzOptions {
-    std::string url_template;            // must contain {room}; may contain {user}
+    std::string url_template;  // must contain {room}; may contain {user}
     std::string user_header = "REMOTE-USER";
     unsigned timeout_ms = 2000;
     unsigned allow_ttl_ms = 60000;
     unsigned deny_ttl_ms = 10000;
     size_t max_in_flight = 16;
-    size_t max_cache_entries = 100000;   // beyond this, expired answers are dropped, then all
+    size_t max_cache_entries = 100000;  // beyond this, expired answers are dropped, then all
 };
 
 struct HttpRequest {
@@ -54,8 +54,8 @@ struct HttpRequest {
 
 struct HttpResult {
     uint64_t id = 0;
-    long status = 0;      // HTTP status; 0 = no answer (then `error` says why)
-    std::string error;    // "timed out after 2000 ms", "Couldn't connect to server", ...
+    long status = 0;    // HTTP status; 0 = no answer (then `error` says why)
+    std::string error;  // "timed out after 2000 ms", "Couldn't connect to server", ...
 };
 
 // Runs GET requests somewhere else than the event loop.
@@ -126,10 +126,10 @@ class HttpAuthorizer final : public Authorizer {
     std::unique_ptr<HttpTransport> transport_;
     std::function<int64_t()> clock_;
     bool stopped_ = false;
-    std::unordered_map<std::string, Cached> cache_;     // key_of(user, room) -> answer
-    std::unordered_map<std::string, Pending> pending_;  // key -> question being asked
+    std::unordered_map<std::string, Cached> cache_;         // key_of(user, room) -> answer
+    std::unordered_map<std::string, Pending> pending_;      // key -> question being asked
     std::unordered_map<uint64_t, std::string> by_request_;  // request id -> key
-    std::deque<std::string> queue_;                      // keys waiting for a free slot
+    std::deque<std::string> queue_;                         // keys waiting for a free slot
     size_t in_flight_ = 0;
     uint64_t next_request_id_ = 0;
 };

@@ -71,8 +71,7 @@ bool parse_uint(std::string_view v, uint64_t lo, uint64_t hi, uint64_t *out, std
         return false;
     }
     if (r == Num::overflow || n < lo || n > hi) {
-        *why = "must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", got " +
-               quote(v);
+        *why = "must be between " + std::to_string(lo) + " and " + std::to_string(hi) + ", got " + quote(v);
         return false;
     }
     *out = n;
@@ -132,8 +131,7 @@ bool parse_list(std::string_view v, std::vector<std::string> *out, std::string *
         size_t pos = 0;
         for (;;) {
             size_t comma = v.find(',', pos);
-            std::string_view item =
-                trim(v.substr(pos, comma == std::string_view::npos ? v.npos : comma - pos));
+            std::string_view item = trim(v.substr(pos, comma == std::string_view::npos ? v.npos : comma - pos));
             if (item.empty()) {
                 *why = "empty entry in the comma-separated list " + quote(v);
                 return false;
@@ -161,8 +159,7 @@ bool valid_hostname(std::string_view h) {
         if (ch == '.') {
             if (label == 0 || prev == '-') return false;
             label = 0;
-        } else if (is_digit(ch) || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-                   (ch == '-' && label > 0)) {
+        } else if (is_digit(ch) || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch == '-' && label > 0)) {
             if (++label > 63) return false;
         } else {
             return false;
@@ -174,8 +171,7 @@ bool valid_hostname(std::string_view h) {
 
 // "host:port" -> host (IPv6 without brackets), port. *why is set on failure.
 bool split_listen(std::string_view v, std::string *host, unsigned *port, std::string *why) {
-    const std::string expected =
-        "expected host:port like 0.0.0.0:8080, localhost:8080 or [::1]:8080, got " + quote(v);
+    const std::string expected = "expected host:port like 0.0.0.0:8080, localhost:8080 or [::1]:8080, got " + quote(v);
     std::string_view h, p;
     if (!v.empty() && v.front() == '[') {
         size_t close = v.find(']');
@@ -279,8 +275,8 @@ const Key kKeys[] = {
     {"handoff_socket",
      [](Config &c, std::string_view v, std::string *why) {
          if (!v.empty() && (v.front() != '/' || v.size() >= sizeof(sockaddr_un::sun_path))) {
-             *why = "expected an absolute path of at most " +
-                    std::to_string(sizeof(sockaddr_un::sun_path) - 1) + " bytes, got " + quote(v);
+             *why = "expected an absolute path of at most " + std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
+                    " bytes, got " + quote(v);
              return false;
          }
          c.handoff_socket = std::string(v);
@@ -338,18 +334,12 @@ const Key kKeys[] = {
          return true;
      },
      [](const Config &c) { return c.listen; }},
-    {"topics",
-     [](Config &c, std::string_view v, std::string *why) { return parse_list(v, &c.topics, why); },
+    {"topics", [](Config &c, std::string_view v, std::string *why) { return parse_list(v, &c.topics, why); },
      [](const Config &c) { return join(c.topics); }},
     {"global_room_topics",
-     [](Config &c, std::string_view v, std::string *why) {
-         return parse_list(v, &c.global_room_topics, why);
-     },
+     [](Config &c, std::string_view v, std::string *why) { return parse_list(v, &c.global_room_topics, why); },
      [](const Config &c) { return join(c.global_room_topics); }},
-    {"room_field",
-     [](Config &c, std::string_view v, std::string *why) {
-         return non_empty(v, &c.room_field, why);
-     },
+    {"room_field", [](Config &c, std::string_view v, std::string *why) { return non_empty(v, &c.room_field, why); },
      [](const Config &c) { return c.room_field; }},
     {"namespace",
      [](Config &c, std::string_view v, std::string *why) {
@@ -362,8 +352,8 @@ const Key kKeys[] = {
     {"event",
      [](Config &c, std::string_view v, std::string *why) {
          // Names the Socket.IO client reserves for itself: emitting them makes it throw.
-         for (const char *reserved : {"connect", "connect_error", "disconnect", "disconnecting",
-                                      "newListener", "removeListener"}) {
+         for (const char *reserved :
+              {"connect", "connect_error", "disconnect", "disconnecting", "newListener", "removeListener"}) {
              if (v == reserved) {
                  *why = quote(v) + " is reserved by the Socket.IO client";
                  return false;
@@ -378,26 +368,23 @@ const Key kKeys[] = {
          for (std::string_view scheme : {"http://", "https://"}) {
              if (v.substr(0, scheme.size()) == scheme) {
                  std::string_view rest = v.substr(scheme.size());
-                 ok = !rest.empty() && rest.front() != '/' && rest.front() != '?' &&
-                      rest.front() != '#' && v.find_first_of(" \t") == v.npos;
+                 ok = !rest.empty() && rest.front() != '/' && rest.front() != '?' && rest.front() != '#' &&
+                      v.find_first_of(" \t") == v.npos;
              }
          }
-         return store_if(ok, v, &c.authz,
-                         "'allow-all', 'file:/ABSOLUTE/PATH', 'http://HOST/...' or 'https://HOST/...'", why);
+         return store_if(ok, v, &c.authz, "'allow-all', 'file:/ABSOLUTE/PATH', 'http://HOST/...' or 'https://HOST/...'",
+                         why);
      },
      [](const Config &c) { return c.authz; }},
-    {"max_connections", set_count<&Config::max_connections, 0, SIZE_MAX>,
-     get_number<size_t, &Config::max_connections>},
+    {"max_connections", set_count<&Config::max_connections, 0, SIZE_MAX>, get_number<size_t, &Config::max_connections>},
     {"max_payload", set_size<&Config::max_payload, kConfigMaxPayloadMin, kConfigMaxPayloadMax>,
      get_number<size_t, &Config::max_payload>},
-    {"client_backlog", set_size<&Config::client_backlog, 0, SIZE_MAX>,
-     get_number<size_t, &Config::client_backlog>},
+    {"client_backlog", set_size<&Config::client_backlog, 0, SIZE_MAX>, get_number<size_t, &Config::client_backlog>},
     {"ping_interval_ms", set_ms<&Config::ping_interval_ms, kConfigPingMinMs, kConfigPingMaxMs>,
      get_number<unsigned, &Config::ping_interval_ms>},
     {"ping_timeout_ms", set_ms<&Config::ping_timeout_ms, kConfigPingMinMs, kConfigPingMaxMs>,
      get_number<unsigned, &Config::ping_timeout_ms>},
-    {"max_rooms_per_client",
-     set_count<&Config::max_rooms_per_client, kConfigMaxRoomsMin, kConfigMaxRoomsMax>,
+    {"max_rooms_per_client", set_count<&Config::max_rooms_per_client, kConfigMaxRoomsMin, kConfigMaxRoomsMax>,
      get_number<size_t, &Config::max_rooms_per_client>},
     {"log_level",
      [](Config &c, std::string_view v, std::string *why) {
@@ -405,8 +392,7 @@ const Key kKeys[] = {
          return store_if(log_level_parse(v, &ignored), v, &c.log_level, "debug, info, notice, warn or error", why);
      },
      [](const Config &c) { return c.log_level; }},
-    {"authz_timeout_ms",
-     set_ms<&Config::authz_timeout_ms, kConfigAuthzTimeoutMinMs, kConfigAuthzTimeoutMaxMs>,
+    {"authz_timeout_ms", set_ms<&Config::authz_timeout_ms, kConfigAuthzTimeoutMinMs, kConfigAuthzTimeoutMaxMs>,
      get_number<unsigned, &Config::authz_timeout_ms>},
     {"authz_user_header",
      [](Config &c, std::string_view v, std::string *why) {
@@ -418,22 +404,18 @@ const Key kKeys[] = {
          return store_if(ok, v, &c.authz_user_header, "an HTTP header name like REMOTE-USER", why);
      },
      [](const Config &c) { return c.authz_user_header; }},
-    {"authz_allow_ttl_ms",
-     set_ms<&Config::authz_allow_ttl_ms, kConfigAuthzAllowTtlMinMs, kConfigAuthzTtlMaxMs>,
+    {"authz_allow_ttl_ms", set_ms<&Config::authz_allow_ttl_ms, kConfigAuthzAllowTtlMinMs, kConfigAuthzTtlMaxMs>,
      get_number<unsigned, &Config::authz_allow_ttl_ms>},
     {"authz_deny_ttl_ms", set_ms<&Config::authz_deny_ttl_ms, 0, kConfigAuthzTtlMaxMs>,
      get_number<unsigned, &Config::authz_deny_ttl_ms>},
-    {"authz_max_in_flight",
-     set_count<&Config::authz_max_in_flight, kConfigAuthzInFlightMin, kConfigAuthzInFlightMax>,
+    {"authz_max_in_flight", set_count<&Config::authz_max_in_flight, kConfigAuthzInFlightMin, kConfigAuthzInFlightMax>,
      get_number<size_t, &Config::authz_max_in_flight>},
 };
 
 // One parse: the Config being built and where each key was set, for messages.
 class Parser {
-  public:
-    Parser(std::string_view source, ConfigError *err) : source_(source), err_(err) {
-        config_.source = source_;
-    }
+ public:
+    Parser(std::string_view source, ConfigError *err) : source_(source), err_(err) { config_.source = source_; }
 
     bool file(std::string_view text) {
         if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
@@ -464,8 +446,7 @@ class Parser {
             std::string key_s(key);
             auto seen = file_lines_.find(key_s);
             if (seen != file_lines_.end())
-                return fail(loc, "key " + quote(key) + " already set at line " +
-                                     std::to_string(seen->second));
+                return fail(loc, "key " + quote(key) + " already set at line " + std::to_string(seen->second));
             file_lines_[key_s] = line_no;
             if (!set(key_s, trim(line.substr(eq + 1)), loc)) return false;
         }
@@ -477,10 +458,8 @@ class Parser {
         if (!check_chars(kv, loc)) return false;
         size_t eq = kv.find('=');
         std::string key(trim(kv.substr(0, eq)));
-        if (eq == std::string_view::npos || key.empty())
-            return fail(loc, "expected key=value, got " + quote(kv));
-        if (!override_keys_.insert(key).second)
-            return fail(loc, "key " + quote(key) + " given twice");
+        if (eq == std::string_view::npos || key.empty()) return fail(loc, "expected key=value, got " + quote(kv));
+        if (!override_keys_.insert(key).second) return fail(loc, "key " + quote(key) + " given twice");
         return set(key, trim(kv.substr(eq + 1)), loc);
     }
 
@@ -499,21 +478,18 @@ class Parser {
                         "no 'topics' set: list the Kafka topics to consume, "
                         "e.g. 'topics = experiments, runs'");
         if (!c.handoff_socket.empty() && c.handoff_allowed_peers.empty())
-            return fail(
-                where("handoff_allowed_peers"),
-                "'handoff_allowed_peers' is empty while 'handoff_socket' is set: no process "
-                "could hand connections over");
+            return fail(where("handoff_allowed_peers"),
+                        "'handoff_allowed_peers' is empty while 'handoff_socket' is set: no process "
+                        "could hand connections over");
         if (c.client_backlog < c.max_payload)
-            return fail(
-                where(locations_.count("client_backlog") ? "client_backlog" : "max_payload"),
-                "key 'client_backlog' (" + size_text(c.client_backlog) +
-                    ") must be at least max_payload (" + size_text(c.max_payload) +
-                    "): a client must be able to queue one full message");
+            return fail(where(locations_.count("client_backlog") ? "client_backlog" : "max_payload"),
+                        "key 'client_backlog' (" + size_text(c.client_backlog) + ") must be at least max_payload (" +
+                            size_text(c.max_payload) + "): a client must be able to queue one full message");
         *out = std::move(config_);
         return true;
     }
 
-  private:
+ private:
     bool fail(const std::string &loc, const std::string &msg) {
         err_->message = loc + ": " + msg;
         return false;
@@ -539,8 +515,7 @@ class Parser {
     bool set(const std::string &key, std::string_view value, const std::string &loc) {
         locations_[key] = loc;
         if (key.compare(0, 6, "kafka.") == 0) {
-            if (key.size() == 6)
-                return fail(loc, "key 'kafka.': missing the librdkafka property name");
+            if (key.size() == 6) return fail(loc, "key 'kafka.': missing the librdkafka property name");
             config_.kafka[key.substr(6)] = std::string(value);
             return true;
         }
@@ -564,15 +539,14 @@ class Parser {
 bool is_sensitive(const std::string &name) {
     std::string lower;
     for (char ch : name) lower += static_cast<char>(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
-    return lower.find("password") != std::string::npos ||
-           lower.find("secret") != std::string::npos || lower == "ssl.key.pem" ||
-           lower == "sasl.oauthbearer.config";
+    return lower.find("password") != std::string::npos || lower.find("secret") != std::string::npos ||
+           lower == "ssl.key.pem" || lower == "sasl.oauthbearer.config";
 }
 
 }  // namespace
 
-bool config_parse(std::string_view text, std::string_view source,
-                  const std::vector<std::string> &overrides, Config *out, ConfigError *err) {
+bool config_parse(std::string_view text, std::string_view source, const std::vector<std::string> &overrides,
+                  Config *out, ConfigError *err) {
     try {
         Parser p(source, err);
         if (!p.file(text)) return false;
@@ -585,8 +559,7 @@ bool config_parse(std::string_view text, std::string_view source,
     }
 }
 
-bool config_load(const std::string &path, const std::vector<std::string> &overrides, Config *out,
-                 ConfigError *err) {
+bool config_load(const std::string &path, const std::vector<std::string> &overrides, Config *out, ConfigError *err) {
     try {
         std::string text;
         if (int e = read_small_file(path, kMaxFileSize, &text)) {
@@ -606,8 +579,7 @@ std::string config_dump(const Config &c) {
         s.append(key).append(value.empty() ? " =" : " = ").append(value).append("\n");
     };
     for (const Key &k : kKeys) line(k.name, k.get(c));
-    for (const auto &[name, value] : c.kafka)
-        line("kafka." + name, is_sensitive(name) ? "***" : value);
+    for (const auto &[name, value] : c.kafka) line("kafka." + name, is_sensitive(name) ? "***" : value);
     return s;
 }
 

@@ -102,13 +102,12 @@ struct ConfigError {
 // listen on, topics non-empty, client_backlog >= max_payload, peers non-empty with handoff).
 // Returns true and replaces *out, or false and sets *err leaving *out untouched.
 // Never throws (allocation failure becomes an error). out and err must not be null.
-bool config_parse(std::string_view text, std::string_view source,
-                  const std::vector<std::string> &overrides, Config *out, ConfigError *err);
+bool config_parse(std::string_view text, std::string_view source, const std::vector<std::string> &overrides,
+                  Config *out, ConfigError *err);
 
 // Reads the file (at most 1 MiB) then calls config_parse with source = path.
 // An unreadable file gives "cannot read config file 'PATH': <strerror>".
-bool config_load(const std::string &path, const std::vector<std::string> &overrides, Config *out,
-                 ConfigError *err);
+bool config_load(const std::string &path, const std::vector<std::string> &overrides, Config *out, ConfigError *err);
 
 // Every key, one "key = value" line each (kafka.* sorted by name), in file syntax: parsing the
 // output gives back the same Config (source aside; a -o value containing " #" would not

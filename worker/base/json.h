@@ -52,7 +52,7 @@ bool json_valid(std::string_view text);
 
 // Frees a cJSON tree (cJSON_Delete); null is fine.
 struct JsonDeleter {
-  void operator()(cJSON *json) const noexcept;
+    void operator()(cJSON *json) const noexcept;
 };
 
 // The owner of a cJSON tree: the only way the worker holds one.

@@ -32,8 +32,8 @@ int read_small_file(const std::string &path, size_t max_bytes, std::string *text
 std::string read_small_file_error(const char *what, const std::string &path, int err, size_t max_bytes) {
     if (err == EFBIG)
         return std::string(what) + " '" + path + "' is larger than " + std::to_string(max_bytes) + " bytes";
-    return std::string("cannot read ") + what + " '" + path + "': " +
-           std::error_code(err, std::generic_category()).message();
+    return std::string("cannot read ") + what + " '" + path +
+           "': " + std::error_code(err, std::generic_category()).message();
 }
 
 }  // namespace psdm

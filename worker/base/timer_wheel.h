@@ -83,7 +83,7 @@ template <class F>
 void TimerWheel::advance(int64_t now_ms, F &&due) {
     int64_t last = tick_of(now_ms);
     if (last < cur_tick_) last = cur_tick_;  // the clock is monotonic; be safe anyway
-    int64_t first = cur_tick_;  // revisited: it was only partly over last time
+    int64_t first = cur_tick_;               // revisited: it was only partly over last time
     const int64_t nslots = static_cast<int64_t>(slots_.size());
     if (last - first >= nslots) first = last - nslots + 1;  // one pass over every slot suffices
     // From here on, schedule() puts deadlines <= last into last's slot, which this loop
@@ -99,10 +99,8 @@ void TimerWheel::advance(int64_t now_ms, F &&due) {
         batch.swap(batch_);
         size_t keep = 0;
         for (const Entry &e : slot) {
-            if (e.deadline_ms <= now_ms)
-                batch.push_back(e);
-            else
-                slot[keep++] = e;
+            if (e.deadline_ms <= now_ms) batch.push_back(e);
+            else slot[keep++] = e;
         }
         slot.resize(keep);
         if (keep == 0 && slot.capacity() > 64) std::vector<Entry>().swap(slot);  // give back a burst's memory

@@ -8,8 +8,7 @@
 
 namespace psdm {
 
-Membership::Membership(Authorizer &authz, size_t max_rooms_per_member, std::function<int64_t()> now_ms,
-                       Events &events)
+Membership::Membership(Authorizer &authz, size_t max_rooms_per_member, std::function<int64_t()> now_ms, Events &events)
     : authz_(authz), max_rooms_(max_rooms_per_member), now_ms_(std::move(now_ms)), events_(events) {}
 
 void Membership::add(MemberId m, const Identity &who) {
@@ -70,7 +69,7 @@ Membership::JoinStart Membership::join(MemberId m, const std::string &room, std:
 void Membership::on_join_answer(MemberId m, uint64_t serial, const std::string &room, std::optional<uint64_t> ack_id,
                                 AuthzDecision d) {
     Member *mb = find(m, serial);
-    if (mb == nullptr) return;  // gone while we waited
+    if (mb == nullptr) return;             // gone while we waited
     if (Want *w = find_want(*mb, room)) {  // absent: left meanwhile, nothing to change
         if (d.allowed) {
             if (!w->joined) {
@@ -172,8 +171,8 @@ bool Membership::check_invariants() const {
         for (const Want &w : mb.wants) {
             if (w.joined != rooms_.is_member(m, w.room)) return false;
         }
-        if (rooms_.rooms_of_count(m) != static_cast<size_t>(std::count_if(
-                                           mb.wants.begin(), mb.wants.end(), [](const Want &w) { return w.joined; })))
+        if (rooms_.rooms_of_count(m) != static_cast<size_t>(std::count_if(mb.wants.begin(), mb.wants.end(),
+                                                                          [](const Want &w) { return w.joined; })))
             return false;
     }
     return true;

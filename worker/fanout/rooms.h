@@ -49,103 +49,103 @@ using MemberId = uint64_t;
 
 class Rooms {
  public:
-  enum class JoinResult { joined, already_member, too_many_rooms };
+    enum class JoinResult { joined, already_member, too_many_rooms };
 
-  Rooms() = default;
-  Rooms(const Rooms &) = delete;
-  Rooms &operator=(const Rooms &) = delete;
-  ~Rooms();
+    Rooms() = default;
+    Rooms(const Rooms &) = delete;
+    Rooms &operator=(const Rooms &) = delete;
+    ~Rooms();
 
-  // Adds m to room, creating the room if needed.
-  // Returns joined; already_member if m is in room (nothing changes); too_many_rooms if m is
-  // already in max_rooms_per_member rooms (nothing changes).
-  // Complexity: O(rooms_of(m)) + O(1) average; allocates when the room or m's list is new or
-  // grows. Must not be called from inside for_each_member.
-  JoinResult join(MemberId m, std::string_view room, size_t max_rooms_per_member);
+    // Adds m to room, creating the room if needed.
+    // Returns joined; already_member if m is in room (nothing changes); too_many_rooms if m is
+    // already in max_rooms_per_member rooms (nothing changes).
+    // Complexity: O(rooms_of(m)) + O(1) average; allocates when the room or m's list is new or
+    // grows. Must not be called from inside for_each_member.
+    JoinResult join(MemberId m, std::string_view room, size_t max_rooms_per_member);
 
-  // Removes m from room; erases the room if it becomes empty.
-  // Returns true if m was a member, false if not (nothing changes).
-  // Complexity: O(rooms_of(m)) + O(1) average. Must not be called from inside for_each_member.
-  bool leave(MemberId m, std::string_view room);
+    // Removes m from room; erases the room if it becomes empty.
+    // Returns true if m was a member, false if not (nothing changes).
+    // Complexity: O(rooms_of(m)) + O(1) average. Must not be called from inside for_each_member.
+    bool leave(MemberId m, std::string_view room);
 
-  // Removes m from every room it is in (call when a connection closes); erases the rooms
-  // that become empty and m's entry. Returns the number of rooms left (0 if m was in none).
-  // Complexity: O(rooms_of(m)). Must not be called from inside for_each_member.
-  size_t leave_all(MemberId m);
+    // Removes m from every room it is in (call when a connection closes); erases the rooms
+    // that become empty and m's entry. Returns the number of rooms left (0 if m was in none).
+    // Complexity: O(rooms_of(m)). Must not be called from inside for_each_member.
+    size_t leave_all(MemberId m);
 
-  // Calls cb(MemberId) once for each member of room, in unspecified order; returns the number
-  // of members (0 if the room does not exist). No allocation.
-  // The callback must not join, leave or leave_all on this Rooms (asserted); it may call the
-  // const members, including a nested for_each_member.
-  template <class F>
-  size_t for_each_member(std::string_view room, F &&cb) const;
+    // Calls cb(MemberId) once for each member of room, in unspecified order; returns the number
+    // of members (0 if the room does not exist). No allocation.
+    // The callback must not join, leave or leave_all on this Rooms (asserted); it may call the
+    // const members, including a nested for_each_member.
+    template <class F>
+    size_t for_each_member(std::string_view room, F &&cb) const;
 
-  // O(1) average + O(rooms_of(m)); no allocation.
-  bool is_member(MemberId m, std::string_view room) const;
+    // O(1) average + O(rooms_of(m)); no allocation.
+    bool is_member(MemberId m, std::string_view room) const;
 
-  size_t room_count() const { return rooms_.size(); }
-  size_t member_count(std::string_view room) const;  // 0 if the room does not exist
-  size_t rooms_of_count(MemberId m) const;           // 0 if m is in no room
-  std::vector<std::string> rooms_of(MemberId m) const;  // unspecified order; allocates
-  size_t member_index_size() const { return members_.size(); }  // members in at least one room
+    size_t room_count() const { return rooms_.size(); }
+    size_t member_count(std::string_view room) const;             // 0 if the room does not exist
+    size_t rooms_of_count(MemberId m) const;                      // 0 if m is in no room
+    std::vector<std::string> rooms_of(MemberId m) const;          // unspecified order; allocates
+    size_t member_index_size() const { return members_.size(); }  // members in at least one room
 
-  // Walks both indexes and checks that each mirrors the other, that no room is empty and
-  // that no member entry is empty. O(total memberships). For tests and debug builds.
-  bool check_invariants() const;
+    // Walks both indexes and checks that each mirrors the other, that no room is empty and
+    // that no member entry is empty. O(total memberships). For tests and debug builds.
+    bool check_invariants() const;
 
  private:
-  struct Room;
-  // A member's view of one of its rooms.
-  struct Entry {
-    Room *room;
-    uint32_t slot;  // index of the member's slot in room->members
-  };
-  // A room's view of one of its members.
-  struct Slot {
-    MemberId id;
-    uint32_t entry;  // index of the room's entry in members_[id]
-  };
-  struct Room {
-    explicit Room(std::string_view n) : name(n) {}
-    const std::string name;  // the rooms_ key views these bytes: never modify
-    std::vector<Slot> members;
-  };
-  using EntryList = std::vector<Entry>;
+    struct Room;
+    // A member's view of one of its rooms.
+    struct Entry {
+        Room *room;
+        uint32_t slot;  // index of the member's slot in room->members
+    };
+    // A room's view of one of its members.
+    struct Slot {
+        MemberId id;
+        uint32_t entry;  // index of the room's entry in members_[id]
+    };
+    struct Room {
+        explicit Room(std::string_view n) : name(n) {}
+        const std::string name;  // the rooms_ key views these bytes: never modify
+        std::vector<Slot> members;
+    };
+    using EntryList = std::vector<Entry>;
 
-  // Sets iterating_ for the duration of a walk, even if the callback throws.
-  class IterationGuard {
-   public:
-    explicit IterationGuard(const Rooms &r) : r_(r) { ++r_.iterating_; }
-    ~IterationGuard() { --r_.iterating_; }
-    IterationGuard(const IterationGuard &) = delete;
-    IterationGuard &operator=(const IterationGuard &) = delete;
+    // Sets iterating_ for the duration of a walk, even if the callback throws.
+    class IterationGuard {
+     public:
+        explicit IterationGuard(const Rooms &r) : r_(r) { ++r_.iterating_; }
+        ~IterationGuard() { --r_.iterating_; }
+        IterationGuard(const IterationGuard &) = delete;
+        IterationGuard &operator=(const IterationGuard &) = delete;
 
-   private:
-    const Rooms &r_;
-  };
+     private:
+        const Rooms &r_;
+    };
 
-  const Room *find_room(std::string_view room) const;
-  // Removes entry index `ei` of list `list` (owned by member m): takes m's slot out of the
-  // room, erases the room if it became empty, and takes the entry out of the list.
-  void remove_membership(EntryList &list, size_t ei);
-  // Takes slot `si` out of room r (swap with last), re-pointing the moved member's entry.
-  void remove_slot(Room *r, uint32_t si);
-  void erase_room(Room *r);
+    const Room *find_room(std::string_view room) const;
+    // Removes entry index `ei` of list `list` (owned by member m): takes m's slot out of the
+    // room, erases the room if it became empty, and takes the entry out of the list.
+    void remove_membership(EntryList &list, size_t ei);
+    // Takes slot `si` out of room r (swap with last), re-pointing the moved member's entry.
+    void remove_slot(Room *r, uint32_t si);
+    void erase_room(Room *r);
 
-  std::unordered_map<std::string_view, std::unique_ptr<Room>> rooms_;
-  std::unordered_map<MemberId, EntryList> members_;
-  mutable int iterating_ = 0;  // depth of for_each_member walks in progress
+    std::unordered_map<std::string_view, std::unique_ptr<Room>> rooms_;
+    std::unordered_map<MemberId, EntryList> members_;
+    mutable int iterating_ = 0;  // depth of for_each_member walks in progress
 };
 
 template <class F>
 size_t Rooms::for_each_member(std::string_view room, F &&cb) const {
-  const Room *r = find_room(room);
-  if (r == nullptr) return 0;
-  IterationGuard guard(*this);
-  const Slot *s = r->members.data();
-  const size_t n = r->members.size();
-  for (size_t i = 0; i < n; ++i) cb(s[i].id);  // cb mutating *this asserts in the mutator
-  return n;
+    const Room *r = find_room(room);
+    if (r == nullptr) return 0;
+    IterationGuard guard(*this);
+    const Slot *s = r->members.data();
+    const size_t n = r->members.size();
+    for (size_t i = 0; i < n; ++i) cb(s[i].id);  // cb mutating *this asserts in the mutator
+    return n;
 }
 
 }  // namespace psdm

@@ -40,7 +40,10 @@ std::string unique_group_id() {
 // librdkafka's log lines, on its own threads; our logger is thread-safe (and does not
 // throw: no boundary needed here).
 void on_kafka_log(const rd_kafka_t *, int level, const char *fac, const char *buf) noexcept {
-    LogLevel lvl = level <= 3 ? LogLevel::error : level == 4 ? LogLevel::warn : level <= 6 ? LogLevel::info : LogLevel::debug;
+    LogLevel lvl = level <= 3   ? LogLevel::error
+                   : level == 4 ? LogLevel::warn
+                   : level <= 6 ? LogLevel::info
+                                : LogLevel::debug;
     logf(lvl, kTag, "librdkafka %s: %s", fac, buf);
 }
 
@@ -133,9 +136,9 @@ size_t KafkaConsumer::poll(int timeout_ms, size_t max_records,
             int64_t now = monotonic_ms();
             if (now - last_error_log_ms_ >= 5000) {
                 last_error_log_ms_ = now;
-                PSDM_LOG_WARN(kTag, "consumer error (%llu so far): %s%s%s",
-                              static_cast<unsigned long long>(errors_), rd_kafka_message_errstr(rkm.get()),
-                              rkm->rkt ? " topic=" : "", rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : "");
+                PSDM_LOG_WARN(kTag, "consumer error (%llu so far): %s%s%s", static_cast<unsigned long long>(errors_),
+                              rd_kafka_message_errstr(rkm.get()), rkm->rkt ? " topic=" : "",
+                              rkm->rkt ? rd_kafka_topic_name(rkm->rkt) : "");
             }
             continue;
         }

@@ -21,34 +21,34 @@
 namespace psdm {
 
 struct RoutingConfig {
-  std::string room_field = "experiment_name";
-  std::vector<std::string> global_room_topics{"experiments"};
-  size_t max_payload = 1048576;  // bytes of record value, whitespace included
+    std::string room_field = "experiment_name";
+    std::vector<std::string> global_room_topics{"experiments"};
+    size_t max_payload = 1048576;  // bytes of record value, whitespace included
 };
 
 inline constexpr std::string_view kGlobalRoom = "the_global_room";
 inline constexpr std::string_view kMsgTypeField = "psdm_ws_msg_type";
 
 enum class RouteStatus {
-  ok,
-  too_large,      // value.size() > cfg.max_payload (not parsed)
-  not_json,       // not one JSON value with only whitespace around it
-  not_object,     // valid JSON, but not an object
-  no_room_field,  // room_field absent, not a string, or "" (and the topic is not global)
+    ok,
+    too_large,      // value.size() > cfg.max_payload (not parsed)
+    not_json,       // not one JSON value with only whitespace around it
+    not_object,     // valid JSON, but not an object
+    no_room_field,  // room_field absent, not a string, or "" (and the topic is not global)
 };
 
 struct Route {
-  RouteStatus status = RouteStatus::not_json;
-  // The decoded value of room_field (escapes resolved). Empty unless status is ok; may be
-  // empty with ok only for a global topic whose record has no usable room field.
-  std::string room;
-  // The topic is in cfg.global_room_topics. Set whatever the status, for the caller's log.
-  bool to_global_room = false;
-  // status ok only: the object's text, leading/trailing whitespace trimmed, with
-  // ,"psdm_ws_msg_type":<topic as a JSON string> inserted before its closing brace (no comma
-  // for an empty object). JSON parsers keep the last of duplicate keys, so this one wins
-  // over a psdm_ws_msg_type the record may already have.
-  std::string payload;
+    RouteStatus status = RouteStatus::not_json;
+    // The decoded value of room_field (escapes resolved). Empty unless status is ok; may be
+    // empty with ok only for a global topic whose record has no usable room field.
+    std::string room;
+    // The topic is in cfg.global_room_topics. Set whatever the status, for the caller's log.
+    bool to_global_room = false;
+    // status ok only: the object's text, leading/trailing whitespace trimmed, with
+    // ,"psdm_ws_msg_type":<topic as a JSON string> inserted before its closing brace (no comma
+    // for an empty object). JSON parsers keep the last of duplicate keys, so this one wins
+    // over a psdm_ws_msg_type the record may already have.
+    std::string payload;
 };
 
 // Routes one record. On ok the caller delivers payload to room (if not empty) and to

@@ -303,8 +303,8 @@ int main(int argc, char **argv) {
                     server.client_count(), server.stats().records_routed, server.stats().deliveries);
     const psdm::AuthzCounters &ac = server.authorizer().counters();
     PSDM_LOG_NOTICE("PSDM-AUTHZ",
-                    "%s: %" PRIu64 " allowed, %" PRIu64 " denied, %" PRIu64 " failed, %" PRIu64 " cache hit(s), %" PRIu64
-                    " request(s), %" PRIu64 " membership(s) revoked",
+                    "%s: %" PRIu64 " allowed, %" PRIu64 " denied, %" PRIu64 " failed, %" PRIu64
+                    " cache hit(s), %" PRIu64 " request(s), %" PRIu64 " membership(s) revoked",
                     server.authorizer().name(), ac.allowed, ac.denied, ac.failed, ac.cache_hits, ac.requests,
                     server.stats().memberships_revoked);
     if (handoff) {

@@ -16,7 +16,7 @@ namespace psdm {
 namespace {
 constexpr const char *kTag = "PSDM-WS";
 constexpr const char *kAuthzTag = "PSDM-AUTHZ";
-}
+}  // namespace
 
 // Member ids in Membership are the Client pointers themselves: no lookup on the fan-out path.
 static MemberId member_of(const Client *c) { return reinterpret_cast<uintptr_t>(c); }
@@ -282,8 +282,7 @@ void Server::reload_authz() {
         return;
     }
     size_t asked = membership_.recheck_all();
-    PSDM_LOG_NOTICE(kAuthzTag, "reload (SIGHUP): re-checking %zu membership(s) of %zu client(s)", asked,
-                    by_id_.size());
+    PSDM_LOG_NOTICE(kAuthzTag, "reload (SIGHUP): re-checking %zu membership(s) of %zu client(s)", asked, by_id_.size());
 }
 
 int64_t Server::revalidate_period_ms() const { return std::max<int64_t>(250, revalidate_ms_ / 4); }

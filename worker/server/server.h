@@ -53,8 +53,8 @@ struct lws;
 namespace psdm {
 
 struct Client {
-    Client(uint64_t client_id, struct lws *w, EioVersion v, const SessionLimits &limits, std::string sid, Identity identity, size_t backlog,
-           int64_t now_ms)
+    Client(uint64_t client_id, struct lws *w, EioVersion v, const SessionLimits &limits, std::string sid,
+           Identity identity, size_t backlog, int64_t now_ms)
         : id(client_id),
           wsi(w),
           session(v, limits, std::move(sid), now_ms),
@@ -62,16 +62,16 @@ struct Client {
           outbox(backlog),
           who(std::move(identity)) {}
 
-    uint64_t id;              // unique for the life of the process; names it in logs and async answers
+    uint64_t id;  // unique for the life of the process; names it in logs and async answers
     struct lws *wsi;
     Session session;
-    WsMessage rx;             // a received message that arrives in several pieces
+    WsMessage rx;  // a received message that arrives in several pieces
     Outbox outbox;
     Identity who;
     // The heartbeat deadline this client has in the server's wheel (INT64_MAX: none).
     // Wheel entries with another deadline are stale and ignored.
     int64_t armed_deadline = INT64_MAX;
-    bool closing = false;     // close requested: the next WRITEABLE closes it
+    bool closing = false;  // close requested: the next WRITEABLE closes it
     int close_code = 0;
     std::string close_reason;
 };
@@ -146,8 +146,7 @@ class Server : private Membership::Events {
  private:
     void apply(Client *c, std::vector<SessionAction> &actions);
     // Membership::Events: acks and log lines for its answers.
-    void answered(MemberId m, const std::string &room, std::optional<uint64_t> ack_id,
-                  const AuthzDecision &d) override;
+    void answered(MemberId m, const std::string &room, std::optional<uint64_t> ack_id, const AuthzDecision &d) override;
     void revoked(MemberId m, const std::string &room, const AuthzDecision &d) override;
     void kept(MemberId m, const std::string &room, const AuthzDecision &d) override;
     void log_denial(const Client *c, const std::string &room, const AuthzDecision &d, const char *what);

@@ -181,8 +181,7 @@ int raw_protocol_default(struct lws *wsi, enum lws_callback_reasons reason, void
     return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
-int handoff_listener_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                              size_t len) {
+int handoff_listener_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
     if (reason == LWS_CALLBACK_RAW_RX_FILE) {
         guarded("lws psdm-handoff RAW_RX_FILE", [&] { worker_of(wsi)->handoff->on_listener_readable(); });
         return 0;

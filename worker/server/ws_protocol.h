@@ -15,7 +15,7 @@ class HandoffServer;
 struct WorkerContext {
     Server *server = nullptr;
     KafkaBridge *bridge = nullptr;
-    HandoffServer *handoff = nullptr;          // null without handoff_socket
+    HandoffServer *handoff = nullptr;           // null without handoff_socket
     struct lws_vhost *handoff_vhost = nullptr;  // where handed-over connections live
 };
 

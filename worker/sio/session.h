@@ -30,93 +30,93 @@
 namespace psdm {
 
 // Websocket close codes (RFC 6455 section 7.4.1) used by Session.
-constexpr int kWsCloseNormal = 1000;          // client asked to close; ping timeout
-constexpr int kWsCloseProtocolError = 1002;   // malformed Engine.IO / Socket.IO packet
-constexpr int kWsCloseUnsupportedData = 1003; // binary Socket.IO packets
-constexpr int kWsCloseTooBig = 1009;          // frame longer than max_payload
-constexpr int kWsCloseInternalError = 1011;   // the server failed (an exception at the C boundary)
+constexpr int kWsCloseNormal = 1000;           // client asked to close; ping timeout
+constexpr int kWsCloseProtocolError = 1002;    // malformed Engine.IO / Socket.IO packet
+constexpr int kWsCloseUnsupportedData = 1003;  // binary Socket.IO packets
+constexpr int kWsCloseTooBig = 1009;           // frame longer than max_payload
+constexpr int kWsCloseInternalError = 1011;    // the server failed (an exception at the C boundary)
 
 // Longest room name a client may join, in bytes.
 constexpr size_t kMaxRoomBytes = 256;
 
 struct SessionLimits {
-  std::string ns = "/psdm_ws";          // the namespace that carries room events
-  unsigned ping_interval_ms = 25000;
-  unsigned ping_timeout_ms = 20000;
-  size_t max_payload = 1000000;         // longest accepted received frame, bytes
+    std::string ns = "/psdm_ws";  // the namespace that carries room events
+    unsigned ping_interval_ms = 25000;
+    unsigned ping_timeout_ms = 20000;
+    size_t max_payload = 1000000;  // longest accepted received frame, bytes
 };
 
 struct SessionAction {
-  enum class Kind { send, join, leave, leave_all, close } kind = Kind::send;
-  std::string text;                  // send: the complete frame; join/leave: the room name
-  std::optional<uint64_t> ack_id;    // join/leave: the ack id the client asked for, answered
+    enum class Kind { send, join, leave, leave_all, close } kind = Kind::send;
+    std::string text;                // send: the complete frame; join/leave: the room name
+    std::optional<uint64_t> ack_id;  // join/leave: the ack id the client asked for, answered
                                      // later by the caller with join_ack()/leave_ack()
-  int close_code = 0;                // close: websocket close code (kWsClose*)
-  std::string reason;                // close: short reason (< 123 bytes) for log and close frame
+    int close_code = 0;              // close: websocket close code (kWsClose*)
+    std::string reason;              // close: short reason (< 123 bytes) for log and close frame
 };
 
 class Session {
  public:
-  // `sid` is the Engine.IO session id chosen by the caller (also used as the Socket.IO socket id
-  // in v4 connect acks). `now_ms` starts the heartbeat clock (any monotonic millisecond clock).
-  Session(EioVersion v, const SessionLimits &limits, std::string sid, int64_t now_ms);
+    // `sid` is the Engine.IO session id chosen by the caller (also used as the Socket.IO socket id
+    // in v4 connect acks). `now_ms` starts the heartbeat clock (any monotonic millisecond clock).
+    Session(EioVersion v, const SessionLimits &limits, std::string sid, int64_t now_ms);
 
-  // Appends the Engine.IO open packet; for v3 also "40", the automatic connection to "/" that
-  // Socket.IO v2 servers perform. Call once, before any on_text.
-  void on_open(std::vector<SessionAction> &out);
+    // Appends the Engine.IO open packet; for v3 also "40", the automatic connection to "/" that
+    // Socket.IO v2 servers perform. Call once, before any on_text.
+    void on_open(std::vector<SessionAction> &out);
 
-  // Handles one received websocket text frame; appends the resulting actions.
-  void on_text(std::string_view frame, int64_t now_ms, std::vector<SessionAction> &out);
+    // Handles one received websocket text frame; appends the resulting actions.
+    void on_text(std::string_view frame, int64_t now_ms, std::vector<SessionAction> &out);
 
-  // Heartbeat timers. v4: sends ping "2" every ping_interval and closes with "ping timeout" if
-  // no pong "3" arrives within ping_timeout. v3: closes with "ping timeout" if no client ping
-  // arrived for ping_interval + ping_timeout. Calling it early is harmless.
-  void on_tick(int64_t now_ms, std::vector<SessionAction> &out);
+    // Heartbeat timers. v4: sends ping "2" every ping_interval and closes with "ping timeout" if
+    // no pong "3" arrives within ping_timeout. v3: closes with "ping timeout" if no client ping
+    // arrived for ping_interval + ping_timeout. Calling it early is harmless.
+    void on_tick(int64_t now_ms, std::vector<SessionAction> &out);
 
-  // The time at which on_tick must be called next (INT64_MAX once closed).
-  int64_t next_deadline_ms() const;
+    // The time at which on_tick must be called next (INT64_MAX once closed).
+    int64_t next_deadline_ms() const;
 
-  // The caller's answer to a join action with an ack id, on the configured namespace
-  // (pure encoders, no state change):
-  //   allowed: 43/ns,ID[]      refused: 43/ns,ID[{"error":"forbidden","room":"..."}]
-  std::string join_ack(uint64_t ack_id, bool allowed, std::string_view room) const;
-  //   43/ns,ID[{"error":"<error>"}]   e.g. "too many rooms", decided by the caller
-  std::string error_ack(uint64_t ack_id, std::string_view error) const;
-  // 43/ns,ID[]
-  std::string leave_ack(uint64_t ack_id) const;
+    // The caller's answer to a join action with an ack id, on the configured namespace
+    // (pure encoders, no state change):
+    //   allowed: 43/ns,ID[]      refused: 43/ns,ID[{"error":"forbidden","room":"..."}]
+    std::string join_ack(uint64_t ack_id, bool allowed, std::string_view room) const;
+    //   43/ns,ID[{"error":"<error>"}]   e.g. "too many rooms", decided by the caller
+    std::string error_ack(uint64_t ack_id, std::string_view error) const;
+    // 43/ns,ID[]
+    std::string leave_ack(uint64_t ack_id) const;
 
-  // True while connected to the configured namespace (only then may it receive room events).
-  bool in_namespace() const { return ns_connected_; }
-  EioVersion version() const { return version_; }
-  bool closed() const { return closed_; }
-  const std::string &sid() const { return sid_; }
+    // True while connected to the configured namespace (only then may it receive room events).
+    bool in_namespace() const { return ns_connected_; }
+    EioVersion version() const { return version_; }
+    bool closed() const { return closed_; }
+    const std::string &sid() const { return sid_; }
 
  private:
-  void close(int code, std::string reason, std::vector<SessionAction> &out);
-  void send(std::string frame, std::vector<SessionAction> &out);
-  void on_ping(std::string_view data, int64_t now_ms, std::vector<SessionAction> &out);
-  void on_pong(int64_t now_ms, std::vector<SessionAction> &out);
-  void on_message(std::string_view payload, std::vector<SessionAction> &out);
-  void on_connect(const SioPacket &p, std::vector<SessionAction> &out);
-  void on_disconnect(const SioPacket &p, std::vector<SessionAction> &out);
-  void on_event(const SioPacket &p, std::vector<SessionAction> &out);
-  void on_room_request(bool join, const SioPacket &p, std::string_view room, bool room_valid,
-                       std::vector<SessionAction> &out);
-  void send_ack_error(const SioPacket &p, std::string_view error, std::vector<SessionAction> &out);
+    void close(int code, std::string reason, std::vector<SessionAction> &out);
+    void send(std::string frame, std::vector<SessionAction> &out);
+    void on_ping(std::string_view data, int64_t now_ms, std::vector<SessionAction> &out);
+    void on_pong(int64_t now_ms, std::vector<SessionAction> &out);
+    void on_message(std::string_view payload, std::vector<SessionAction> &out);
+    void on_connect(const SioPacket &p, std::vector<SessionAction> &out);
+    void on_disconnect(const SioPacket &p, std::vector<SessionAction> &out);
+    void on_event(const SioPacket &p, std::vector<SessionAction> &out);
+    void on_room_request(bool join, const SioPacket &p, std::string_view room, bool room_valid,
+                         std::vector<SessionAction> &out);
+    void send_ack_error(const SioPacket &p, std::string_view error, std::vector<SessionAction> &out);
 
-  EioVersion version_;
-  SessionLimits limits_;
-  std::string sid_;
-  bool closed_ = false;
-  bool root_connected_ = false;   // connected to "/"
-  bool ns_connected_ = false;     // connected to limits_.ns
+    EioVersion version_;
+    SessionLimits limits_;
+    std::string sid_;
+    bool closed_ = false;
+    bool root_connected_ = false;  // connected to "/"
+    bool ns_connected_ = false;    // connected to limits_.ns
 
-  // v4 heartbeat: the server pings.
-  int64_t next_ping_at_ms_ = 0;
-  bool awaiting_pong_ = false;
-  int64_t pong_deadline_ms_ = 0;
-  // v3 heartbeat: the client pings.
-  int64_t ping_deadline_ms_ = 0;
+    // v4 heartbeat: the server pings.
+    int64_t next_ping_at_ms_ = 0;
+    bool awaiting_pong_ = false;
+    int64_t pong_deadline_ms_ = 0;
+    // v3 heartbeat: the client pings.
+    int64_t ping_deadline_ms_ = 0;
 };
 
 }  // namespace psdm

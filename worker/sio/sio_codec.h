@@ -32,10 +32,10 @@ enum class EioVersion { v3 = 3, v4 = 4 };
 // (0 transport unknown, 1 session id unknown, 5 unsupported protocol version), so the caller can
 // answer {"code":<code>,"message":"<error>"} like an Engine.IO server does.
 struct HandshakeQuery {
-  bool ok = false;
-  EioVersion version = EioVersion::v4;
-  std::string error;
-  int code = -1;
+    bool ok = false;
+    EioVersion version = EioVersion::v4;
+    std::string error;
+    int code = -1;
 };
 
 // Parses the request query string, e.g. "EIO=4&transport=websocket&t=N8x" (a leading '?' is
@@ -53,8 +53,8 @@ HandshakeQuery parse_handshake_query(std::string_view query);
 enum class EioType { open = 0, close, ping, pong, message, upgrade, noop };
 
 struct EioPacket {
-  EioType type;
-  std::string_view data;  // everything after the type character; may be empty
+    EioType type;
+    std::string_view data;  // everything after the type character; may be empty
 };
 
 // One websocket text frame -> Engine.IO packet. nullopt if the frame is empty or its first
@@ -65,8 +65,8 @@ std::optional<EioPacket> eio_decode(std::string_view frame);
 //   v4: 0{"sid":"<sid>","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}
 //   v3: 0{"sid":"<sid>","upgrades":[],"pingInterval":25000,"pingTimeout":20000}
 // sid is JSON-escaped.
-std::string eio_encode_open(EioVersion v, std::string_view sid, unsigned ping_interval_ms,
-                            unsigned ping_timeout_ms, size_t max_payload);
+std::string eio_encode_open(EioVersion v, std::string_view sid, unsigned ping_interval_ms, unsigned ping_timeout_ms,
+                            size_t max_payload);
 
 // ---- Socket.IO packets ----------------------------------------------------------------------
 
@@ -77,16 +77,16 @@ enum class SioType { connect = 0, disconnect, event, ack, connect_error, binary_
 // The data is parsed once, by sio_decode; the packet owns the tree (move-only). `event` and
 // `args` point into `json` and live as long as it does.
 struct SioPacket {
-  SioType type = SioType::connect;
-  std::string nsp = "/";              // "/" when absent; a "?query" suffix (v3 clients) is stripped
-  std::optional<uint64_t> ack_id;     // present when the packet carries an ack id
-  std::string_view data;              // raw JSON text (points into the payload), may be empty
-  JsonPtr json;                       // data parsed (json_parse_strict); null when data is empty
-  // event only (empty / null otherwise): the event name, i.e. the array's first element as
-  // cJSON decoded it (escapes resolved; cut at a "\u0000"), and the first argument after it,
-  // the others following through ->next (null when the event has no argument).
-  std::string_view event;
-  const cJSON *args = nullptr;
+    SioType type = SioType::connect;
+    std::string nsp = "/";           // "/" when absent; a "?query" suffix (v3 clients) is stripped
+    std::optional<uint64_t> ack_id;  // present when the packet carries an ack id
+    std::string_view data;           // raw JSON text (points into the payload), may be empty
+    JsonPtr json;                    // data parsed (json_parse_strict); null when data is empty
+    // event only (empty / null otherwise): the event name, i.e. the array's first element as
+    // cJSON decoded it (escapes resolved; cut at a "\u0000"), and the first argument after it,
+    // the others following through ->next (null when the event has no argument).
+    std::string_view event;
+    const cJSON *args = nullptr;
 };
 
 // Why sio_decode rejected a payload.

@@ -19,8 +19,6 @@ WsMessage::Status WsMessage::feed(std::string_view piece, bool first, bool last,
     return Status::complete;
 }
 
-void WsMessage::release() {
-    std::string().swap(buf_);
-}
+void WsMessage::release() { std::string().swap(buf_); }
 
 }  // namespace psdm
