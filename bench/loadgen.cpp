@@ -486,11 +486,8 @@ void Shard::ctl_readable() {
         done_ = true;
         break;
     }
-    case 'C':
-        closing_ = true;
-        break;
-    default:
-        break;
+    case 'C': closing_ = true; break;
+    default: break;
     }
 }
 
@@ -722,14 +719,9 @@ void Shard::on_frame(Conn &c, const ws::Frame &f) {
             on_text(c, whole);
         }
         break;
-    case ws::kOpClose:
-        server_closed(c, ws::close_code(f.payload));
-        break;
-    case ws::kOpPing:
-        send_frame(c, ws::kOpPong, f.payload);
-        break;
-    default:
-        break;
+    case ws::kOpClose: server_closed(c, ws::close_code(f.payload)); break;
+    case ws::kOpPing: send_frame(c, ws::kOpPong, f.payload); break;
+    default: break;
     }
 }
 
@@ -746,11 +738,8 @@ void Shard::on_text(Conn &c, std::string_view t) {
         st_.pings++;
         send_text(c, ws::pong_for(t));
         return;
-    case ws::kEioClose:
-        server_closed(c, 0);
-        return;
-    default:
-        break;
+    case ws::kEioClose: server_closed(c, 0); return;
+    default: break;
     }
     char type;
     std::string_view rest;
@@ -775,11 +764,8 @@ void Shard::on_text(Conn &c, std::string_view t) {
     case ws::kSioEvent:
         if (rest.substr(0, event_prefix_.size()) == event_prefix_) on_record(c, rest);
         break;
-    case ws::kSioDisconnect:
-        server_closed(c, 0);
-        break;
-    default:
-        break;
+    case ws::kSioDisconnect: server_closed(c, 0); break;
+    default: break;
     }
 }
 
@@ -1089,8 +1075,7 @@ bool wait_shards(std::vector<ShardHandle> &sh, int64_t deadline_mono_us, bool *w
                 memcpy(&sh[i].st, buf.data(), std::min(sizeof sh[i].st, static_cast<size_t>(r)));
                 sh[i].stats = true;
                 break;
-            default:
-                break;
+            default: break;
             }
         }
     }

@@ -31,6 +31,17 @@ static int send_rest(int sock, const unsigned char *msg, size_t len, size_t off)
     return 0;
 }
 
+/* A message header for one buffer and a control buffer (sendmsg/recvmsg). */
+static struct msghdr one_iov_msg(struct iovec *iov, void *ctl, size_t ctl_len) {
+    struct msghdr mh;
+    memset(&mh, 0, sizeof mh);
+    mh.msg_iov = iov;
+    mh.msg_iovlen = 1;
+    mh.msg_control = ctl;
+    mh.msg_controllen = ctl_len;
+    return mh;
+}
+
 int psdm_handoff_send(int sock, const unsigned char *msg, size_t len, int fd) {
     if (msg == NULL) return PSDM_HS_E_INVALID_ARG;
     const int total = psdm_handoff_header_total(msg, len);
@@ -47,12 +58,7 @@ int psdm_handoff_send(int sock, const unsigned char *msg, size_t len, int fd) {
     } ctl;
     memset(&ctl, 0, sizeof ctl);
     struct iovec iov = {.iov_base = (void *)(uintptr_t)msg, .iov_len = len};
-    struct msghdr mh;
-    memset(&mh, 0, sizeof mh);
-    mh.msg_iov = &iov;
-    mh.msg_iovlen = 1;
-    mh.msg_control = ctl.buf;
-    mh.msg_controllen = sizeof ctl.buf;
+    struct msghdr mh = one_iov_msg(&iov, ctl.buf, sizeof ctl.buf);
     struct cmsghdr *cmsg = CMSG_FIRSTHDR(&mh);
     cmsg->cmsg_level = SOL_SOCKET;
     cmsg->cmsg_type = SCM_RIGHTS;
@@ -127,12 +133,7 @@ int psdm_handoff_rx_step(psdm_handoff_rx *rx, int sock) {
             char buf[CMSG_SPACE(sizeof(int) * kRxMaxFds)];
         } ctl;
         struct iovec iov = {.iov_base = rx->buf + rx->have, .iov_len = rx->need - rx->have};
-        struct msghdr mh;
-        memset(&mh, 0, sizeof mh);
-        mh.msg_iov = &iov;
-        mh.msg_iovlen = 1;
-        mh.msg_control = ctl.buf;
-        mh.msg_controllen = sizeof ctl.buf;
+        struct msghdr mh = one_iov_msg(&iov, ctl.buf, sizeof ctl.buf);
 
         ssize_t n;
         do {

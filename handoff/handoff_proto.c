@@ -62,8 +62,7 @@ static bool is_b64(unsigned char c) {
 
 static bool content_ok(enum charclass cc, const unsigned char *p, size_t n) {
     switch (cc) {
-    case CC_BYTES:
-        return true;
+    case CC_BYTES: return true;
     case CC_TEXT:
         for (size_t i = 0; i < n; i++)
             if (is_ctl(p[i])) return false;
@@ -80,8 +79,7 @@ static bool content_ok(enum charclass cc, const unsigned char *p, size_t n) {
         for (size_t i = 0; i < 22; i++)
             if (!is_b64(p[i])) return false;
         return true;
-    case CC_VERSION:
-        return n == 2 && p[0] == '1' && p[1] == '3';
+    case CC_VERSION: return n == 2 && p[0] == '1' && p[1] == '3';
     }
     return false;
 }
@@ -296,46 +294,26 @@ int psdm_handoff_decode(const unsigned char *buf, size_t len, psdm_handoff_req *
 
 const char *psdm_handoff_strerror(int err) {
     switch (err) {
-    case PSDM_HS_OK:
-        return "ok";
-    case PSDM_HS_E_TRUNCATED:
-        return "truncated";
-    case PSDM_HS_E_BAD_MAGIC:
-        return "bad_magic";
-    case PSDM_HS_E_BAD_VERSION:
-        return "bad_version";
-    case PSDM_HS_E_BAD_KIND:
-        return "bad_kind";
-    case PSDM_HS_E_BAD_FLAGS:
-        return "bad_flags";
-    case PSDM_HS_E_TOO_LONG:
-        return "too_long";
-    case PSDM_HS_E_BAD_LENGTH:
-        return "bad_length";
-    case PSDM_HS_E_BAD_FIELD:
-        return "bad_field";
-    case PSDM_HS_E_UNKNOWN_FIELD:
-        return "unknown_field";
-    case PSDM_HS_E_MISSING_FIELD:
-        return "missing_field";
-    case PSDM_HS_E_DUPLICATE_FIELD:
-        return "duplicate_field";
-    case PSDM_HS_E_TOO_MANY_GROUPS:
-        return "too_many_groups";
-    case PSDM_HS_E_NO_SPACE:
-        return "no_space";
-    case PSDM_HS_E_INVALID_ARG:
-        return "invalid_arg";
-    case PSDM_HS_E_BAD_STATUS:
-        return "bad_status";
-    case PSDM_HS_E_CLOSED:
-        return "closed";
-    case PSDM_HS_E_NO_FD:
-        return "no_fd";
-    case PSDM_HS_E_BAD_FD:
-        return "bad_fd";
-    default:
-        return "unknown_error";
+    case PSDM_HS_OK: return "ok";
+    case PSDM_HS_E_TRUNCATED: return "truncated";
+    case PSDM_HS_E_BAD_MAGIC: return "bad_magic";
+    case PSDM_HS_E_BAD_VERSION: return "bad_version";
+    case PSDM_HS_E_BAD_KIND: return "bad_kind";
+    case PSDM_HS_E_BAD_FLAGS: return "bad_flags";
+    case PSDM_HS_E_TOO_LONG: return "too_long";
+    case PSDM_HS_E_BAD_LENGTH: return "bad_length";
+    case PSDM_HS_E_BAD_FIELD: return "bad_field";
+    case PSDM_HS_E_UNKNOWN_FIELD: return "unknown_field";
+    case PSDM_HS_E_MISSING_FIELD: return "missing_field";
+    case PSDM_HS_E_DUPLICATE_FIELD: return "duplicate_field";
+    case PSDM_HS_E_TOO_MANY_GROUPS: return "too_many_groups";
+    case PSDM_HS_E_NO_SPACE: return "no_space";
+    case PSDM_HS_E_INVALID_ARG: return "invalid_arg";
+    case PSDM_HS_E_BAD_STATUS: return "bad_status";
+    case PSDM_HS_E_CLOSED: return "closed";
+    case PSDM_HS_E_NO_FD: return "no_fd";
+    case PSDM_HS_E_BAD_FD: return "bad_fd";
+    default: return "unknown_error";
     }
 }
 
@@ -343,18 +321,12 @@ const char *psdm_handoff_tag_name(unsigned tag) { return tag >= 1 && tag <= kMax
 
 const char *psdm_handoff_status_name(unsigned status) {
     switch (status) {
-    case PSDM_HS_ACCEPTED:
-        return "accepted";
-    case PSDM_HS_REFUSED_CAPACITY:
-        return "refused_capacity";
-    case PSDM_HS_REFUSED_MALFORMED:
-        return "refused_malformed";
-    case PSDM_HS_REFUSED_SHUTDOWN:
-        return "refused_shutdown";
-    case PSDM_HS_REFUSED_PEER:
-        return "refused_peer";
-    default:
-        return "unknown";
+    case PSDM_HS_ACCEPTED: return "accepted";
+    case PSDM_HS_REFUSED_CAPACITY: return "refused_capacity";
+    case PSDM_HS_REFUSED_MALFORMED: return "refused_malformed";
+    case PSDM_HS_REFUSED_SHUTDOWN: return "refused_shutdown";
+    case PSDM_HS_REFUSED_PEER: return "refused_peer";
+    default: return "unknown";
     }
 }
 

@@ -61,25 +61,19 @@ static int psdm_answer(request_rec *r, int status, const char *line) {
 
 static const char *psdm_source_value(request_rec *r, const psdm_source *src) {
     switch (src->kind) {
-    case PSDM_SRC_ENV:
-        return apr_table_get(r->subprocess_env, src->name);
-    case PSDM_SRC_HEADER:
-        return apr_table_get(r->headers_in, src->name);
+    case PSDM_SRC_ENV: return apr_table_get(r->subprocess_env, src->name);
+    case PSDM_SRC_HEADER: return apr_table_get(r->headers_in, src->name);
     case PSDM_SRC_REMOTE_USER:
     case PSDM_SRC_UNSET:
-    default:
-        return r->user;
+    default: return r->user;
     }
 }
 
 static const char *psdm_source_text(request_rec *r, const psdm_source *src) {
     switch (src->kind) {
-    case PSDM_SRC_ENV:
-        return apr_pstrcat(r->pool, "variable ", src->name, NULL);
-    case PSDM_SRC_HEADER:
-        return apr_pstrcat(r->pool, "header ", src->name, NULL);
-    default:
-        return "r->user (remote-user)";
+    case PSDM_SRC_ENV: return apr_pstrcat(r->pool, "variable ", src->name, NULL);
+    case PSDM_SRC_HEADER: return apr_pstrcat(r->pool, "header ", src->name, NULL);
+    default: return "r->user (remote-user)";
     }
 }
 

@@ -58,18 +58,12 @@ psdm_upgrade_verdict psdm_upgrade_check(const char *method, const char *upgrade,
 
 const char *psdm_upgrade_verdict_text(psdm_upgrade_verdict v) {
     switch (v) {
-    case PSDM_UPGRADE_OK:
-        return "WebSocket upgrade";
-    case PSDM_UPGRADE_NOT_GET:
-        return "not a WebSocket upgrade (method is not GET)";
-    case PSDM_UPGRADE_NO_UPGRADE:
-        return "not a WebSocket upgrade (expected 'Upgrade: websocket')";
-    case PSDM_UPGRADE_NO_CONNECTION:
-        return "not a WebSocket upgrade (expected 'Connection: Upgrade')";
-    case PSDM_UPGRADE_BAD_VERSION:
-        return "unsupported WebSocket version (expected 'Sec-WebSocket-Version: 13')";
-    case PSDM_UPGRADE_BAD_KEY:
-        return "bad WebSocket handshake (Sec-WebSocket-Key missing or malformed)";
+    case PSDM_UPGRADE_OK: return "WebSocket upgrade";
+    case PSDM_UPGRADE_NOT_GET: return "not a WebSocket upgrade (method is not GET)";
+    case PSDM_UPGRADE_NO_UPGRADE: return "not a WebSocket upgrade (expected 'Upgrade: websocket')";
+    case PSDM_UPGRADE_NO_CONNECTION: return "not a WebSocket upgrade (expected 'Connection: Upgrade')";
+    case PSDM_UPGRADE_BAD_VERSION: return "unsupported WebSocket version (expected 'Sec-WebSocket-Version: 13')";
+    case PSDM_UPGRADE_BAD_KEY: return "bad WebSocket handshake (Sec-WebSocket-Key missing or malformed)";
     }
     return "bad WebSocket handshake";
 }

@@ -42,16 +42,11 @@ SessionLimits test_limits() {
 
 const char *kind_name(Kind k) {
     switch (k) {
-    case Kind::send:
-        return "send";
-    case Kind::join:
-        return "join";
-    case Kind::leave:
-        return "leave";
-    case Kind::leave_all:
-        return "leave_all";
-    case Kind::close:
-        return "close";
+    case Kind::send: return "send";
+    case Kind::join: return "join";
+    case Kind::leave: return "leave";
+    case Kind::leave_all: return "leave_all";
+    case Kind::close: return "close";
     }
     return "?";
 }

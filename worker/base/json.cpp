@@ -115,16 +115,11 @@ class StrictJson {
 
     bool scalar() {
         switch (*p_) {
-        case '"':
-            return string();
-        case 't':
-            return literal("true");
-        case 'f':
-            return literal("false");
-        case 'n':
-            return literal("null");
-        default:
-            return number();
+        case '"': return string();
+        case 't': return literal("true");
+        case 'f': return literal("false");
+        case 'n': return literal("null");
+        default: return number();
         }
     }
 
@@ -180,16 +175,14 @@ class StrictJson {
                 case 'f':
                 case 'n':
                 case 'r':
-                case 't':
-                    break;
+                case 't': break;
                 case 'u':
                     for (int i = 0; i < 4; ++i) {
                         if (p_ == end_ || !is_hex(*p_)) return false;
                         ++p_;
                     }
                     break;
-                default:
-                    return false;
+                default: return false;
                 }
                 continue;
             }
@@ -278,27 +271,13 @@ std::string json_escape_string(std::string_view s) {
             continue;
         }
         switch (u) {
-        case '"':
-            out += "\\\"";
-            break;
-        case '\\':
-            out += "\\\\";
-            break;
-        case '\b':
-            out += "\\b";
-            break;
-        case '\f':
-            out += "\\f";
-            break;
-        case '\n':
-            out += "\\n";
-            break;
-        case '\r':
-            out += "\\r";
-            break;
-        case '\t':
-            out += "\\t";
-            break;
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\b': out += "\\b"; break;
+        case '\f': out += "\\f"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
         default:
             if (u < 0x20 || u == 0x7f) {
                 out += "\\u00";

@@ -76,16 +76,11 @@ Route route_kafka_record(std::string_view topic, std::string_view value, const R
 
 const char *route_status_name(RouteStatus status) {
     switch (status) {
-    case RouteStatus::ok:
-        return "ok";
-    case RouteStatus::too_large:
-        return "too_large";
-    case RouteStatus::not_json:
-        return "not_json";
-    case RouteStatus::not_object:
-        return "not_object";
-    case RouteStatus::no_room_field:
-        return "no_room_field";
+    case RouteStatus::ok: return "ok";
+    case RouteStatus::too_large: return "too_large";
+    case RouteStatus::not_json: return "not_json";
+    case RouteStatus::not_object: return "not_object";
+    case RouteStatus::no_room_field: return "no_room_field";
     }
     return "unknown";
 }

@@ -78,13 +78,9 @@ int Server::on_receive(Client *c, const char *data, size_t len, bool first, bool
     }
     std::string_view message;
     switch (c->rx.feed(std::string_view(data, len), first, final && remaining_in_frame == 0, &message)) {
-    case WsMessage::Status::partial:
-        return 0;
-    case WsMessage::Status::too_big:
-        request_close(c, kWsCloseTooBig, "frame too large");
-        return 0;
-    case WsMessage::Status::complete:
-        break;
+    case WsMessage::Status::partial: return 0;
+    case WsMessage::Status::too_big: request_close(c, kWsCloseTooBig, "frame too large"); return 0;
+    case WsMessage::Status::complete: break;
     }
     std::vector<SessionAction> actions;
     c->session.on_text(message, monotonic_ms(), actions);
@@ -169,9 +165,7 @@ size_t Server::deliver_to_room(std::string_view room, const FrameRef &frame) {
 void Server::apply(Client *c, std::vector<SessionAction> &actions) {
     for (auto &a : actions) {
         switch (a.kind) {
-        case SessionAction::Kind::send:
-            send_text(c, a.text);
-            break;
+        case SessionAction::Kind::send: send_text(c, a.text); break;
         case SessionAction::Kind::join:
             if (c->closing) break;
             if (membership_.join(member_of(c), a.text, a.ack_id) == Membership::JoinStart::too_many_rooms && a.ack_id)
@@ -181,12 +175,8 @@ void Server::apply(Client *c, std::vector<SessionAction> &actions) {
             membership_.leave(member_of(c), a.text);
             if (a.ack_id) send_text(c, c->session.leave_ack(*a.ack_id));
             break;
-        case SessionAction::Kind::leave_all:
-            membership_.leave_all(member_of(c));
-            break;
-        case SessionAction::Kind::close:
-            request_close(c, a.close_code, a.reason);
-            break;
+        case SessionAction::Kind::leave_all: membership_.leave_all(member_of(c)); break;
+        case SessionAction::Kind::close: request_close(c, a.close_code, a.reason); break;
         }
     }
 }

@@ -163,8 +163,7 @@ int socketio_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
         if (w->handoff && lws_get_vhost(wsi) == w->handoff_vhost) w->handoff->forget_identity(wsi);
         return lws_callback_http_dummy(wsi, reason, user, in, len);
     }
-    default:
-        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    default: return lws_callback_http_dummy(wsi, reason, user, in, len);
     }
 }
 
@@ -200,8 +199,7 @@ int handoff_conn_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         if (hc) guarded("lws psdm-handoff-conn RAW_CLOSE_FILE", [&] { worker_of(wsi)->handoff->on_conn_closed(hc); });
         lws_set_opaque_user_data(wsi, nullptr);
         return 0;
-    default:
-        return raw_protocol_default(wsi, reason, user, in, len);
+    default: return raw_protocol_default(wsi, reason, user, in, len);
     }
 }
 
@@ -210,8 +208,7 @@ int kafka_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
     case LWS_CALLBACK_RAW_RX_FILE:
         guarded("lws psdm-kafka RAW_RX_FILE", [&] { worker_of(wsi)->bridge->on_readable(); });
         return 0;
-    default:
-        return raw_protocol_default(wsi, reason, user, in, len);
+    default: return raw_protocol_default(wsi, reason, user, in, len);
     }
 }
 

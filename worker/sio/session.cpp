@@ -105,24 +105,13 @@ void Session::on_text(std::string_view frame, int64_t now_ms, std::vector<Sessio
         return;
     }
     switch (packet->type) {
-    case EioType::open:
-        close(kWsCloseProtocolError, "unexpected Engine.IO open packet", out);
-        return;
-    case EioType::close:
-        close(kWsCloseNormal, "client closed", out);
-        return;
-    case EioType::ping:
-        on_ping(packet->data, now_ms, out);
-        return;
-    case EioType::pong:
-        on_pong(now_ms, out);
-        return;
-    case EioType::message:
-        on_message(packet->data, out);
-        return;
+    case EioType::open: close(kWsCloseProtocolError, "unexpected Engine.IO open packet", out); return;
+    case EioType::close: close(kWsCloseNormal, "client closed", out); return;
+    case EioType::ping: on_ping(packet->data, now_ms, out); return;
+    case EioType::pong: on_pong(now_ms, out); return;
+    case EioType::message: on_message(packet->data, out); return;
     case EioType::upgrade:
-    case EioType::noop:
-        return;  // "5" completes a probe upgrade, "6" is filler: nothing to do
+    case EioType::noop: return;  // "5" completes a probe upgrade, "6" is filler: nothing to do
     }
 }
 
@@ -158,20 +147,13 @@ void Session::on_message(std::string_view payload, std::vector<SessionAction> &o
         return;
     }
     switch (p.type) {
-    case SioType::connect:
-        on_connect(p, out);
-        return;
-    case SioType::disconnect:
-        on_disconnect(p, out);
-        return;
-    case SioType::event:
-        on_event(p, out);
-        return;
+    case SioType::connect: on_connect(p, out); return;
+    case SioType::disconnect: on_disconnect(p, out); return;
+    case SioType::event: on_event(p, out); return;
     case SioType::ack:            // the server never asks the client for acks
     case SioType::connect_error:  // only servers send it
     case SioType::binary_event:   // rejected by sio_decode
-    case SioType::binary_ack:
-        return;
+    case SioType::binary_ack: return;
     }
 }
 

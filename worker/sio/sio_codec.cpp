@@ -23,8 +23,7 @@ bool parse_payload(SioPacket *out) {
     const cJSON *root = out->json.get();
     if (root == nullptr) return false;
     switch (type) {
-    case SioType::connect:
-        return cJSON_IsObject(root);
+    case SioType::connect: return cJSON_IsObject(root);
     case SioType::event: {
         if (!cJSON_IsArray(root)) return false;
         const cJSON *name = root->child;
@@ -33,12 +32,9 @@ bool parse_payload(SioPacket *out) {
         out->args = name->next;
         return true;
     }
-    case SioType::ack:
-        return cJSON_IsArray(root);
-    case SioType::connect_error:
-        return cJSON_IsObject(root) || cJSON_IsString(root);
-    default:
-        return false;
+    case SioType::ack: return cJSON_IsArray(root);
+    case SioType::connect_error: return cJSON_IsObject(root) || cJSON_IsString(root);
+    default: return false;
     }
 }
 
@@ -182,20 +178,13 @@ SioDecodeError sio_decode(std::string_view payload, SioPacket *out) {
 
 const char *sio_decode_error_name(SioDecodeError e) {
     switch (e) {
-    case SioDecodeError::none:
-        return "none";
-    case SioDecodeError::empty:
-        return "empty";
-    case SioDecodeError::bad_type:
-        return "bad_type";
-    case SioDecodeError::binary_unsupported:
-        return "binary_unsupported";
-    case SioDecodeError::bad_namespace:
-        return "bad_namespace";
-    case SioDecodeError::bad_ack_id:
-        return "bad_ack_id";
-    case SioDecodeError::bad_json:
-        return "bad_json";
+    case SioDecodeError::none: return "none";
+    case SioDecodeError::empty: return "empty";
+    case SioDecodeError::bad_type: return "bad_type";
+    case SioDecodeError::binary_unsupported: return "binary_unsupported";
+    case SioDecodeError::bad_namespace: return "bad_namespace";
+    case SioDecodeError::bad_ack_id: return "bad_ack_id";
+    case SioDecodeError::bad_json: return "bad_json";
     }
     return "unknown";
 }
