@@ -6,6 +6,8 @@
 #   make format   clang-format every tracked C/C++ source in place (.clang-format)
 #   make format-check  fail, naming the files, if `make format` would change anything
 #   make test-asan  the same under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
+#   make fuzz     every libFuzzer target of tests/fuzz/ for FUZZ_SECONDS each (clang, build-fuzz/)
+#   make test-fuzz  the short fuzz check make test runs (every seed plus a few thousand inputs)
 #   make demo     install what is missing, build, run the stack on embedded defaults
 #   make bench    benchmarks (not tests)
 #   make install  install the module, the worker and the example config
@@ -14,6 +16,11 @@
 
 BUILD     ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+# FUZZ_RUNS=N: stop each target after N inputs instead (FUZZ_SECONDS still bounds it).
+FUZZ_RUNS ?=
+FUZZ_TARGETS ?= $(sort $(basename $(notdir $(wildcard tests/fuzz/fuzz_*.c tests/fuzz/fuzz_*.cpp))))
 JOBS      ?= $(shell nproc)
 DEMO_PORT ?= 8080
 PREFIX    ?= /usr
@@ -25,6 +32,7 @@ CLANG_FORMAT ?= clang-format
 FORMAT_FILES ?= $(shell git ls-files '*.c' '*.cpp' '*.h' ':!:node_modules/*' ':!:**/node_modules/*' 2>/dev/null)
 
 .PHONY: all build configure test test-unit test-integration test-asan demo bench install deps clean format format-check
+.PHONY: fuzz fuzz-build test-fuzz
 
 all: build
 
@@ -43,6 +51,7 @@ test:
 	$(MAKE) format-check
 	$(MAKE) build
 	$(MAKE) test-unit test-integration
+	$(MAKE) test-fuzz
 
 test-unit:
 	ctest --test-dir $(BUILD) --output-on-failure -L unit
@@ -56,6 +65,22 @@ test-asan:
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 	ctest --test-dir $(ASAN_BUILD) --output-on-failure -L unit
 	PSDM_BUILD_DIR=$(abspath $(ASAN_BUILD)) $(PYTEST) -v tests/integration
+
+# The fuzz targets need clang (libFuzzer); their build directory builds nothing else.
+$(FUZZ_BUILD)/CMakeCache.txt:
+	@scripts/deps.sh fuzz
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPSDM_FUZZ=ON \
+	    -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
+
+fuzz-build: $(FUZZ_BUILD)/CMakeCache.txt
+	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target psdm_fuzz
+
+test-fuzz: fuzz-build
+	ctest --test-dir $(FUZZ_BUILD) --output-on-failure -L fuzz
+
+# One target at a time, at nice 10, on a copy of its seeds (tests/fuzz/run.sh).
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do tests/fuzz/run.sh fuzz $(FUZZ_BUILD) $$t $(FUZZ_SECONDS) $(FUZZ_RUNS) || exit 1; done
 
 demo:
 	scripts/deps.sh demo
@@ -83,4 +108,4 @@ format-check:
 	    exit 1; }
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

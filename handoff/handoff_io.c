@@ -17,20 +17,6 @@ static int errno_status(int e) { return e == EWOULDBLOCK ? EAGAIN : e; }
 
 /* ---- send ---- */
 
-/* Sends msg[off..len) without ancillary data. */
-static int send_rest(int sock, const unsigned char *msg, size_t len, size_t off) {
-    while (off < len) {
-        ssize_t n;
-        do {
-            n = send(sock, msg + off, len - off, MSG_NOSIGNAL);
-        } while (n < 0 && errno == EINTR);
-        if (n < 0) return errno_status(errno);
-        if (n == 0) return EPIPE; /* cannot happen on a stream socket with len > off */
-        off += (size_t)n;
-    }
-    return 0;
-}
-
 /* A message header for one buffer and a control buffer (sendmsg/recvmsg). */
 static struct msghdr one_iov_msg(struct iovec *iov, void *ctl, size_t ctl_len) {
     struct msghdr mh;
@@ -49,7 +35,6 @@ int psdm_handoff_send(int sock, const unsigned char *msg, size_t len, int fd) {
     if ((size_t)total != len) return PSDM_HS_E_INVALID_ARG;
     if (msg[5] == PSDM_HS_KIND_HANDOFF && fd < 0) return PSDM_HS_E_NO_FD;
     if (msg[5] == PSDM_HS_KIND_RELAY && fd >= 0) return PSDM_HS_E_BAD_FD;
-    if (fd < 0) return send_rest(sock, msg, len, 0);
 
     /* The fd rides on the first byte: message and fd in one sendmsg. */
     union { /* union: cmsghdr alignment for the control buffer */
@@ -58,20 +43,22 @@ int psdm_handoff_send(int sock, const unsigned char *msg, size_t len, int fd) {
     } ctl;
     memset(&ctl, 0, sizeof ctl);
     struct iovec iov = {.iov_base = (void *)(uintptr_t)msg, .iov_len = len};
-    struct msghdr mh = one_iov_msg(&iov, ctl.buf, sizeof ctl.buf);
-    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&mh);
-    cmsg->cmsg_level = SOL_SOCKET;
-    cmsg->cmsg_type = SCM_RIGHTS;
-    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+    struct msghdr mh = one_iov_msg(&iov, fd >= 0 ? ctl.buf : NULL, fd >= 0 ? sizeof ctl.buf : 0);
+    if (fd >= 0) {
+        struct cmsghdr *cmsg = CMSG_FIRSTHDR(&mh);
+        cmsg->cmsg_level = SOL_SOCKET;
+        cmsg->cmsg_type = SCM_RIGHTS;
+        cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cmsg), &fd, sizeof(int));
+    }
 
     ssize_t n;
     do {
-        n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+        n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
     } while (n < 0 && errno == EINTR);
     if (n < 0) return errno_status(errno);
-    /* A partial send (signal, SO_SNDTIMEO) already carried the fd; the rest goes plain. */
-    return send_rest(sock, msg, len, (size_t)n);
+    /* A partial send: the fd and a prefix have gone; the caller closes, the worker drops it. */
+    return (size_t)n == len ? 0 : EAGAIN;
 }
 
 /* ---- receive ---- */
@@ -190,28 +177,4 @@ int psdm_handoff_recv(int sock, unsigned char *buf, size_t cap, size_t *len, int
     }
     psdm_handoff_rx_release(&rx);
     return rc;
-}
-
-/* ---- answer ---- */
-
-int psdm_handoff_answer_send(int sock, uint8_t status) {
-    unsigned char ans[PSDM_HS_ANSWER_LEN];
-    psdm_handoff_answer_encode(status, ans);
-    return send_rest(sock, ans, sizeof ans, 0);
-}
-
-int psdm_handoff_answer_recv(int sock, uint8_t *status) {
-    if (status == NULL) return PSDM_HS_E_INVALID_ARG;
-    unsigned char ans[PSDM_HS_ANSWER_LEN];
-    size_t have = 0;
-    while (have < sizeof ans) {
-        ssize_t n;
-        do {
-            n = recv(sock, ans + have, sizeof ans - have, 0);
-        } while (n < 0 && errno == EINTR);
-        if (n < 0) return errno_status(errno);
-        if (n == 0) return have == 0 ? PSDM_HS_E_CLOSED : PSDM_HS_E_TRUNCATED;
-        have += (size_t)n;
-    }
-    return psdm_handoff_answer_decode(ans, status);
 }

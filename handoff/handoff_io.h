@@ -1,7 +1,7 @@
 /*
  * handoff_io: the syscall layer of the handoff (spec: handoff_proto.h). Sends a request
- * and the client's fd in one sendmsg, receives them with recvmsg, reads and writes the
- * 8-byte answer. Used by the module (send, answer_recv) and the worker (rx, answer_send).
+ * and the client's fd in one sendmsg, receives them with recvmsg. Used by the module
+ * (send) and the worker (rx).
  *
  * Return values, every function: 0 on success; a positive errno value for a failed
  * syscall (EAGAIN/EWOULDBLOCK as EAGAIN, EPIPE, ECONNRESET, ...: hand it to the logger
@@ -34,13 +34,15 @@ extern "C" {
 
 /**
  * @brief Sends one encoded request (msg, len as from psdm_handoff_encode) and, for kind
- *        handoff, fd with its first byte in ONE sendmsg; any remainder of a partial send
- *        follows with plain sends.
+ *        handoff, fd with its first byte, in ONE sendmsg that never waits
+ *        (MSG_DONTWAIT): the whole request goes, or the call fails.
  * @param fd the client socket for kind handoff (>= 0); must be -1 for kind relay.
- * @returns 0; invalid_arg/header errors when msg is not exactly one request; no_fd when
- *          a handoff request has fd < 0; bad_fd when a relay request has fd >= 0; or an
- *          errno. Use a blocking socket (SO_SNDTIMEO for a deadline): any non-zero return,
- *          EAGAIN included, may leave part of the request sent: close the connection.
+ * @returns 0: all of it was sent (for kind handoff the connection is now the worker's);
+ *          invalid_arg/header errors when msg is not exactly one request; no_fd when a
+ *          handoff request has fd < 0; bad_fd when a relay request has fd >= 0; or an
+ *          errno: EAGAIN when the socket would not take it all at once. After any error
+ *          part of the request (and the fd) may have gone: close the connection without
+ *          sending more, and the worker drops what it got untouched (spec: ownership).
  */
 int psdm_handoff_send(int sock, const unsigned char *msg, size_t len, int fd);
 
@@ -98,17 +100,6 @@ void psdm_handoff_rx_release(psdm_handoff_rx *rx);
  *          the whole request queued) is final here: the partial request is dropped.
  */
 int psdm_handoff_recv(int sock, unsigned char *buf, size_t cap, size_t *len, int *fd);
-
-/** @brief Writes the 8-byte answer (blocking; any error leaves the connection unusable). */
-int psdm_handoff_answer_send(int sock, uint8_t status);
-
-/**
- * @brief Reads exactly the 8-byte answer (never the relay bytes after it) and decodes it.
- * @returns 0 with *status set; closed (EOF before any byte: the worker refused without
- *          answering), truncated, answer decode errors, or an errno (EAGAIN: timeout).
- *          Fds sent along with the answer are discarded by the kernel.
- */
-int psdm_handoff_answer_recv(int sock, uint8_t *status);
 
 #ifdef __cplusplus
 }

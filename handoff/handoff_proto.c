@@ -1,4 +1,4 @@
-/* handoff_proto: the request/answer codec and the replayed upgrade request.
+/* handoff_proto: the request codec, the replayed upgrade request and the refusal.
  * The spec is the comment at the top of handoff_proto.h. */
 #include "handoff/handoff_proto.h"
 
@@ -6,7 +6,6 @@
 #include <string.h>
 
 static const unsigned char kReqMagic[4] = {'P', 'S', 'D', 'M'};
-static const unsigned char kAnsMagic[4] = {'P', 'S', 'D', 'A'};
 
 /* ---- field rules ---- */
 
@@ -309,7 +308,6 @@ const char *psdm_handoff_strerror(int err) {
     case PSDM_HS_E_TOO_MANY_GROUPS: return "too_many_groups";
     case PSDM_HS_E_NO_SPACE: return "no_space";
     case PSDM_HS_E_INVALID_ARG: return "invalid_arg";
-    case PSDM_HS_E_BAD_STATUS: return "bad_status";
     case PSDM_HS_E_CLOSED: return "closed";
     case PSDM_HS_E_NO_FD: return "no_fd";
     case PSDM_HS_E_BAD_FD: return "bad_fd";
@@ -319,35 +317,23 @@ const char *psdm_handoff_strerror(int err) {
 
 const char *psdm_handoff_tag_name(unsigned tag) { return tag >= 1 && tag <= kMaxTag ? kRules[tag].name : "unknown"; }
 
-const char *psdm_handoff_status_name(unsigned status) {
-    switch (status) {
-    case PSDM_HS_ACCEPTED: return "accepted";
-    case PSDM_HS_REFUSED_CAPACITY: return "refused_capacity";
-    case PSDM_HS_REFUSED_MALFORMED: return "refused_malformed";
-    case PSDM_HS_REFUSED_SHUTDOWN: return "refused_shutdown";
-    case PSDM_HS_REFUSED_PEER: return "refused_peer";
-    default: return "unknown";
-    }
-}
+/* ---- refusal ---- */
 
-/* ---- answer ---- */
-
-void psdm_handoff_answer_encode(uint8_t status, unsigned char out[PSDM_HS_ANSWER_LEN]) {
-    memcpy(out, kAnsMagic, 4);
-    out[4] = PSDM_HS_VERSION;
-    out[5] = status;
-    out[6] = 0;
-    out[7] = 0;
-}
-
-int psdm_handoff_answer_decode(const unsigned char in[PSDM_HS_ANSWER_LEN], uint8_t *status) {
-    if (in == NULL || status == NULL) return PSDM_HS_E_INVALID_ARG;
-    if (memcmp(in, kAnsMagic, 4) != 0) return PSDM_HS_E_BAD_MAGIC;
-    if (in[4] != PSDM_HS_VERSION) return PSDM_HS_E_BAD_VERSION;
-    if (in[6] != 0 || in[7] != 0) return PSDM_HS_E_BAD_FLAGS;
-    if (in[5] > PSDM_HS_REFUSED_PEER) return PSDM_HS_E_BAD_STATUS;
-    *status = in[5];
-    return PSDM_HS_OK;
+int psdm_handoff_build_refusal(char *buf, size_t cap) {
+    static const char kBody[] = "live updates are unavailable, try again later\n";
+    static const char kHead[] =
+        "HTTP/1.1 503 Service Unavailable\r\n"
+        "Retry-After: 5\r\n"
+        "Content-Type: text/plain\r\n"
+        "Content-Length: 46\r\n"
+        "Connection: close\r\n"
+        "\r\n";
+    _Static_assert(sizeof kBody - 1 == 46, "Content-Length matches the body");
+    const size_t len = sizeof kHead - 1 + sizeof kBody - 1;
+    if (buf == NULL || cap < len) return PSDM_HS_E_NO_SPACE;
+    memcpy(buf, kHead, sizeof kHead - 1);
+    memcpy(buf + sizeof kHead - 1, kBody, sizeof kBody - 1);
+    return (int)len;
 }
 
 /* ---- replayed upgrade request ---- */

@@ -8,31 +8,40 @@
  * ---------------------------------------------------------------------------------------
  * Conversation (one per connection to the worker's Unix stream socket)
  *
- *   module -> worker   REQUEST, exactly one. kind 1 (handoff): the client's TCP socket
- *                      travels as SCM_RIGHTS with the request's FIRST byte, in the same
- *                      sendmsg. kind 2 (relay, used for TLS): no fd.
- *   worker -> module   ANSWER, 8 bytes.
- *   module -> worker   COMMIT, the single byte 'C', only after "accepted", within the
- *                      module's timeout. Until the worker has read it, the client
- *                      connection is the module's and the worker does nothing with it;
- *                      once the module has written it, the connection is the worker's.
- *                      A module that gives up (timeout) closes the Unix connection
- *                      instead, and the worker closes its copy of the client socket
- *                      untouched. So exactly one side ever acts on the connection.
- *   then               handoff: both sides close the Unix connection; the module
- *                      forgets the client connection (no response, no lingering close).
- *                      relay: the Unix connection carries the raw bytes of the client
- *                      connection in both directions (module <-> TLS client) until
- *                      either side closes. The worker's first bytes are its
- *                      "101 Switching Protocols" response.
+ *   module -> worker   REQUEST, exactly one, and nothing else. kind 1 (handoff): the
+ *                      client's TCP socket travels as SCM_RIGHTS with the request's
+ *                      FIRST byte, in the same sendmsg. kind 2 (relay, used for TLS): no fd.
+ *   worker -> module   nothing. The worker answers the CLIENT, in HTTP: libwebsockets'
+ *                      "101 Switching Protocols", or the worker's refusal
+ *                      (psdm_handoff_build_refusal: 503 with Retry-After).
  *
- * The worker answers every request it could read far enough to answer; a module that
- * gets no answer (EOF, timeout) treats it as refused. Nothing follows a request before
- * its answer, so the receiver never reads past the request.
+ * Ownership of the client connection (kind 1): the module connects and sends without
+ * waiting (non-blocking connect and sendmsg), then closes the Unix connection.
+ *   - The whole request was sent: the connection is the worker's. The module forgets it
+ *     (no response, no lingering close) and never learns what the worker did with it.
+ *   - Not all of it (connect refused or the backlog full: EAGAIN; a partial send): the
+ *     connection stays the module's, which answers 503 itself. A worker that reads a
+ *     request cut short by EOF closes its copy of the client socket untouched.
+ * So exactly one side ever writes to the client, and the module never waits for the
+ * worker: a stopped or overloaded worker costs Apache a connect() and a sendmsg() per
+ * upgrade, and the listen backlog bounds how many connections wait for it in the kernel.
+ *
+ * Relay (kind 2): the client connection stays Apache's (mod_ssl holds the TLS session).
+ * After the request, the Unix connection carries the client's raw bytes in both
+ * directions (module <-> TLS client) until either side closes. The worker's first bytes
+ * are its HTTP answer (101 or the refusal); the module waits for them at most
+ * PsdmSocketTimeout, then closes the Unix connection and answers 503 itself.
+ *
+ * A connection from a peer whose uid is not allowed (SO_PEERCRED) is closed at once:
+ * nothing is read from it and nothing is written anywhere.
  *
  * The worker replays the request to libwebsockets as a minimal HTTP/1.1 upgrade
  * (psdm_handoff_build_upgrade below), so lws, not Apache, sends "101 Switching Protocols"
  * and computes Sec-WebSocket-Accept. Apache must not have answered anything.
+ *
+ * Version 1 (until 0.1) had the worker answer the module (8 bytes, "PSDA") and the module
+ * commit with one byte before the connection changed hands: the module waited for the
+ * worker, so a hung worker held one Apache thread per upgrade for the whole timeout.
  *
  * ---------------------------------------------------------------------------------------
  * REQUEST, all integers big-endian (network byte order)
@@ -84,20 +93,23 @@
  * REPLAY LIMIT: the worker hands lws the upgrade request it rebuilds from the fields
  * (psdm_handoff_build_upgrade) followed by the early data, in one buffer that lws
  * takes only up to PSDM_HS_REPLAY_MAX (2048) bytes (lws_adopt_socket_vhost_readbuf).
- * That one constant bounds both sides: the worker refuses (malformed) a request whose
- * replay would not fit, and the module, which computes the same length
+ * That one constant bounds both sides: the worker refuses (REFUSAL below) a request
+ * whose replay would not fit, and the module, which computes the same length
  * (psdm_handoff_upgrade_len), never offers one: it answers the client itself (413 for
  * too much early data, 431 for an upgrade request too large to replay). Early data
  * alone is therefore limited to PSDM_HS_REPLAY_MAX as a field.
  *
- * ANSWER, 8 bytes
+ * REFUSAL: the worker's answer to a client it will not serve (over capacity, shutting
+ * down, a request it cannot use), written on the client connection (kind 1) or into the
+ * relay (kind 2), then the connection is closed:
  *
- *   0      4     magic       "PSDA"
- *   4      1     version     1
- *   5      1     status      0 accepted, 1 refused: over capacity, 2 refused: malformed
- *                            request, 3 refused: shutting down, 4 refused: peer not
- *                            allowed; any other value: bad_status
- *   6      2     reserved    0 (any other value: bad_flags)
+ *   HTTP/1.1 503 Service Unavailable\r\n
+ *   Retry-After: 5\r\n
+ *   Content-Type: text/plain\r\n
+ *   Content-Length: <n>\r\n
+ *   Connection: close\r\n
+ *   \r\n
+ *   live updates are unavailable, try again later\n
  * ---------------------------------------------------------------------------------------
  */
 #ifndef PSDM_HANDOFF_PROTO_H
@@ -111,12 +123,11 @@ extern "C" {
 #endif
 
 enum {
-    PSDM_HS_VERSION = 1,
+    PSDM_HS_VERSION = 2,
     PSDM_HS_HEADER_LEN = 14,                                 /* request header */
     PSDM_HS_MAX_BODY = 32768,                                /* request body_len limit */
     PSDM_HS_MAX_MSG = PSDM_HS_HEADER_LEN + PSDM_HS_MAX_BODY, /* receive buffer that always fits */
     PSDM_HS_FIELD_HEADER_LEN = 3,
-    PSDM_HS_ANSWER_LEN = 8,
     PSDM_HS_MAX_GROUPS = 64,
     PSDM_HS_MAX_USER = 256, /* also each group */
     PSDM_HS_MAX_CLIENT_ADDR = 64,
@@ -150,15 +161,6 @@ enum {
     PSDM_HS_TAG_EARLY_DATA = 11
 };
 
-/* Answer status (answer byte 5). */
-enum {
-    PSDM_HS_ACCEPTED = 0,
-    PSDM_HS_REFUSED_CAPACITY = 1,
-    PSDM_HS_REFUSED_MALFORMED = 2,
-    PSDM_HS_REFUSED_SHUTDOWN = 3,
-    PSDM_HS_REFUSED_PEER = 4
-};
-
 /*
  * Status codes: 0 or one of these (negative). handoff_io also returns positive errno
  * values; these never collide with them. psdm_handoff_strerror names each one.
@@ -169,7 +171,7 @@ typedef enum {
     PSDM_HS_E_BAD_MAGIC = -2,
     PSDM_HS_E_BAD_VERSION = -3,
     PSDM_HS_E_BAD_KIND = -4,
-    PSDM_HS_E_BAD_FLAGS = -5,  /* request flags or answer reserved bytes not 0 */
+    PSDM_HS_E_BAD_FLAGS = -5,  /* request flags not 0 */
     PSDM_HS_E_TOO_LONG = -6,   /* body_len > PSDM_HS_MAX_BODY, or > the receiver's buffer */
     PSDM_HS_E_BAD_LENGTH = -7, /* lengths do not add up: field past body, trailing bytes */
     PSDM_HS_E_BAD_FIELD = -8,  /* a field breaks its rule (length or content) */
@@ -179,7 +181,7 @@ typedef enum {
     PSDM_HS_E_TOO_MANY_GROUPS = -12,
     PSDM_HS_E_NO_SPACE = -13,    /* output does not fit the caller's buffer */
     PSDM_HS_E_INVALID_ARG = -14, /* NULL where not allowed; io: message not a valid request */
-    PSDM_HS_E_BAD_STATUS = -15,  /* answer status unknown */
+    /* -15 was bad_status (the answer of version 1) */
     /* handoff_io only */
     PSDM_HS_E_CLOSED = -16, /* peer closed before sending a byte */
     PSDM_HS_E_NO_FD = -17,  /* handoff request without its fd (or fd < 0 given to send) */
@@ -247,18 +249,12 @@ const char *psdm_handoff_strerror(int err);
 /** @brief Stable name of a field tag ("origin"); "unknown" for others. */
 const char *psdm_handoff_tag_name(unsigned tag);
 
-/** @brief Stable name of an answer status ("refused_capacity"); "unknown" for others. */
-const char *psdm_handoff_status_name(unsigned status);
-
-/** @brief Writes the 8-byte answer carrying status (not checked: any byte is written). */
-void psdm_handoff_answer_encode(uint8_t status, unsigned char out[PSDM_HS_ANSWER_LEN]);
-
 /**
- * @brief Decodes an 8-byte answer.
- * @returns 0 with *status set, or bad_magic, bad_version, bad_status, bad_flags
- *          (reserved bytes not 0), invalid_arg.
+ * @brief Builds the worker's REFUSAL (the 503 response of the spec) into buf[0..cap).
+ *        Not NUL-terminated.
+ * @returns its length, or no_space if cap is too small (256 bytes always fit).
  */
-int psdm_handoff_answer_decode(const unsigned char in[PSDM_HS_ANSWER_LEN], uint8_t *status);
+int psdm_handoff_build_refusal(char *buf, size_t cap);
 
 /**
  * @brief Builds the HTTP/1.1 upgrade request the worker replays into lws, followed by

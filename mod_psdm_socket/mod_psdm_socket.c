@@ -10,22 +10,28 @@
  *   </LocationMatch>
  *
  * For each request at such a location the handler:
- *   1. checks it is a WebSocket upgrade (else 400 with a one-line body);
- *   2. takes the user from PsdmSocketUser (r->user, a variable or a trusted header;
- *      "user@realm" becomes "user") - none: 401, or 403 when an auth module ran;
- *   3. checks the Origin against PsdmSocketAllowOrigin (default: the request's own
- *      scheme and host) - 403 otherwise;
+ *   1. checks it is a WebSocket upgrade (else 400 with a one-line body; 426 naming
+ *      version 13 for another Sec-WebSocket-Version) that the worker takes: a path
+ *      ending in /socket.io/, Engine.IO 3 or 4 over websocket (else 400);
+ *   2. takes the user from PsdmSocketUser (r->user, a variable or a trusted header),
+ *      whole but for one trailing "@REALM" of PsdmSocketStripRealm - none: 401, or 403
+ *      when an auth module ran;
+ *   3. checks the Origin against PsdmSocketAllowOrigin (default: this virtual host's
+ *      scheme, ServerName or ServerAlias, and port) - 403 otherwise;
  *   4. checks that the worker can take it: the upgrade request it replays plus the
  *      bytes the client sent past the request must fit PSDM_HS_REPLAY_MAX (the one
  *      limit of handoff_proto.h, which the worker applies too) - else 413 (too much
  *      early data) or 431 (upgrade request too large);
- *   5. offers the connection to the worker over its Unix socket: plaintext
- *      connections travel as a file descriptor (SCM_RIGHTS), TLS connections are
- *      relayed (mod_ssl holds the TLS session), see psdm_worker_client.c;
- *   6. if the worker accepted, forgets the connection: c->aborted stops the core
- *      output filter from writing anything more (it would append a response after
- *      the worker's 101) and from the lingering close; Apache only closes its own
- *      copy of the descriptor. Refused, unreachable or silent worker: 503.
+ *   5. hands the connection to the worker over its Unix socket without waiting for it
+ *      (non-blocking connect and sendmsg, as mod_proxy_fdpass does): plaintext
+ *      connections travel as a file descriptor (SCM_RIGHTS) and the worker answers the
+ *      client itself (101, or its 503); TLS connections are relayed (mod_ssl holds the
+ *      TLS session), waiting at most PsdmSocketTimeout for the worker's first bytes;
+ *      see psdm_worker_client.c. No worker, a full backlog, a silent relay: 503;
+ *   6. once handed over, forgets the connection: c->aborted stops the core output
+ *      filter from writing anything more (it would append a response after the
+ *      worker's 101) and from the lingering close; Apache only closes its own copy of
+ *      the descriptor. The access log says 101; the worker's log has its refusals.
  * Every refusal is one ap_log_rerror line with a PSDMnnnn tag.
  */
 #include "httpd.h"
@@ -103,25 +109,55 @@ static apr_status_t psdm_early_data(request_rec *r, char *buf, apr_size_t *len) 
     return apr_brigade_flatten(bb, buf, len);
 }
 
+/* The site as this virtual host is configured: its scheme, ServerName and ServerAlias
+ * names, and port (psdm_origin_allowed). Nothing comes from the request's headers. */
+static void psdm_site_of(request_rec *r, psdm_site *site) {
+    const server_rec *s = r->server;
+    int nnames = s->names ? s->names->nelts : 0, nwild = s->wild_names ? s->wild_names->nelts : 0;
+    const char **hosts = apr_palloc(r->pool, (size_t)(1 + nnames + nwild) * sizeof *hosts);
+    hosts[0] = s->server_hostname ? s->server_hostname : "";
+    for (int i = 0; i < nnames; i++) hosts[1 + i] = APR_ARRAY_IDX(s->names, i, const char *);
+    for (int i = 0; i < nwild; i++) hosts[1 + nnames + i] = APR_ARRAY_IDX(s->wild_names, i, const char *);
+    site->scheme = ap_http_scheme(r);
+    site->hosts = hosts;
+    site->nhosts = (size_t)(1 + nnames + nwild);
+    site->port = s->port;
+    site->local_port = r->connection->local_addr ? r->connection->local_addr->port : 0;
+}
+
 static int psdm_handler(request_rec *r) {
     if (!r->handler || strcmp(r->handler, PSDM_HANDLER) != 0) return DECLINED;
     const psdm_dir_conf *conf = ap_get_module_config(r->per_dir_config, &psdm_socket_module);
     conn_rec *c = r->connection;
 
-    /* 1. A WebSocket upgrade? */
+    /* 1. A WebSocket upgrade, of a version we speak (426 names it, RFC 6455 section 4.4)? */
     psdm_upgrade_verdict v = psdm_upgrade_check(
         r->method, apr_table_get(r->headers_in, "Upgrade"), apr_table_get(r->headers_in, "Connection"),
         apr_table_get(r->headers_in, "Sec-WebSocket-Version"), apr_table_get(r->headers_in, "Sec-WebSocket-Key"));
     if (v != PSDM_UPGRADE_OK) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "PSDM0001: refusing %s %s: %s", r->method, r->uri,
                       psdm_upgrade_verdict_text(v));
-        if (v == PSDM_UPGRADE_BAD_VERSION) apr_table_setn(r->err_headers_out, "Sec-WebSocket-Version", "13");
+        if (v != PSDM_UPGRADE_BAD_VERSION) return psdm_answer(r, HTTP_BAD_REQUEST, psdm_upgrade_verdict_text(v));
+        apr_table_setn(r->err_headers_out, "Sec-WebSocket-Version", "13");
+        apr_table_setn(r->err_headers_out, "Upgrade", "websocket"); /* a 426 names the protocol (RFC 9110) */
+        apr_table_mergen(r->err_headers_out, "Connection", "Upgrade");
+        return psdm_answer(r, HTTP_UPGRADE_REQUIRED, psdm_upgrade_verdict_text(v));
+    }
+
+    /* ... and one the worker takes: its Socket.IO path and query rules, on the URI as
+     * sent (what the worker receives), so that it never refuses what we hand over. */
+    v = psdm_sio_check(r->parsed_uri.path, r->parsed_uri.query);
+    if (v != PSDM_UPGRADE_OK) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "PSDM0012: refusing %s: %s", r->unparsed_uri,
+                      psdm_upgrade_verdict_text(v));
         return psdm_answer(r, HTTP_BAD_REQUEST, psdm_upgrade_verdict_text(v));
     }
 
     /* 2. Who? Only from where PsdmSocketUser says: anything else the client sent is ignored. */
     char user[PSDM_MAX_NAME + 1];
-    int ulen = psdm_user_normalize(psdm_source_value(r, &conf->user), user, sizeof user);
+    const char *const *realms = conf->realms ? (const char *const *)conf->realms->elts : NULL;
+    int ulen = psdm_user_normalize(psdm_source_value(r, &conf->user), realms,
+                                   conf->realms ? (size_t)conf->realms->nelts : 0, user, sizeof user);
     if (ulen <= 0) {
         int status = ap_auth_type(r) ? HTTP_FORBIDDEN : HTTP_UNAUTHORIZED;
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "PSDM0002: refusing %s: %s identity from %s", r->uri,
@@ -141,15 +177,20 @@ static int psdm_handler(request_rec *r) {
         }
     }
 
-    /* 3. From a page of ours? (cross-site WebSocket hijacking) */
+    /* 3. From a page of ours? (cross-site WebSocket hijacking) Ours: PsdmSocketAllowOrigin,
+     * else this virtual host as configured, never the client's Host (DNS rebinding). */
     const char *origin = apr_table_get(r->headers_in, "Origin");
     const char *host = apr_table_get(r->headers_in, "Host");
     const char *const *allowed = conf->origins ? (const char *const *)conf->origins->elts : NULL;
     size_t nallowed = conf->origins ? (size_t)conf->origins->nelts : 0;
-    if (!psdm_origin_allowed(origin, allowed, nallowed, ap_http_scheme(r), host)) {
+    psdm_site site;
+    psdm_site_of(r, &site);
+    if (!psdm_origin_allowed(origin, allowed, nallowed, &site)) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                       "PSDM0004: refusing %s for user %s: Origin %s is not allowed (expected %s)", r->uri, user, origin,
-                      nallowed ? "one of PsdmSocketAllowOrigin" : "the request's own scheme and Host");
+                      nallowed ? "one of PsdmSocketAllowOrigin"
+                               : apr_psprintf(r->pool, "%s://%s:%u or a ServerAlias of that virtual host", site.scheme,
+                                              site.hosts[0], site.port ? site.port : site.local_port));
         return psdm_answer(r, HTTP_FORBIDDEN, "origin not allowed");
     }
 
@@ -214,20 +255,19 @@ static int psdm_handler(request_rec *r) {
         return psdm_answer(r, HTTP_BAD_REQUEST, "request cannot be handed over");
     }
 
-    /* 5. Offer it to the worker. */
+    /* 5. Hand it to the worker, without waiting for it. */
     int client_fd = -1;
     if (!relay) apr_os_sock_get(&client_fd, ap_get_conn_socket(c));
     int sock = -1;
-    psdm_offer_result res;
-    rv = psdm_worker_offer(conf->worker_path, psdm_conf_timeout(conf), msg, (size_t)len, client_fd, &sock, &res);
-    if (rv != APR_SUCCESS || res.status != PSDM_HS_ACCEPTED) {
-        if (rv != APR_SUCCESS)
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r,
-                          "PSDM0008: worker at %s unavailable for %s (user %s): %s failed", conf->worker_path, r->uri,
-                          user, res.step);
-        else
-            ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "PSDM0009: worker at %s refused %s (user %s): %s",
-                          conf->worker_path, r->uri, user, psdm_handoff_status_name(res.status));
+    const char *step = "connect";
+    rv = psdm_worker_offer(conf->worker_path, msg, (size_t)len, client_fd, &sock, &step);
+    if (rv == APR_SUCCESS && relay && (rv = psdm_relay_wait(sock, psdm_conf_timeout(conf))) != APR_SUCCESS) {
+        close(sock); /* the worker's answer, if it ever comes, goes nowhere: we answer */
+        step = "relay answer";
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "PSDM0008: worker at %s unavailable for %s (user %s): %s failed",
+                      conf->worker_path, r->uri, user, step);
         apr_table_setn(r->err_headers_out, "Retry-After", "5");
         return psdm_answer(r, HTTP_SERVICE_UNAVAILABLE, "live updates are unavailable, try again later");
     }

@@ -3,6 +3,8 @@
 #include "apr_strings.h"
 #include "http_log.h"
 
+#include "psdm_checks.h"
+
 #include <sys/un.h>
 
 void *psdm_create_dir_conf(apr_pool_t *p, char *dir) {
@@ -18,6 +20,7 @@ void *psdm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv) {
     conf->worker_path = add->worker_path ? add->worker_path : base->worker_path;
     conf->user = add->user.kind ? add->user : base->user;
     conf->groups = add->groups.kind ? add->groups : base->groups;
+    conf->realms = add->realms ? add->realms : base->realms;
     conf->origins = add->origins ? add->origins : base->origins;
     conf->timeout = add->timeout >= 0 ? add->timeout : base->timeout;
     return conf;
@@ -69,21 +72,43 @@ static const char *set_groups(cmd_parms *cmd, void *confv, const char *arg) {
     return parse_source(cmd, arg, 0, &((psdm_dir_conf *)confv)->groups);
 }
 
-/* PsdmSocketAllowOrigin https://a.example [https://b.example ...] | * */
-static const char *set_origins(cmd_parms *cmd, void *confv, int argc, char *const argv[]) {
-    psdm_dir_conf *conf = confv;
-    if (argc == 0) return apr_pstrcat(cmd->pool, cmd->cmd->name, ": expects at least one origin", NULL);
-    conf->origins = apr_array_make(cmd->pool, argc, sizeof(const char *));
+/* A list directive: each argument, checked by `bad` (an error naming it, or NULL), into *out. */
+static const char *set_list(cmd_parms *cmd, int argc, char *const argv[],
+                            const char *(*bad)(cmd_parms *cmd, const char *arg), apr_array_header_t **out) {
+    if (argc == 0) return apr_pstrcat(cmd->pool, cmd->cmd->name, ": expects at least one value", NULL);
+    *out = apr_array_make(cmd->pool, argc, sizeof(const char *));
     for (int i = 0; i < argc; i++) {
-        const char *o = argv[i];
-        if (strcmp(o, "*") != 0 && strncasecmp(o, "http://", 7) != 0 && strncasecmp(o, "https://", 8) != 0)
-            return apr_pstrcat(cmd->pool, cmd->cmd->name, ": expected scheme://host[:port] or *, got '", o, "'", NULL);
-        size_t n = strlen(o);
-        if (n > 8 && o[n - 1] == '/')
-            return apr_pstrcat(cmd->pool, cmd->cmd->name, ": an origin has no path, got '", o, "'", NULL);
-        APR_ARRAY_PUSH(conf->origins, const char *) = o;
+        const char *err = bad(cmd, argv[i]);
+        if (err) return err;
+        APR_ARRAY_PUSH(*out, const char *) = argv[i];
     }
     return NULL;
+}
+
+/* A realm as Kerberos writes it: no '@' (psdm_user_normalize cuts at the last one), no blanks. */
+static const char *bad_realm(cmd_parms *cmd, const char *realm) {
+    int bad = !*realm;
+    for (const unsigned char *p = (const unsigned char *)realm; *p; p++) bad |= *p == '@' || *p <= ' ' || *p == 0x7f;
+    if (!bad) return NULL;
+    return apr_pstrcat(cmd->pool, cmd->cmd->name, ": expected a realm without '@', blanks or controls ",
+                       "(e.g. SLAC.STANFORD.EDU), got '", realm, "'", NULL);
+}
+
+static const char *bad_origin(cmd_parms *cmd, const char *o) {
+    if (strcmp(o, "*") == 0 || psdm_origin_valid(o)) return NULL;
+    return apr_pstrcat(cmd->pool, cmd->cmd->name, ": expected http[s]://host[:port] (no path, no wildcard) or *, got '",
+                       o, "'", NULL);
+}
+
+/* PsdmSocketStripRealm REALM [REALM ...]: the realms whose "@REALM" is cut off user names
+ * (psdm_user_normalize); compared case-sensitively, as Kerberos compares realms. */
+static const char *set_realms(cmd_parms *cmd, void *confv, int argc, char *const argv[]) {
+    return set_list(cmd, argc, argv, bad_realm, &((psdm_dir_conf *)confv)->realms);
+}
+
+/* PsdmSocketAllowOrigin https://a.example [https://b.example ...] | * */
+static const char *set_origins(cmd_parms *cmd, void *confv, int argc, char *const argv[]) {
+    return set_list(cmd, argc, argv, bad_origin, &((psdm_dir_conf *)confv)->origins);
 }
 
 /* PsdmSocketTimeout 5 | 500ms */
@@ -98,15 +123,19 @@ static const char *set_timeout(cmd_parms *cmd, void *confv, const char *arg) {
 }
 
 const command_rec psdm_cmds[] = {
-    AP_INIT_TAKE1("PsdmSocketWorker", set_worker, NULL, RSRC_CONF | ACCESS_CONF,
-                  "unix:/path of the psdm_socketd handoff socket"),
+    /* The worker. */
+    AP_INIT_TAKE1("PsdmSocketWorker", set_worker, NULL, RSRC_CONF | ACCESS_CONF, "unix:/path of psdm_socketd's socket"),
+    AP_INIT_TAKE1("PsdmSocketTimeout", set_timeout, NULL, RSRC_CONF | ACCESS_CONF,
+                  "TLS relay: how long to wait for the worker's first bytes (default 5s)"),
+    /* Who: the identity and groups the worker gets. */
     AP_INIT_TAKE1("PsdmSocketUser", set_user, NULL, RSRC_CONF | ACCESS_CONF,
                   "where the user comes from: remote-user (default), env:NAME or header:NAME"),
+    AP_INIT_TAKE_ARGV("PsdmSocketStripRealm", set_realms, NULL, RSRC_CONF | ACCESS_CONF,
+                      "realms cut off user@REALM (case-sensitive); default none: names stay whole"),
     AP_INIT_TAKE1("PsdmSocketGroups", set_groups, NULL, RSRC_CONF | ACCESS_CONF,
                   "optional group list for authorization: env:NAME or header:NAME"),
+    /* From where: the pages that may open a websocket. */
     AP_INIT_TAKE_ARGV("PsdmSocketAllowOrigin", set_origins, NULL, RSRC_CONF | ACCESS_CONF,
-                      "origins allowed to open a WebSocket (default: the request's own), or *"),
-    AP_INIT_TAKE1("PsdmSocketTimeout", set_timeout, NULL, RSRC_CONF | ACCESS_CONF,
-                  "how long to wait for the worker's answer (default 5s)"),
+                      "origins allowed to open a WebSocket (default: the vhost's ServerName and aliases), or *"),
     {NULL},
 };

@@ -27,7 +27,8 @@ typedef struct {
     const char *worker_path;     /* PsdmSocketWorker, "unix:" stripped; NULL = unset */
     psdm_source user;            /* PsdmSocketUser; default remote-user */
     psdm_source groups;          /* PsdmSocketGroups; default none */
-    apr_array_header_t *origins; /* PsdmSocketAllowOrigin (const char *); NULL = unset */
+    apr_array_header_t *realms;  /* PsdmSocketStripRealm (const char *); NULL = unset (keep names whole) */
+    apr_array_header_t *origins; /* PsdmSocketAllowOrigin (const char *); NULL = unset (the site's own) */
     apr_interval_time_t timeout; /* PsdmSocketTimeout; -1 = unset (default 5 s) */
 } psdm_dir_conf;
 

@@ -8,16 +8,15 @@
 #include "apr_strings.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "handoff/handoff_io.h"
 #include "handoff/handoff_proto.h"
-
-#define PSDM_COMMIT_BYTE 'C'
 
 /* A protocol error from handoff_io as an APR status (the handler logs its name). */
 static apr_status_t io_status(int rc) {
@@ -25,69 +24,55 @@ static apr_status_t io_status(int rc) {
     return rc == PSDM_HS_E_CLOSED ? APR_EOF : APR_EGENERAL;
 }
 
-static void set_timeouts(int sock, apr_interval_time_t timeout) {
-    struct timeval tv;
-    tv.tv_sec = (time_t)apr_time_sec(timeout);
-    tv.tv_usec = (suseconds_t)apr_time_usec(timeout);
-    setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-}
-
-apr_status_t psdm_worker_offer(const char *path, apr_interval_time_t timeout, const unsigned char *msg, size_t len,
-                               int client_fd, int *sock, psdm_offer_result *result) {
+apr_status_t psdm_worker_offer(const char *path, const unsigned char *msg, size_t len, int client_fd, int *sock,
+                               const char **step) {
     struct sockaddr_un sun;
     int rc;
-    result->status = PSDM_HS_REFUSED_SHUTDOWN;
-    result->step = "connect";
-    *sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    *step = "connect";
+    /* Non-blocking: a Unix-socket connect then fails with EAGAIN when the worker's
+     * backlog is full, instead of waiting for a worker that may be stopped. */
+    *sock = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (*sock < 0) return APR_FROM_OS_ERROR(errno);
-    /* Blocking connect honours SO_SNDTIMEO on Unix sockets (a full backlog waits). */
-    set_timeouts(*sock, timeout);
     memset(&sun, 0, sizeof sun);
     sun.sun_family = AF_UNIX;
     apr_cpystrn(sun.sun_path, path, sizeof sun.sun_path);
     do {
         rc = connect(*sock, (struct sockaddr *)&sun, sizeof sun);
     } while (rc < 0 && errno == EINTR);
-    if (rc < 0) goto fail_errno;
-
-    result->step = "send";
+    if (rc < 0) {
+        rc = errno;
+        goto fail;
+    }
+    *step = "send";
     rc = psdm_handoff_send(*sock, msg, len, client_fd);
-    if (rc != 0) goto fail_rc;
-
-    result->step = "answer";
-    rc = psdm_handoff_answer_recv(*sock, &result->status);
-    if (rc != 0) goto fail_rc;
-    if (result->status != PSDM_HS_ACCEPTED) {
+    if (rc != 0) goto fail;
+    if (client_fd >= 0) { /* handoff: the connection is the worker's; nothing more to say */
         close(*sock);
         *sock = -1;
-        return APR_SUCCESS;
-    }
-
-    /* The commit hands the connection over: until the worker reads it, the worker
-     * acts on nothing; after we wrote it, we act on nothing. */
-    result->step = "commit";
-    {
-        char commit = PSDM_COMMIT_BYTE;
-        ssize_t n;
-        do {
-            n = send(*sock, &commit, 1, MSG_NOSIGNAL);
-        } while (n < 0 && errno == EINTR);
-        if (n != 1) goto fail_errno;
-    }
-    if (client_fd >= 0) { /* handoff: nothing more to say */
-        close(*sock);
-        *sock = -1;
+    } else { /* relay: the blocking poll/recv/send of the relay loop from here on */
+        int flags = fcntl(*sock, F_GETFL);
+        if (flags < 0 || fcntl(*sock, F_SETFL, flags & ~O_NONBLOCK) < 0) {
+            rc = errno;
+            goto fail;
+        }
     }
     return APR_SUCCESS;
 
-fail_errno:
-    rc = errno;
-fail_rc:
-    result->status = PSDM_HS_REFUSED_SHUTDOWN;
+fail:
     close(*sock);
     *sock = -1;
     return io_status(rc);
+}
+
+apr_status_t psdm_relay_wait(int sock, apr_interval_time_t timeout) {
+    struct pollfd pfd = {.fd = sock, .events = POLLIN};
+    int ms = (int)apr_time_as_msec(timeout);
+    int n;
+    do {
+        n = poll(&pfd, 1, ms);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) return APR_FROM_OS_ERROR(errno);
+    return n == 0 ? APR_TIMEUP : APR_SUCCESS;
 }
 
 /* Writes all of buf to a blocking socket. */
@@ -115,8 +100,6 @@ apr_status_t psdm_relay(request_rec *r, int sock) {
     apr_status_t rv;
 
     /* No timeout on the relay itself: the WebSocket's heartbeat is the worker's job. */
-    struct timeval tv = {0, 0};
-    setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     apr_os_sock_put(&wsock, &sock, p);
     if ((rv = apr_pollset_create(&ps, 2, p, 0)) != APR_SUCCESS) return rv;
     memset(&pfd_client, 0, sizeof pfd_client);

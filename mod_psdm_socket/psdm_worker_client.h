@@ -10,26 +10,28 @@
 #include "httpd.h"
 #include "apr_time.h"
 
-#include <stdint.h>
-
-/* What became of a handoff; see psdm_worker_offer(). */
-typedef struct {
-    uint8_t status;   /* PSDM_HS_ACCEPTED or a PSDM_HS_REFUSED_* answer */
-    const char *step; /* on failure: "connect", "send", "answer", "commit" */
-} psdm_offer_result;
+/*
+ * Offers a connection to the worker listening at `path`, never waiting for it: a
+ * non-blocking connect() and one non-blocking sendmsg() of `msg` (an encoded request)
+ * with `client_fd` attached (-1 for a relay). *step names the step that failed
+ * ("connect", "send").
+ *
+ * APR_SUCCESS: the whole request was sent. For a handoff the worker owns the client
+ * connection now (it answers the client itself: 101 or 503) and *sock is closed and
+ * -1; for a relay *sock is the caller's, blocking, to wait on and relay through.
+ * Any other status (APR_EAGAIN: the worker's listen backlog is full, or it would not
+ * take the request at once; ENOENT/ECONNREFUSED: no worker): the module still owns
+ * the client connection and nothing was written to it; *sock is closed and -1.
+ */
+apr_status_t psdm_worker_offer(const char *path, const unsigned char *msg, size_t len, int client_fd, int *sock,
+                               const char **step);
 
 /*
- * Offers a connection to the worker listening at `path`: connects, sends `msg` (an
- * encoded request) with `client_fd` attached (or -1 for a relay), waits for the
- * answer and, if it is "accepted", commits. Every step is bounded by `timeout`.
- *
- * On APR_SUCCESS with status accepted, the worker owns the client connection (for a
- * handoff) or waits for relayed bytes on *sock (for a relay; *sock is then the
- * caller's to close). On any other outcome the module still owns the client
- * connection and nothing was written to it; *sock is closed and -1.
+ * Relay only: waits up to `timeout` for the worker's first bytes (its HTTP answer to
+ * the client) on sock, without reading them. APR_SUCCESS when they are there; APR_TIMEUP,
+ * or the error, when not: then nothing has reached the client.
  */
-apr_status_t psdm_worker_offer(const char *path, apr_interval_time_t timeout, const unsigned char *msg, size_t len,
-                               int client_fd, int *sock, psdm_offer_result *result);
+apr_status_t psdm_relay_wait(int sock, apr_interval_time_t timeout);
 
 /*
  * Relays bytes between the client connection (through Apache's filters, so TLS is

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs what psdm-socket needs on Debian 12, and only what is missing.
 #
-#   scripts/deps.sh build|test|bench|demo|all
+#   scripts/deps.sh build|test|fuzz|bench|demo|all
 #
 # Debian packages: installed with apt-get when run as root; otherwise the missing
 # ones are named and the script exits 1. npm packages (the Socket.IO clients used by
@@ -14,17 +14,21 @@ BUILD_PKGS="cmake g++ make pkg-config apache2-dev libapr1-dev libaprutil1-dev li
 RUN_PKGS="apache2-bin media-types kcat libwebsockets-evlib-ev"
 TEST_PKGS="python3 python3-pytest python3-socketio python3-websocket python3-requests curl openssl chromium clang-format"
 BENCH_PKGS="gunicorn python3-eventlet python3-flask python3-flask-socketio python3-kafka libssl-dev"
+# The libFuzzer targets (make fuzz; make test runs each briefly): clang, and clang's runtime
+# with libFuzzer and the sanitizers, which clang only recommends.
+FUZZ_PKGS="clang libclang-rt-14-dev"
 
 want=""
 npm_needed=no
 for group in "${@:-build}"; do
     case "$group" in
         build) want="$want $BUILD_PKGS" ;;
-        test)  want="$want $BUILD_PKGS $RUN_PKGS $TEST_PKGS"; npm_needed=yes ;;
+        test)  want="$want $BUILD_PKGS $RUN_PKGS $TEST_PKGS $FUZZ_PKGS"; npm_needed=yes ;;
+        fuzz)  want="$want $BUILD_PKGS $FUZZ_PKGS" ;;
         demo)  want="$want $BUILD_PKGS $RUN_PKGS" ;;
         bench) want="$want $BUILD_PKGS $RUN_PKGS $TEST_PKGS $BENCH_PKGS"; npm_needed=yes ;;
-        all)   want="$want $BUILD_PKGS $RUN_PKGS $TEST_PKGS $BENCH_PKGS"; npm_needed=yes ;;
-        *) echo "deps.sh: unknown group '$group' (build, test, bench, demo, all)" >&2; exit 2 ;;
+        all)   want="$want $BUILD_PKGS $RUN_PKGS $TEST_PKGS $BENCH_PKGS $FUZZ_PKGS"; npm_needed=yes ;;
+        *) echo "deps.sh: unknown group '$group' (build, test, fuzz, bench, demo, all)" >&2; exit 2 ;;
     esac
 done
 

@@ -1,8 +1,6 @@
-// libFuzzer target for worker/base/json (not wired into CMake). Build and run:
-//
-//   clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -I worker \
-//       tests/fuzz/fuzz_json.cpp worker/base/json.cpp -lcjson -o /tmp/fuzz_json
-//   /tmp/fuzz_json -max_total_time=60 -max_len=4096
+// libFuzzer target for worker/base/json: the strict validator and parser every JSON byte
+// from a client or from Kafka goes through. Built by CMake with -DPSDM_FUZZ=ON; run with
+// `make fuzz` (README, "Fuzzing").
 //
 // Input: the bytes themselves, as JSON text and as a string to escape.
 // Checks, beyond the sanitizers (libFuzzer's buffer is exactly the input, so a read past the
@@ -22,13 +20,10 @@
 
 #include <cjson/cJSON.h>
 
+#include "fuzz_check.h"
 #include "base/json.h"
 
 namespace {
-
-void check(bool ok) {
-    if (!ok) std::abort();
-}
 
 // The longest number token in s (cJSON builds without the CVE-2023-26819 fix stop at 63).
 size_t longest_digit_run(std::string_view s) {
@@ -49,29 +44,29 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const bool valid = psdm::json_valid(input);
     const bool utf8 = psdm::utf8_valid(input);
     if (valid) {
-        check(utf8);
-        check(psdm::json_valid(psdm::json_trim_ws(input)));
+        CHECK(utf8);
+        CHECK(psdm::json_valid(psdm::json_trim_ws(input)));
     }
 
     const psdm::JsonPtr tree = psdm::json_parse_strict(input);
-    if (tree) check(valid);
+    if (tree) CHECK(valid);
     if (valid && input.find("\\u") == std::string_view::npos && longest_digit_run(input) < 64) {
-        check(tree != nullptr);
+        CHECK(tree != nullptr);
     }
     if (tree) {
         char *printed = cJSON_PrintUnformatted(tree.get());
         if (printed != nullptr) {
-            check(psdm::json_valid(printed));
+            CHECK(psdm::json_valid(printed));
             cJSON_free(printed);
         }
     }
 
     const std::string escaped = psdm::json_escape_string(input);
-    check(psdm::utf8_valid(escaped));
-    check(psdm::json_valid(escaped));
+    CHECK(psdm::utf8_valid(escaped));
+    CHECK(psdm::json_valid(escaped));
     if (utf8 && input.find('\0') == std::string_view::npos) {
         const psdm::JsonPtr back = psdm::json_parse_strict(escaped);
-        check(back != nullptr && cJSON_IsString(back.get()) && input == back->valuestring);
+        CHECK(back != nullptr && cJSON_IsString(back.get()) && input == back->valuestring);
     }
     return 0;
 }

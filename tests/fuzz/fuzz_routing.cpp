@@ -1,8 +1,5 @@
-// libFuzzer target for worker/routing (not wired into CMake). Build and run:
-//
-//   clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -I worker \
-//       tests/fuzz/fuzz_routing.cpp worker/kafka/routing.cpp worker/base/json.cpp -lcjson -o /tmp/fuzz_routing
-//   /tmp/fuzz_routing -max_total_time=60 -max_len=4096
+// libFuzzer target for worker/kafka/routing: a Kafka record (topic, value) to its room and
+// payload. Built by CMake with -DPSDM_FUZZ=ON; run with `make fuzz` (README, "Fuzzing").
 //
 // Input: byte 0 = topic length (mod 32), then the topic, then the record value; the last
 // byte of a long enough input also picks a small max_payload now and then.
@@ -21,14 +18,11 @@
 
 #include <cjson/cJSON.h>
 
+#include "fuzz_check.h"
 #include "base/json.h"
 #include "kafka/routing.h"
 
 namespace {
-
-void check(bool ok) {
-    if (!ok) std::abort();
-}
 
 bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
@@ -45,41 +39,41 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     cfg.global_room_topics = {"experiments", "g"};
 
     const psdm::Route r = psdm::route_kafka_record(topic, value, cfg);
-    check(std::strcmp(psdm::route_status_name(r.status), "unknown") != 0);
+    CHECK(std::strcmp(psdm::route_status_name(r.status), "unknown") != 0);
     const bool global = topic == "experiments" || topic == "g";
-    check(r.to_global_room == global);
+    CHECK(r.to_global_room == global);
 
     if (r.status != psdm::RouteStatus::ok) {
-        check(r.room.empty() && r.payload.empty());
-        if (value.size() > cfg.max_payload) check(r.status == psdm::RouteStatus::too_large);
+        CHECK(r.room.empty() && r.payload.empty());
+        if (value.size() > cfg.max_payload) CHECK(r.status == psdm::RouteStatus::too_large);
         return 0;
     }
-    check(value.size() <= cfg.max_payload);
-    check(!r.room.empty() || global);
+    CHECK(value.size() <= cfg.max_payload);
+    CHECK(!r.room.empty() || global);
 
     // The payload is the trimmed value, cut before its closing brace, plus our field.
     size_t b = 0, e = value.size();
     while (b < e && is_ws(value[b])) ++b;
     while (e > b && is_ws(value[e - 1])) --e;
     const std::string_view text = value.substr(b, e - b);
-    check(text.size() >= 2 && text.front() == '{' && text.back() == '}');
-    check(r.payload.compare(0, text.size() - 1, text.substr(0, text.size() - 1)) == 0);
-    check(r.payload.back() == '}');
+    CHECK(text.size() >= 2 && text.front() == '{' && text.back() == '}');
+    CHECK(r.payload.compare(0, text.size() - 1, text.substr(0, text.size() - 1)) == 0);
+    CHECK(r.payload.back() == '}');
 
     const psdm::JsonPtr root = psdm::json_parse_strict(r.payload);
-    check(root != nullptr && cJSON_IsObject(root.get()));
+    CHECK(root != nullptr && cJSON_IsObject(root.get()));
     const cJSON *type = nullptr;
     const cJSON *room = nullptr;
     for (const cJSON *i = root->child; i != nullptr; i = i->next) {
         if (std::strcmp(i->string, "psdm_ws_msg_type") == 0) type = i;
         if (cfg.room_field == i->string) room = i;
     }
-    check(type != nullptr && cJSON_IsString(type));
+    CHECK(type != nullptr && cJSON_IsString(type));
     const psdm::JsonPtr topic_json = psdm::json_parse_strict(psdm::json_escape_string(topic));
-    check(topic_json != nullptr && std::strcmp(type->valuestring, topic_json->valuestring) == 0);
-    if (topic.find('\0') == std::string_view::npos && psdm::utf8_valid(topic)) check(topic == type->valuestring);
+    CHECK(topic_json != nullptr && std::strcmp(type->valuestring, topic_json->valuestring) == 0);
+    if (topic.find('\0') == std::string_view::npos && psdm::utf8_valid(topic)) CHECK(topic == type->valuestring);
     if (!r.room.empty()) {
-        check(room != nullptr && cJSON_IsString(room) && r.room == room->valuestring);
+        CHECK(room != nullptr && cJSON_IsString(room) && r.room == room->valuestring);
     }
     return 0;
 }

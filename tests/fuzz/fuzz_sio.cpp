@@ -1,15 +1,16 @@
-// libFuzzer target for the Engine.IO / Socket.IO codec and the session state machine.
-// Not part of the CMake build; build and run by hand:
-//
-//   clang++ -std=c++17 -g -O1 -fsanitize=fuzzer,address,undefined -Iworker \
-//       tests/fuzz/fuzz_sio.cpp worker/sio/sio_codec.cpp worker/sio/session.cpp worker/sio/ws_message.cpp worker/base/json.cpp \
-//       -lcjson -o /tmp/fuzz_sio
-//   /tmp/fuzz_sio -max_len=4096
+// libFuzzer target for the Engine.IO / Socket.IO codec, the session state machine and
+// WebSocket message reassembly (worker/sio/). Built by CMake with -DPSDM_FUZZ=ON; run with
+// `make fuzz` (README, "Fuzzing").
 //
 // Input layout: byte 0 selects the protocol version and how frames are cut into pieces for
 // WsMessage (the reassembly in front of the Session); the rest is split on '\n' into text
 // frames fed to one Session (each frame also goes through the bare decoders). Frames advance a
 // fake clock so heartbeat paths run too.
+// Checks, beyond the sanitizers: the decoder parses once (tree present exactly with data, an
+// event's name and arguments inside it); reassembly gives the frame back or too_big; every
+// frame the Session sends is a well-formed Engine.IO / Socket.IO packet, and so are the join
+// and error acks; rooms fit kMaxRoomBytes; at most one close, last, with a code a close frame
+// may carry and a reason under 123 bytes, after which the Session is inert and has no deadline.
 #include <cstddef>
 #include <cstdint>
 #include <algorithm>
@@ -19,9 +20,43 @@
 
 #include <cjson/cJSON.h>
 
+#include "fuzz_check.h"
 #include "sio/session.h"
 #include "sio/sio_codec.h"
 #include "sio/ws_message.h"
+
+namespace {
+
+// What the server sends is well-formed: an Engine.IO packet, and a message's Socket.IO
+// packet decodes. At most one close, with a code and a reason that fit a close frame; rooms
+// asked for are at most kMaxRoomBytes.
+void check_action(const psdm::SessionAction &a, int *closes) {
+    using Kind = psdm::SessionAction::Kind;
+    if (a.kind == Kind::send) {
+        const auto eio = psdm::eio_decode(a.text);
+        CHECK(eio.has_value());
+        psdm::SioPacket p;
+        if (eio->type == psdm::EioType::message) CHECK(psdm::sio_decode(eio->data, &p) == psdm::SioDecodeError::none);
+    } else if (a.kind == Kind::join || a.kind == Kind::leave) {
+        CHECK(a.text.size() <= psdm::kMaxRoomBytes);
+    } else if (a.kind == Kind::close) {
+        CHECK(++*closes == 1);
+        // A code an endpoint may send in a close frame (RFC 6455 7.4.1 and 7.4.2).
+        const int c = a.close_code;
+        CHECK((c >= 1000 && c <= 1003) || (c >= 1007 && c <= 1011) || (c >= 3000 && c <= 4999));
+        CHECK(a.reason.size() < 123);
+    }
+}
+
+// The caller's answers to a join are Socket.IO acks.
+void check_ack(const std::string &frame) {
+    const auto eio = psdm::eio_decode(frame);
+    psdm::SioPacket p;
+    CHECK(eio && eio->type == psdm::EioType::message && psdm::sio_decode(eio->data, &p) == psdm::SioDecodeError::none &&
+          p.type == psdm::SioType::ack && p.ack_id.has_value());
+}
+
+}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size == 0) return 0;
@@ -36,6 +71,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     psdm::Session session(version, limits, "fuzz-sid", now);
     std::vector<psdm::SessionAction> out;
     session.on_open(out);
+    int closes = 0;
+    for (const psdm::SessionAction &a : out) check_action(a, &closes);
+    out.clear();
     psdm::WsMessage rx(limits.max_payload);
     const size_t cut = data[0] >> 1;  // each frame arrives as pieces of this many bytes (0: whole)
 
@@ -51,14 +89,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             if (psdm::sio_decode(eio->data, &p) == psdm::SioDecodeError::none) {
                 // Parsed once, by the decoder: the tree is there exactly when there is data, and an
                 // event's name and arguments are its first element and the ones after it.
-                if ((p.json != nullptr) != !p.data.empty()) std::abort();
-                if (p.type == psdm::SioType::event &&
-                    (p.event.data() != p.json->child->valuestring || p.args != p.json->child->next)) {
-                    std::abort();
-                }
+                CHECK((p.json != nullptr) == !p.data.empty());
+                CHECK(p.type != psdm::SioType::event ||
+                      (p.event.data() == p.json->child->valuestring && p.args == p.json->child->next));
             }
         }
-        (void)psdm::json_escape_string(frame);
 
         // Reassembled from pieces, the message must be the frame again (or too big).
         std::string_view msg;
@@ -68,17 +103,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             st = rx.feed(frame.substr(at, n), at == 0, at + n == frame.size(), &msg);
             at += n;
         }
-        if (st == psdm::WsMessage::Status::complete && msg != frame) std::abort();
-        if (st == psdm::WsMessage::Status::too_big && frame.size() <= limits.max_payload) std::abort();
+        CHECK(st != psdm::WsMessage::Status::complete || msg == frame);
+        CHECK(st != psdm::WsMessage::Status::too_big || frame.size() > limits.max_payload);
 
         now += 37;
+        const bool was_closed = session.closed();
         session.on_text(frame, now, out);
         rx.release();
         session.on_tick(now, out);
+        CHECK(!was_closed || out.empty());  // a closed session is inert
         for (const psdm::SessionAction &a : out) {
-            if (a.ack_id) (void)session.join_ack(*a.ack_id, (a.text.size() & 1) != 0, a.text);
-            if (a.ack_id && (a.text.size() & 2) != 0) (void)session.error_ack(*a.ack_id, a.text);
+            check_action(a, &closes);
+            if (a.ack_id) check_ack(session.join_ack(*a.ack_id, (a.text.size() & 1) != 0, a.text));
+            if (a.ack_id && (a.text.size() & 2) != 0) check_ack(session.error_ack(*a.ack_id, a.text));
         }
+        CHECK(session.closed() == (closes == 1));
+        if (!was_closed && session.closed()) CHECK(out.back().kind == psdm::SessionAction::Kind::close);
+        CHECK(session.closed() == (session.next_deadline_ms() == INT64_MAX));
         out.clear();
     } while (!rest.empty());
     return 0;

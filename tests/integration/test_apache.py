@@ -13,7 +13,8 @@ from rawws import RawEio
 
 PATH = "/lgbk_socketio/socket.io/"
 LOCATION = '<LocationMatch "^/[^/]+_socketio/">\n  SetHandler psdm-socket\n{inner}</LocationMatch>\n'
-WEBAUTH = "  SetEnv WEBAUTH_USER alice@SLAC.STANFORD.EDU\n  PsdmSocketUser env:WEBAUTH_USER\n"
+WEBAUTH = ("  SetEnv WEBAUTH_USER alice@SLAC.STANFORD.EDU\n  PsdmSocketUser env:WEBAUTH_USER\n"
+           "  PsdmSocketStripRealm SLAC.STANFORD.EDU\n")
 
 
 # Every test here runs under mpm_event and mpm_prefork (the module must not depend on
@@ -88,7 +89,8 @@ def test_header_identity_from_a_trusted_front_proxy(harness):
     broker, worker, httpd, _ = start_stack(harness, inner=inner)
     raw = RawEio(httpd.url, headers=["X-Vouch-Idp-Claims-Name: bob@example.org"])
     raw.connect_ns()
-    assert worker.wait_log(r"client \d+ connected \(user '([^']*)'").group(1) == "bob"
+    # No PsdmSocketStripRealm here: the name stays whole.
+    assert worker.wait_log(r"client \d+ connected \(user '([^']*)'").group(1) == "bob@example.org"
     raw.close()
 
 
@@ -117,7 +119,7 @@ def test_foreign_origin_is_403(harness):
 
 @pytest.mark.parametrize("headers, status, line", [
     ({}, 400, "not a WebSocket upgrade (expected 'Upgrade: websocket')"),
-    (upgrade_headers(**{"Sec-WebSocket-Version": "8"}), 400,
+    (upgrade_headers(**{"Sec-WebSocket-Version": "8"}), 426,
      "unsupported WebSocket version (expected 'Sec-WebSocket-Version: 13')"),
 ], ids=["plain-get", "bad-version"])
 def test_not_an_upgrade_is_400_with_one_line(harness, headers, status, line):
@@ -178,39 +180,59 @@ def test_tls_connections_are_relayed(harness):
 
 
 def test_worker_over_capacity_is_503(harness):
+    # The worker answers the client itself (Apache no longer waits for its verdict).
     broker = harness.start_broker(topics=["elog", "experiments"])
     sock = os.path.join(harness.sock_dir, "handoff.sock")
     worker = stack.start_worker(harness, broker, sock, max_connections=1)
     httpd = harness.start_httpd(f"PsdmSocketWorker unix:{sock}\n" + LOCATION.format(inner=WEBAUTH), mpm=MPM["name"])
     first = RawEio(httpd.url)
-    status, _, _ = get(httpd.url + PATH + "?EIO=4&transport=websocket", upgrade_headers())
-    assert status == 503
-    assert "refused_capacity" in open(os.path.join(harness.run_dir, "httpd.log")).read()
-    worker.wait_log(r"refused handoff from pid \d+ .*refused_capacity")
+    status, body, hdrs = get(httpd.url + PATH + "?EIO=4&transport=websocket", upgrade_headers())
+    assert status == 503 and hdrs.get("Retry-After") == "5", (status, hdrs)
+    worker.wait_log(r"refused handoff from pid \d+ .*at max_connections; answered 503")
     first.connect_ns()  # the one already in is unaffected
     first.close()
 
 
-def test_a_worker_that_never_answers_is_503_within_the_timeout(harness):
-    # A Unix socket that accepts and then says nothing: a hung worker.
+def test_a_worker_whose_backlog_is_full_is_503_at_once(harness):
+    # A Unix socket that never accepts: a hung worker. Its backlog takes a few handoffs
+    # (they wait in the kernel, costing Apache nothing); past it Apache answers 503 at
+    # once, without waiting for the worker.
     import socket
     import time
     sock = os.path.join(harness.sock_dir, "hung.sock")
     hung = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     hung.bind(sock)
     os.chmod(sock, 0o666)
-    hung.listen(16)
+    hung.listen(1)
+    waiting = []
     try:
         httpd = harness.start_httpd(f"PsdmSocketWorker unix:{sock}\nPsdmSocketTimeout 500ms\n"
                                     + LOCATION.format(inner=WEBAUTH), mpm=MPM["name"])
+        request = (f"GET {PATH}?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1:{httpd.port}\r\n"
+                   "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                   "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").encode()
+        for _ in range(4):  # fill the backlog: those handed over wait, the others get 503
+            c = socket.create_connection(("127.0.0.1", httpd.port), timeout=10)
+            c.sendall(request)
+            c.settimeout(0.3)
+            try:
+                answered = c.recv(4096)
+            except socket.timeout:
+                waiting.append(c)  # handed over: waits in the hung worker's backlog
+                continue
+            assert answered.startswith(b"HTTP/1.1 503"), answered[:40]
+            c.close()
+        assert waiting, "nothing was handed over"
         t0 = time.monotonic()
-        status, _, _ = get(httpd.url + PATH + "?EIO=4&transport=websocket", upgrade_headers())
+        status, _, hdrs = get(httpd.url + PATH + "?EIO=4&transport=websocket", upgrade_headers())
         elapsed = time.monotonic() - t0
-        assert status == 503
-        assert elapsed < 5, f"answered after {elapsed:.1f} s"
+        assert status == 503 and hdrs.get("Retry-After") == "5"
+        assert elapsed < 0.5, f"answered after {elapsed:.2f} s"
         log = open(os.path.join(harness.run_dir, "httpd.log")).read()
-        assert "PSDM0008" in log and "answer failed" in log and sock in log
+        assert "PSDM0008" in log and "connect failed" in log and sock in log
     finally:
+        for c in waiting:
+            c.close()
         hung.close()
 
 
@@ -335,5 +357,229 @@ def test_over_the_replay_limit_is_refused_by_apache_not_the_worker(harness, over
     assert len(lines) == 1 and f"exceed the {REPLAY_MAX} bytes" in lines[0], lines
     assert "refused handoff" not in worker.log_text()  # the worker never saw it
     raw = RawEio(httpd.url)  # and the next one goes through
+    raw.connect_ns()
+    raw.close()
+
+
+# ---- identity: names stay whole but for the realms the site strips (PsdmSocketStripRealm)
+
+ACL_ALICE_ONLY = "xpptut15    alice\n"
+
+
+def psdm_lines(harness):
+    """The module's log lines (one per refusal)."""
+    with open(os.path.join(harness.run_dir, "httpd.log")) as f:
+        return [line for line in f if "PSDM0" in line]
+
+
+def users_seen(worker):
+    """The users of the connections the worker took, in order."""
+    import re
+    return re.findall(r"client \d+ connected \(user '([^']*)'", worker.log_text())
+
+
+def join_ack(raw, room="xpptut15"):
+    raw.connect_ns()
+    raw.send(f'42/psdm_ws,1["join","{room}"]')
+    return raw.next_text()
+
+
+def start_with_acl(harness, body, acl=ACL_ALICE_ONLY):
+    """Broker, a worker with a file ACL, and Apache with `body` (its own locations)."""
+    path = os.path.join(harness.run_dir, "rooms.acl")
+    with open(path, "w") as f:
+        f.write(acl)
+    broker = harness.start_broker(topics=["elog"])
+    sock = os.path.join(harness.sock_dir, "handoff.sock")
+    worker = stack.start_worker(harness, broker, sock, authz=f"file:{path}")
+    httpd = harness.start_httpd(f"PsdmSocketWorker unix:{sock}\nPsdmSocketTimeout 2\n" + body, mpm=MPM["name"])
+    return worker, httpd
+
+
+# account as Apache authenticates it -> the user the worker sees (None: refused by Apache)
+ACCOUNTS = [
+    ("alice", "alice"),
+    ("alice@evil", "alice@evil"),  # not a stripped realm: another account, not alice
+    ("alice@SLAC.STANFORD.EDU", "alice"),  # the stripped realm: the site's alice
+    ("carol@SLAC.STANFORD.EDU", "carol"),
+    ("bob@x@SLAC.STANFORD.EDU", "bob@x"),  # one trailing realm only, never "bob"
+    ("alice@slac.stanford.edu", "alice@slac.stanford.edu"),  # realms are case-sensitive
+]
+ALLOWED = '43/psdm_ws,1[]'
+FORBIDDEN = '43/psdm_ws,1[{"error":"forbidden","room":"xpptut15"}]'
+
+
+def test_basic_auth_accounts_keep_their_realm_unless_the_site_strips_it(harness):
+    import base64
+    import hashlib
+    accounts = [a for a, _ in ACCOUNTS] + ["@SLAC.STANFORD.EDU"]
+    htpasswd = os.path.join(harness.run_dir, "htpasswd")
+    with open(htpasswd, "w") as f:  # {SHA}: the one scheme Python writes without a module
+        for a in accounts:
+            f.write(f"{a}:{{SHA}}{base64.b64encode(hashlib.sha1(b'pw-' + a.encode()).digest()).decode()}\n")
+    modules = "".join(f"LoadModule {m}_module /usr/lib/apache2/modules/mod_{m}.so\n"
+                      for m in ("auth_basic", "authn_core", "authn_file", "authz_user"))
+    inner = (f"  AuthType Basic\n  AuthName psdm\n  AuthBasicProvider file\n  AuthUserFile {htpasswd}\n"
+             "  Require valid-user\n  PsdmSocketStripRealm SLAC.STANFORD.EDU\n")
+    worker, httpd = start_with_acl(harness, modules + LOCATION.format(inner=inner))
+
+    def basic(account):
+        return "Basic " + base64.b64encode(f"{account}:pw-{account}".encode()).decode()
+
+    for account, user in ACCOUNTS:
+        raw = RawEio(httpd.url, headers=[f"Authorization: {basic(account)}"])
+        assert join_ack(raw) == (ALLOWED if user == "alice" else FORBIDDEN), account
+        raw.close()
+    assert users_seen(worker) == [user for _, user in ACCOUNTS]
+    # A name that is only a stripped realm is no user; Basic authenticated it: 403.
+    status, body, _ = get(httpd.url + PATH + "?EIO=4&transport=websocket",
+                          upgrade_headers(Authorization=basic("@SLAC.STANFORD.EDU")))
+    assert (status, body) == (403, "no authenticated user\n")
+    lines = psdm_lines(harness)
+    assert len(lines) == 1 and "PSDM0002" in lines[0] and "r->user (remote-user)" in lines[0], lines
+
+
+def test_env_identities_keep_their_realm_unless_the_site_strips_it(harness):
+    # WebAuth style: one location per identity, as mod_webauth would set WEBAUTH_USER.
+    accounts = ACCOUNTS + [("@SLAC.STANFORD.EDU", None)]
+    body = "PsdmSocketUser env:WEBAUTH_USER\nPsdmSocketStripRealm OTHER.REALM SLAC.STANFORD.EDU\n" + "".join(
+        f'<Location "/u{i}_socketio/">\n  SetHandler psdm-socket\n  SetEnv WEBAUTH_USER "{a}"\n</Location>\n'
+        for i, (a, _) in enumerate(accounts))
+    worker, httpd = start_with_acl(harness, body)
+    for i, (account, user) in enumerate(ACCOUNTS):
+        raw = RawEio(httpd.url, path=f"/u{i}_socketio/socket.io/")
+        assert join_ack(raw) == (ALLOWED if user == "alice" else FORBIDDEN), account
+        raw.close()
+    assert users_seen(worker) == [user for _, user in ACCOUNTS]
+    # Nothing left once the realm is stripped: no user, 401.
+    status, body, _ = get(f"{httpd.url}/u{len(ACCOUNTS)}_socketio/socket.io/?EIO=4&transport=websocket",
+                          upgrade_headers())
+    assert (status, body) == (401, "no authenticated user\n")
+    lines = psdm_lines(harness)
+    assert len(lines) == 1 and "PSDM0002" in lines[0] and "variable WEBAUTH_USER" in lines[0], lines
+
+
+def test_realm_and_origin_directives_refuse_bad_values_in_apache2_t(harness):
+    import subprocess as sp
+    from harness import APACHE2
+    for directive, value in [("PsdmSocketStripRealm", "alice@SLAC.STANFORD.EDU"),
+                             ("PsdmSocketAllowOrigin", "https://pswww.example.org/lgbk"),
+                             ("PsdmSocketAllowOrigin", "https://*.example.org")]:
+        conf = os.path.join(harness.run_dir, "bad.conf")
+        with open(conf, "w") as f:
+            f.write(harness.httpd_config(8, f"{directive} {value}\n"))
+        r = sp.run([APACHE2, "-t", "-f", conf], capture_output=True, text=True)
+        assert r.returncode != 0 and directive in r.stderr and value in r.stderr, r.stderr
+
+
+# ---- Origin: by default the virtual host's own names, never the client's Host header
+
+def upgrade_status(httpd, uri, headers):
+    """The status line's code of an upgrade request sent with exactly these headers
+    (Host included); the connection is closed right after the response head."""
+    import socket
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    with socket.create_connection(("127.0.0.1", httpd.port), timeout=10) as s:
+        s.sendall(f"GET {uri} HTTP/1.1\r\n{head}\r\n".encode())
+        buf = b""
+        while b"\r\n" not in buf:
+            chunk = s.recv(4096)
+            assert chunk, f"closed before the status line: {buf!r}"
+            buf += chunk
+    return int(buf.split(b" ", 2)[1])
+
+
+def test_dns_rebinding_host_is_not_an_origin(harness):
+    broker, worker, httpd, _ = start_stack(harness)
+    uri = PATH + "?EIO=4&transport=websocket"
+    # evil.example resolves to this server: Host and Origin agree, and both are the attacker's.
+    status, body, _ = get(httpd.url + uri, upgrade_headers(Host="evil.example", Origin="http://evil.example"))
+    assert (status, body) == (403, "origin not allowed\n")
+    lines = psdm_lines(harness)
+    assert len(lines) == 1 and "PSDM0004" in lines[0] and "Origin http://evil.example is not allowed" in lines[0]
+    assert f"http://127.0.0.1:{httpd.port}" in lines[0]  # names what it expected
+    host = f"evil.example:{httpd.port}"
+    assert get(httpd.url + uri, upgrade_headers(Host=host, Origin=f"http://{host}"))[0] == 403
+    # The configured ServerName (127.0.0.1:PORT) is the origin, whatever the Host.
+    ours = f"http://127.0.0.1:{httpd.port}"
+    assert upgrade_status(httpd, uri, upgrade_headers(Host=f"127.0.0.1:{httpd.port}", Origin=ours)) == 101
+    assert upgrade_status(httpd, uri, upgrade_headers(Host="evil.example", Origin=ours)) == 101
+    worker.wait_log(r"client 2 connected \(user 'alice'")
+
+
+def test_origin_is_the_vhost_servername_or_an_alias(harness):
+    from harness import free_port
+    port = free_port()
+    broker = harness.start_broker(topics=["elog"])
+    sock = os.path.join(harness.sock_dir, "handoff.sock")
+    worker = stack.start_worker(harness, broker, sock)
+    httpd = harness.start_httpd(
+        f"PsdmSocketWorker unix:{sock}\nPsdmSocketTimeout 2\n<VirtualHost *:{port}>\n"
+        f"  ServerName pages.example:{port}\n  ServerAlias alias.example *.wild.example\n"
+        + LOCATION.format(inner=WEBAUTH) + "</VirtualHost>\n", mpm=MPM["name"], port=port)
+    uri = PATH + "?EIO=4&transport=websocket"
+    for origin, want in [(f"http://pages.example:{port}", 101),  # ServerName
+                         (f"http://alias.example:{port}", 101),  # ServerAlias
+                         (f"http://ws.wild.example:{port}", 101),  # ServerAlias wildcard
+                         (f"HTTP://ALIAS.example:{port}", 101),
+                         ("http://alias.example", 403),  # another port
+                         (f"https://alias.example:{port}", 403),  # another scheme
+                         (f"http://127.0.0.1:{port}", 403),  # the main server's name, not this vhost's
+                         (f"http://wild.example:{port}", 403),
+                         (f"http://evil.example:{port}", 403)]:
+        headers = upgrade_headers(Host=f"alias.example:{port}", Origin=origin)
+        assert upgrade_status(httpd, uri, headers) == want, origin
+    worker.wait_log(r"client 4 connected \(user 'alice'")
+    assert len(psdm_lines(harness)) == 5 and all("PSDM0004" in line for line in psdm_lines(harness))
+
+
+def test_explicit_allow_origin_still_overrides(harness):
+    extra = "PsdmSocketAllowOrigin https://pswww.example.org\n"
+    broker, worker, httpd, _ = start_stack(harness, extra_conf=extra)
+    uri = PATH + "?EIO=4&transport=websocket"
+    ours = f"http://127.0.0.1:{httpd.port}"  # the ServerName: not listed, so refused
+    assert get(httpd.url + uri, upgrade_headers(Origin=ours))[0] == 403
+    assert "one of PsdmSocketAllowOrigin" in psdm_lines(harness)[0]
+    assert upgrade_status(httpd, uri, upgrade_headers(Host="x", Origin="https://pswww.example.org")) == 101
+
+
+# ---- strict upgrades: Apache answers what the worker would refuse
+
+SOCKETIO_REFUSALS = [
+    # (uri, extra headers, status, body line, log tag)
+    (PATH + "?EIO=4&transport=websocket", {"Sec-WebSocket-Version": "8"}, 426,
+     "unsupported WebSocket version (expected 'Sec-WebSocket-Version: 13')", "PSDM0001"),
+    (PATH + "?EIO=4&transport=websocket", {"Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZR=="}, 400,
+     "bad WebSocket handshake (Sec-WebSocket-Key is not the base64 of 16 bytes)", "PSDM0001"),
+    (PATH + "?EIO=4&transport=websocket", {"Sec-WebSocket-Key": "c2hvcnQ="}, 400,
+     "bad WebSocket handshake (Sec-WebSocket-Key is not the base64 of 16 bytes)", "PSDM0001"),
+    (PATH + "?EIO=5&transport=websocket", {}, 400, "unsupported Engine.IO version (expected EIO=3 or EIO=4)",
+     "PSDM0012"),
+    (PATH + "?transport=websocket", {}, 400, "unsupported Engine.IO version (expected EIO=3 or EIO=4)", "PSDM0012"),
+    (PATH + "?EIO=4&transport=polling", {}, 400, "Socket.IO transport unknown (expected transport=websocket)",
+     "PSDM0012"),
+    (PATH + "?EIO=4&transport=websocket&sid=abc", {}, 400,
+     "Socket.IO session id unknown (a websocket handshake has no sid)", "PSDM0012"),
+    (PATH + "?EIO=4&transport=websocket&x=%zz", {}, 400, "bad Socket.IO handshake (malformed %-escape in the query)",
+     "PSDM0012"),
+    ("/lgbk_socketio/other/?EIO=4&transport=websocket", {}, 400,
+     "not a Socket.IO endpoint (the path must end in /socket.io/)", "PSDM0012"),
+]
+
+
+@pytest.mark.parametrize("uri, extra, status, line, tag", SOCKETIO_REFUSALS,
+                         ids=["version-8", "key-17-bytes", "key-5-bytes", "eio-5", "no-eio", "polling", "sid",
+                              "bad-escape", "wrong-path"])
+def test_upgrades_the_worker_would_refuse_are_answered_by_apache(harness, uri, extra, status, line, tag):
+    broker, worker, httpd, _ = start_stack(harness)
+    got, body, hdrs = get(httpd.url + uri, upgrade_headers(**extra))
+    assert (got, body) == (status, line + "\n")
+    if status == 426:
+        assert hdrs.get("Sec-WebSocket-Version") == "13" and hdrs.get("Upgrade") == "websocket", hdrs
+    lines = psdm_lines(harness)
+    assert len(lines) == 1 and tag in lines[0] and line in lines[0], lines
+    assert uri.split("?")[0] in lines[0]  # where
+    assert "handshake of client" not in worker.log_text() and "refused upgrade" not in worker.log_text()
+    raw = RawEio(httpd.url)  # and a good one still goes through
     raw.connect_ns()
     raw.close()

@@ -18,11 +18,14 @@ import subprocess
 import threading
 import time
 
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 
 from harness import BUILD, REPO, HarnessError
 import stack
 from rawws import RawEio
+from test_worker_protocol import RawWs, upgrade_head, ws_frame
 
 PATH = "/lgbk_socketio/socket.io/"
 APP = os.path.join(REPO, "tests", "integration", "apps", "authz_app.py")
@@ -36,7 +39,7 @@ class HandedOver:
     its handoff socket with the identity the test chooses. A reader thread answers pings
     and collects acks and messages."""
 
-    def __init__(self, sock_path, user, groups=(), timeout=20):
+    def __init__(self, sock_path, user, groups=(), timeout=20, host="127.0.0.1"):
         self.timeout = timeout
         self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.s.settimeout(timeout)
@@ -44,12 +47,10 @@ class HandedOver:
         self.buf = b""
         key = base64.b64encode(os.urandom(16)).decode()
         fields = ([(1, user)] + [(2, g) for g in groups] +
-                  [(4, "127.0.0.1"), (5, PATH + "?EIO=4&transport=websocket"), (6, key), (7, "13")])
+                  [(4, host), (5, PATH + "?EIO=4&transport=websocket"), (6, key), (7, "13")])
         body = b"".join(struct.pack(">BH", tag, len(v.encode())) + v.encode() for tag, v in fields)
-        self.s.sendall(b"PSDM" + bytes([1, 2]) + struct.pack(">HIH", 0, len(body), len(fields)) + body)
-        answer = self._read(8)
-        assert answer[:4] == b"PSDA" and answer[5] == 0, f"handoff refused: {answer!r}"
-        self.s.sendall(b"C")
+        # Version 2, kind relay: the worker answers in HTTP on this same connection.
+        self.s.sendall(b"PSDM" + bytes([2, 2]) + struct.pack(">HIH", 0, len(body), len(fields)) + body)
         while b"\r\n\r\n" not in self.buf:
             self._fill()
         head, self.buf = self.buf.split(b"\r\n\r\n", 1)
@@ -449,7 +450,8 @@ def start_with_apache(harness, authz):
     broker = harness.start_broker(topics=["elog"])
     worker = start_worker(harness, broker, authz, peers=stack.peer())
     httpd = harness.start_httpd(f"PsdmSocketWorker unix:{handoff_path(harness)}\nPsdmSocketTimeout 2\n"
-                                "PsdmSocketUser env:WEBAUTH_USER\nPsdmSocketGroups env:WEBAUTH_GROUPS\n" + LOCATIONS)
+                                "PsdmSocketUser env:WEBAUTH_USER\nPsdmSocketGroups env:WEBAUTH_GROUPS\n"
+                                "PsdmSocketStripRealm SLAC.STANFORD.EDU\n" + LOCATIONS)
     return broker, worker, httpd
 
 
@@ -513,3 +515,98 @@ def test_the_decision_uses_the_identity_apache_authenticated(harness, provider):
     worker.wait_log(rf"user 'alice' may not join room 'R' \({provider}: ")
     if provider == "http":
         assert [(r["user"], r["room"]) for r in app.requests()] == [("alice", "R"), ("alice", "A")]
+
+
+# -------------------------------------------------------------------- room names and the URL asked
+
+class PathApp:
+    """An authz application that allows (200) every path but those in `deny` (403), and
+    records the request targets exactly as they arrive: if the worker asked any other path
+    than the room's own, the join would be allowed."""
+
+    def __init__(self, deny):
+        self.paths = []
+        paths, denied = self.paths, set(deny)
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):  # noqa: N802 - http.server's name
+                paths.append(self.path)
+                self.send_response(403 if self.path in denied else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_http_provider_asks_exactly_the_path_of_the_room(harness):
+    rooms = [  # (room, the path asked, or None: refused by the room-name rule, never asked)
+        ("..", None), (".", None), ("a/b", None), ("../x", None), ("/", None),
+        ("%2e%2e", "/ws/authz/%252e%252e"), ("a?b", "/ws/authz/a%3Fb"), ("a#b", "/ws/authz/a%23b"),
+        ("...", "/ws/authz/%2E%2E%2E"), ("caf\u00e9 x", "/ws/authz/caf%C3%A9%20x"),
+    ]
+    app = PathApp(deny=[path for _, path in rooms if path])
+    try:
+        broker = harness.start_broker(topics=["elog"])
+        worker = start_worker(harness, broker, app.base + "/ws/authz/{room}")
+        raw = RawEio(worker.url)
+        raw.connect_ns()
+        for i, (room, path) in enumerate(rooms):
+            raw.send(f'42/psdm_ws,{i}["join",{json.dumps(room)}]')
+            expected = [{"error": "invalid room"}] if path is None else FORBIDDEN(room)
+            assert json.loads(raw.next_text()[len(f"43/psdm_ws,{i}"):]) == expected, room
+        raw.close()
+        assert app.paths == [path for _, path in rooms if path]
+        worker.wait_log(r"user '' may not join room '%2e%2e' \(http: HTTP 403\)")
+    finally:
+        app.close()
+
+
+def test_http_provider_encodes_a_dot_segment_user(harness):
+    app = PathApp(deny=["/ws/%2E%2E/rooms/R", "/ws/%2E/rooms/R", "/ws/a%2Fb/rooms/R"])
+    try:
+        broker = harness.start_broker(topics=["elog"])
+        worker = start_worker(harness, broker, app.base + "/ws/{user}/rooms/{room}")
+        sock = handoff_path(harness)
+        for user in ["..", ".", "a/b"]:
+            client = HandedOver(sock, user)
+            assert client.join("R") == FORBIDDEN("R"), user
+            client.close()
+        assert app.paths == ["/ws/%2E%2E/rooms/R", "/ws/%2E/rooms/R", "/ws/a%2Fb/rooms/R"]
+        worker.wait_log(r"user '\.\.' may not join room 'R' \(http: HTTP 403\)")
+    finally:
+        app.close()
+
+
+# -------------------------------------------------------------------- the Host header chooses nothing
+
+def test_the_host_header_does_not_decide_who_the_client_is(harness):
+    """lws moves a parsed request to the vhost its Host header names among the vhosts of the
+    same port (lws_select_vhost): the direct and handoff vhosts must never share one."""
+    acl = os.path.join(harness.run_dir, "rooms.acl")
+    write_file(acl, "R        alice\npublic-* %anonymous\n")
+    broker = harness.start_broker(topics=["elog"])
+    worker = start_worker(harness, broker, f"file:{acl}")
+    sock = handoff_path(harness)
+    for host in ["direct", "d", ":1", "handoff"]:
+        alice = HandedOver(sock, "alice", host=host)  # handed over: stays alice
+        assert alice.join("R") == [], host
+        alice.close()
+        raw = RawWs(worker.port, upgrade_head(drop=["Host"], extra=[f"Host: {host}"]))  # direct: stays anonymous
+        raw.upgraded()
+        raw.s.sendall(ws_frame("40/psdm_ws,") + ws_frame('42/psdm_ws,1["join","public-x"]') +
+                      ws_frame('42/psdm_ws,2["join","R"]'))
+        assert raw.texts(3)[1:] == ["43/psdm_ws,1[]", '43/psdm_ws,2[{"error":"forbidden","room":"R"}]'], host
+        raw.close()
+    assert "has no identity" not in worker.log_text()

@@ -88,6 +88,41 @@ void test_url_template(void **) {
     assert_string_equal(http_authz_url("http://h/{ro}{room", "u", "r").c_str(), "http://h/{ro}{room");
 }
 
+// Whatever the room or user, the URL is the template's with exactly the placeholder replaced:
+// reserved characters and '%' are encoded, and so are dot segments (which a URL parser would
+// otherwise resolve to the template's parent path).
+void test_url_tricky_values(void **) {
+    using psdm::http_authz_url;
+    const std::string t = "http://127.0.0.1:5000/ws/authz/{room}";
+    struct {
+        const char *room, *url;
+    } rooms[] = {
+        {"..", "http://127.0.0.1:5000/ws/authz/%2E%2E"},
+        {".", "http://127.0.0.1:5000/ws/authz/%2E"},
+        {"...", "http://127.0.0.1:5000/ws/authz/%2E%2E%2E"},
+        {".a", "http://127.0.0.1:5000/ws/authz/.a"},
+        {"a..", "http://127.0.0.1:5000/ws/authz/a.."},
+        {"a/b", "http://127.0.0.1:5000/ws/authz/a%2Fb"},
+        {"../x", "http://127.0.0.1:5000/ws/authz/..%2Fx"},
+        {"%2e%2e", "http://127.0.0.1:5000/ws/authz/%252e%252e"},
+        {"a?b", "http://127.0.0.1:5000/ws/authz/a%3Fb"},
+        {"a#b", "http://127.0.0.1:5000/ws/authz/a%23b"},
+        {"a b+c", "http://127.0.0.1:5000/ws/authz/a%20b%2Bc"},
+        {"a\\b;c=d&e", "http://127.0.0.1:5000/ws/authz/a%5Cb%3Bc%3Dd%26e"},
+        {"\xe2\x80\xae", "http://127.0.0.1:5000/ws/authz/%E2%80%AE"},
+    };
+    for (const auto &r : rooms) {
+        const std::string url = http_authz_url(t, "alice", r.room);
+        if (url != r.url) fail_msg("room '%s': got %s, expected %s", r.room, url.c_str(), r.url);
+    }
+    const std::string u = "http://h/ws/{user}/rooms/{room}?who={user}";
+    assert_string_equal(http_authz_url(u, "..", "r").c_str(), "http://h/ws/%2E%2E/rooms/r?who=%2E%2E");
+    assert_string_equal(http_authz_url(u, ".", "r").c_str(), "http://h/ws/%2E/rooms/r?who=%2E");
+    assert_string_equal(http_authz_url(u, "a/../b", "r").c_str(), "http://h/ws/a%2F..%2Fb/rooms/r?who=a%2F..%2Fb");
+    assert_string_equal(http_authz_url(u, "bob@SLAC", "r").c_str(), "http://h/ws/bob%40SLAC/rooms/r?who=bob%40SLAC");
+    assert_string_equal(http_authz_url(u, "", "r").c_str(), "http://h/ws//rooms/r?who=");
+}
+
 void test_create_errors(void **) {
     std::string err;
     HttpAuthzOptions o;
@@ -324,6 +359,7 @@ void test_cache_bound(void **) {
 int main() {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_url_template),
+        cmocka_unit_test(test_url_tricky_values),
         cmocka_unit_test(test_create_errors),
         cmocka_unit_test(test_allow_then_cache_then_expiry),
         cmocka_unit_test(test_deny_statuses_and_deny_ttl),

@@ -131,11 +131,20 @@ const Case kCases[] = {
     {"topics", "a,,b", false, "empty entry in the comma-separated list 'a,,b'"},
     {"topics", "a,b,a", false, "'a' is listed twice"},
     {"topics", ",a", false, "empty entry"},
+    {"topics", "Elog.v2_x-y", true, "Elog.v2_x-y"},
+    {"topics", "a b", false, "'a b' is not a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -, not '.' or '..')"},
+    {"topics", "a, .", false, "'.' is not a Kafka topic name"},
+    {"topics", "..", false, "'..' is not a Kafka topic name"},
+    {"topics", "a/b", false, "'a/b' is not a Kafka topic name"},
+    {"topics", "caf\xC3\xA9", false, "is not a Kafka topic name"},
+    {"topics", "a#b", false, "'a#b' is not a Kafka topic name"},
     {"global_room_topics", "experiments", true, "experiments"},
     {"global_room_topics", "x,y", true, "x, y"},
     {"global_room_topics", "", true, ""},
     {"global_room_topics", "x,,y", false, "empty entry"},
     {"global_room_topics", "x,x", false, "listed twice"},
+    {"global_room_topics", "x,..", false, "'..' is not a Kafka topic name"},
+    {"global_room_topics", "x y", false, "'x y' is not a Kafka topic name"},
     {"room_field", "exp", true, "exp"},
     {"room_field", "", false, "must not be empty"},
     {"namespace", "/", true, "/"},
@@ -245,6 +254,8 @@ const Case kCases[] = {
     {"kafka.group.id", "", true, ""},
     {"kafka.", "x", false, "key 'kafka.': missing the librdkafka property name"},
     {"kafka", "x", false, "unknown key 'kafka'"},
+    {"kafka.a b", "x", false, "key 'kafka.a b': not a librdkafka property name (a-z A-Z 0-9 . _ -)"},
+    {"kafka.a:b", "x", false, "not a librdkafka property name"},
     {"max payload", "1M", false, "unknown key 'max payload'"},
 };
 
@@ -503,6 +514,113 @@ void test_dump(void **) {
     assert_int_equal(lines, 24);
 }
 
+void test_topic_name_length(void **) {
+    Config c;
+    std::string msg;
+    const std::string base = "authz = allow-all\nlisten = 127.0.0.1:0\n";
+    assert_true(parse(base + "topics = " + std::string(249, 't') + "\n", {}, &c, &msg));
+    assert_false(parse(base + "topics = a, " + std::string(250, 't') + "\n", {}, &c, &msg));
+    assert_true(contains(msg, "test.conf:3: key 'topics': '" + std::string(100, 't') + "...' is not a Kafka topic"));
+    // A '#' entry is a comment in the file (the list ends before it), and refused through -o.
+    assert_true(parse(base + "topics = a, b #c\n", {}, &c, &msg));
+    assert_true(c.topics == (std::vector<std::string>{"a", "b"}));
+    assert_false(parse(base + "topics = a\n", {"topics=a, #b"}, &c, &msg));
+    assert_string_equal(msg.c_str(),
+                        "-o: key 'topics': '#b' is not a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -, not '.' "
+                        "or '..')");
+}
+
+void test_quoted_values(void **) {
+    const std::string base = "authz = allow-all\nlisten = 127.0.0.1:0\ntopics = t\n";
+    Config c;
+    std::string msg;
+    assert_true(parse(base + "room_field = \" a #1 \"   # the quotes keep blanks and '#'\n"
+                             "event = \"say \\\"hi\\\" \\\\o/\"\n"
+                             "kafka.client.id = \"\"\n"
+                             "kafka.group.id = \"#g\"#right after the quote: a comment\n"
+                             "kafka.sasl.username = a\"b\"\n"  // not starting with '"': bare
+                             "kafka.sasl.password = a\\b\n",   // bare: no escapes
+                      {}, &c, &msg));
+    assert_string_equal(c.room_field.c_str(), " a #1 ");
+    assert_string_equal(c.event.c_str(), "say \"hi\" \\o/");
+    assert_string_equal(c.kafka["client.id"].c_str(), "");
+    assert_string_equal(c.kafka["group.id"].c_str(), "#g");
+    assert_string_equal(c.kafka["sasl.username"].c_str(), "a\"b\"");
+    assert_string_equal(c.kafka["sasl.password"].c_str(), "a\\b");
+    // -o is literal: quotes are part of the value.
+    assert_true(parse(base, {"event=\"x\""}, &c, &msg));
+    assert_string_equal(c.event.c_str(), "\"x\"");
+
+    struct {
+        const char *line;
+        const char *msg;
+    } bad[] = {
+        {"event = \"abc", "test.conf:4: key 'event': the quoted value '\"abc' has no closing '\"'"},
+        {"event = \"a\\nb\"", "test.conf:4: key 'event': in a quoted value '\\' must be followed by '\"' or '\\'"},
+        {"event = \"a\\", "test.conf:4: key 'event': in a quoted value '\\' must be followed by"},
+        {"event = \"a\" b", "test.conf:4: key 'event': unexpected text after the closing '\"' of '\"a\" b'"},
+        {"event = \"\"", "test.conf:4: key 'event': must not be empty"},
+    };
+    for (auto &b : bad) {
+        assert_false(parse(base + b.line + "\n", {}, &c, &msg));
+        if (!contains(msg, b.msg)) fail_msg("%s: got '%s', expected '%s'", b.line, msg.c_str(), b.msg);
+    }
+}
+
+// Every key, set through -o (literal) to each hostile value it accepts, is dumped and the dump,
+// parsed back as a file, gives the same configuration; values with blanks at either end, which
+// only the file's quotes can give, too.
+void test_dump_round_trips_hostile_values(void **) {
+    const std::string base = "authz = allow-all\nlisten = 127.0.0.1:0\ntopics = t1\n";
+    Config c;
+    std::string msg;
+    assert_true(parse(base, {}, &c, &msg));
+    std::vector<std::string> keys{"kafka.client.id", "kafka.bootstrap.servers"};
+    const std::string plain = psdm::config_dump(c);
+    for (size_t pos = 0; pos < plain.size(); pos = plain.find('\n', pos) + 1) keys.push_back(key_of(plain.substr(pos)));
+    assert_true(keys.size() >= 24);
+
+    const char *hostile[] = {"#x",           "a #b", "a\t#b", "#",     "\"q\"",   "\"",        "q\"",    "a\\b",
+                             "\\",           "\\\"", "a=b",   "x = y", "=",       "a, b",      "a,#b",   "a, #b",
+                             " #",           "\t#x", "a#b",   "é",     "''",      "/tmp/a #b", "/a\"#b", "file:/a #b",
+                             "#!$%&'*+^`|~", "-",    "12 #",  "\"\"",  "\"a\" #c"};
+    size_t accepted = 0;
+    auto round_trip = [&](const std::string &key, const Config &set) {
+        const std::string dump = psdm::config_dump(set);
+        Config back;
+        std::string why;
+        if (!parse(dump, {}, &back, &why))
+            fail_msg("%s: the dump does not parse: %s\n%s", key.c_str(), why.c_str(), dump.c_str());
+        const std::string again = psdm::config_dump(back);
+        if (again != dump)
+            fail_msg("%s: the dump does not read back:\n%s---\n%s", key.c_str(), dump.c_str(), again.c_str());
+        ++accepted;
+    };
+    for (const std::string &key : keys) {
+        for (const char *h : hostile) {
+            if (parse(base, {key + "=" + h}, &c, &msg)) round_trip(key, c);
+        }
+    }
+    assert_true(accepted >= 60);  // the string keys take most of them
+    for (const char *line : {"room_field = \" exp \"", "event = \"\tmsg\"", "kafka.client.id = \" \"",
+                             "handoff_socket = \"/tmp/a \"", "authz = \"file:/x #y \""}) {
+        const std::string text = std::string(line).compare(0, 5, "authz") == 0
+                                     ? "listen = 127.0.0.1:0\ntopics = t1\n" + std::string(line) + "\n"
+                                     : base + line + "\n";
+        if (!parse(text, {}, &c, &msg)) fail_msg("%s: %s", line, msg.c_str());
+        round_trip(line, c);
+    }
+    assert_string_equal(c.authz.c_str(), "file:/x #y ");
+    // How the dump writes them.
+    assert_true(
+        parse(base, {"event=#x", "room_field=a #\"b", "kafka.group.id=a \"#b\"", "kafka.client.id=\"q\\"}, &c, &msg));
+    std::string dump = psdm::config_dump(c);
+    for (const char *line : {"event = \"#x\"\n", "room_field = \"a #\\\"b\"\n", "kafka.group.id = a \"#b\"\n",
+                             "kafka.client.id = \"\\\"q\\\\\"\n", "namespace = /psdm_ws\n"}) {
+        if (!contains(dump, line)) fail_msg("dump lacks '%s':\n%s", line, dump.c_str());
+    }
+}
+
 void test_listen_split(void **) {
     std::string host;
     unsigned port = 1;
@@ -574,11 +692,12 @@ void test_load(void **) {
 
 int main() {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_table),        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_syntax),       cmocka_unit_test(test_overrides),
-        cmocka_unit_test(test_cross_checks), cmocka_unit_test(test_untouched_on_error),
-        cmocka_unit_test(test_dump),         cmocka_unit_test(test_listen_split),
-        cmocka_unit_test(test_load),
+        cmocka_unit_test(test_table),         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_syntax),        cmocka_unit_test(test_overrides),
+        cmocka_unit_test(test_cross_checks),  cmocka_unit_test(test_untouched_on_error),
+        cmocka_unit_test(test_dump),          cmocka_unit_test(test_listen_split),
+        cmocka_unit_test(test_load),          cmocka_unit_test(test_topic_name_length),
+        cmocka_unit_test(test_quoted_values), cmocka_unit_test(test_dump_round_trips_hostile_values),
     };
     return cmocka_run_group_tests(tests, nullptr, nullptr);
 }

@@ -268,6 +268,22 @@ const EventCase kEventCases[] = {
     {"42/psdm_ws,3[\"join\",null]", "send 43/psdm_ws,3[{\"error\":\"invalid room\"}]\n"},
     {"42/psdm_ws,3[\"join\",\"a\\nb\"]", "send 43/psdm_ws,3[{\"error\":\"invalid room\"}]\n"},
     {"42/psdm_ws,3[\"leave\",7]", "send 43/psdm_ws,3[{\"error\":\"invalid room\"}]\n"},
+    // The room-name rule (room_name_ok): no '/', no dot segment, no control character.
+    {"42/psdm_ws,3[\"join\",\"..\"]", "send 43/psdm_ws,3[{\"error\":\"invalid room\"}]\n"},
+    {"42/psdm_ws,3[\"join\",\".\"]", "send 43/psdm_ws,3[{\"error\":\"invalid room\"}]\n"},
+    {"42/psdm_ws,3[\"join\",\"a/b\"]", "send 43/psdm_ws,3[{\"error\":\"invalid room\"}]\n"},
+    {"42/psdm_ws,3[\"join\",\"\\/\"]", "send 43/psdm_ws,3[{\"error\":\"invalid room\"}]\n"},
+    {"42/psdm_ws,3[\"leave\",\"..\"]", "send 43/psdm_ws,3[{\"error\":\"invalid room\"}]\n"},
+    {"42/psdm_ws,3[\"join\",\"a\\u007fb\"]", "send 43/psdm_ws,3[{\"error\":\"invalid room\"}]\n"},
+    {"42/psdm_ws,3[\"join\",\"a\\u0085b\"]", "send 43/psdm_ws,3[{\"error\":\"invalid room\"}]\n"},
+    {"42/psdm_ws,3[\"join\",\"a\\tb\"]", "send 43/psdm_ws,3[{\"error\":\"invalid room\"}]\n"},
+    {"42/psdm_ws,3[\"join\",\"...\"]", "join ... ack 3\n"},
+    {"42/psdm_ws,3[\"join\",\".a\"]", "join .a ack 3\n"},
+    {"42/psdm_ws,3[\"join\",\"%2e%2e\"]", "join %2e%2e ack 3\n"},
+    {"42/psdm_ws,3[\"join\",\"a?b#c\\\\d\"]", "join a?b#c\\d ack 3\n"},
+    {"42/psdm_ws,3[\"join\",\"a\\u00a0b\"]",
+     "join a\xc2\xa0"
+     "b ack 3\n"},                       // U+00A0: not a control
     {"42/psdm_ws,[\"join\",\"\"]", ""},  // invalid, no ack requested: silently dropped
     {"42/psdm_ws,4[\"subscribe\",\"a\"]", "send 43/psdm_ws,4[{\"error\":\"unknown event\"}]\n"},
     {"42/psdm_ws,4[\"JOIN\",\"a\"]", "send 43/psdm_ws,4[{\"error\":\"unknown event\"}]\n"},
@@ -302,6 +318,19 @@ void test_events_on_root(void **) {
     EXPECT_TEXT(h4.text("426[\"join\",\"a\"]"), "send 436[{\"error\":\"unknown event\"}]\n");
     EXPECT_TEXT(h4.text("41"), "");
     EXPECT_TEXT(h4.text("426[\"join\",\"a\"]"), "");
+}
+
+void test_room_name_rule(void **) {
+    for (const char *ok : {"a", "xpptut15", "the_global_room", "...", ".a", "a.", "a..b", "%2e%2e", "a?b", "a#b", "a b",
+                           "a\\b", "caf\xc3\xa9", "\xc2\xa0", "\xe2\x80\xae"})
+        if (!room_name_ok(ok)) fail_msg("'%s' refused", ok);
+    for (const char *bad : {"", ".", "..", "/", "a/b", "/a", "a/", "a\nb", "\x1f", "a\x7f", "\xc2\x80",
+                            "a\xc2\x9f"
+                            "b"})
+        if (room_name_ok(bad)) fail_msg("'%s' allowed", bad);
+    assert_false(room_name_ok(std::string_view("a\0b", 3)));
+    assert_true(room_name_ok(std::string(kMaxRoomBytes, '.')));
+    assert_false(room_name_ok(std::string(kMaxRoomBytes + 1, 'r')));
 }
 
 void test_room_name_limit(void **) {
@@ -395,6 +424,11 @@ const BadCase kBadCases[] = {
     {"461-/psdm_ws,3[{\"_placeholder\":true,\"num\":0}]", "close 1003 unsupported Socket.IO packet: binary\n"},
     {"48", "close 1002 malformed Socket.IO packet: bad_type\n"},
     {"42/psdm_ws,[\"join\",\"" + std::string(1000, 'a') + "\"]", "close 1009 frame too large\n"},
+    // RFC 6455 section 8.1: a text message that is not UTF-8 closes with 1007, whatever it holds.
+    {"42/psdm_ws,[\"join\",\"\xff\"]", "close 1007 text frame is not valid UTF-8\n"},
+    {"4\xc3", "close 1007 text frame is not valid UTF-8\n"},
+    {"2\xed\xa0\x80", "close 1007 text frame is not valid UTF-8\n"},  // a UTF-16 surrogate
+    {"\xc0\xaf", "close 1007 text frame is not valid UTF-8\n"},       // overlong
 };
 
 void test_malformed(void **) {
@@ -445,6 +479,7 @@ int main(void) {
         cmocka_unit_test(test_namespace_disconnect),
         cmocka_unit_test(test_events),
         cmocka_unit_test(test_events_on_root),
+        cmocka_unit_test(test_room_name_rule),
         cmocka_unit_test(test_room_name_limit),
         cmocka_unit_test(test_joins_passed_on),
         cmocka_unit_test(test_join_leave_acks),

@@ -23,13 +23,18 @@ bool is_unreserved(unsigned char ch) {
            ch == '_' || ch == '~';
 }
 
+// RFC 3986 percent-encoding of one substituted value: unreserved characters kept, every other
+// byte %XX; a value made only of dots ("." and ".." are dot segments, which URL normalization
+// removes along with the segment before) has its dots encoded too, so that it can never
+// change which path of the template is asked.
 std::string percent_encode(const std::string &s) {
     static const char kHex[] = "0123456789ABCDEF";
+    const bool only_dots = s.find_first_not_of('.') == std::string::npos;
     std::string out;
     out.reserve(s.size());
     for (char c : s) {
         auto ch = static_cast<unsigned char>(c);
-        if (is_unreserved(ch)) {
+        if (is_unreserved(ch) && !(only_dots && ch == '.')) {
             out += c;
         } else {
             out += '%';
@@ -162,6 +167,8 @@ class CurlTransport final : public HttpTransport {
         }
         CURL *e = t->easy;
         curl_easy_setopt(e, CURLOPT_URL, t->req.url.c_str());
+        // The path as http_authz_url built it: no dot-segment removal or other normalization.
+        curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
         curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
         curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(t->req.timeout_ms));

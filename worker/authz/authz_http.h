@@ -2,7 +2,7 @@
 // so that the rules stay where they are (flask_authnz: roles in the database plus LDAP
 // groups). One GET per question:
 //
-//   GET <authz with {room} and {user} replaced, percent-encoded>
+//   GET <authz with {room} and {user} replaced, percent-encoded (http_authz_url)>
 //   <authz_user_header>: <user>          (absent for anonymous connections)
 //
 //   2xx            allow                 cached authz_allow_ttl_ms
@@ -75,8 +75,12 @@ class HttpTransport {
 // The libcurl transport (one thread driving a curl multi handle).
 std::unique_ptr<HttpTransport> http_transport_curl();
 
-// `{room}` and `{user}` replaced by their percent-encoded values (RFC 3986: everything
-// but ALPHA DIGIT - . _ ~ is encoded).
+// `{room}` and `{user}` replaced by their percent-encoded values (RFC 3986: everything but
+// ALPHA DIGIT - . _ ~ is encoded as %XX, and the dots too in a value made only of dots, such
+// as "." or ".."), so that a value is always exactly the text it replaces, never a '/', '?',
+// '#' or a dot segment: the URL asked is the template's with only the placeholders changed.
+// Room names are never "." or ".." anyway (sio/session.h, room_name_ok); user names come
+// from Apache. The transport sends the path as built (libcurl CURLOPT_PATH_AS_IS).
 std::string http_authz_url(const std::string &url_template, const std::string &user, const std::string &room);
 
 class HttpAuthorizer final : public Authorizer {

@@ -124,6 +124,21 @@ bool parse_size(std::string_view v, size_t lo, size_t hi, size_t *out, std::stri
     return true;
 }
 
+// The characters of Kafka topic names, librdkafka property names and Unix user names.
+constexpr std::string_view kNameChars =
+    "abcdefghijklmnopqrstuvwxyz"
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    "0123456789._-";
+
+bool only_name_chars(std::string_view s) { return s.find_first_not_of(kNameChars) == std::string_view::npos; }
+
+// Kafka's rule for topic names (its Topic.validate): 1 to 249 of [a-zA-Z0-9._-], not "." or "..".
+constexpr size_t kMaxTopicName = 249;
+
+bool kafka_topic_ok(std::string_view t) {
+    return !t.empty() && t.size() <= kMaxTopicName && t != "." && t != ".." && only_name_chars(t);
+}
+
 // Comma list: entries trimmed, none empty, no duplicates. An empty value gives an empty list.
 bool parse_list(std::string_view v, std::vector<std::string> *out, std::string *why) {
     std::vector<std::string> items;
@@ -148,6 +163,20 @@ bool parse_list(std::string_view v, std::vector<std::string> *out, std::string *
         }
     }
     *out = std::move(items);
+    return true;
+}
+
+// A list of Kafka topic names (parse_list, then kafka_topic_ok for each).
+bool parse_topics(std::string_view v, std::vector<std::string> *out, std::string *why) {
+    std::vector<std::string> topics;
+    if (!parse_list(v, &topics, why)) return false;
+    for (const std::string &t : topics) {
+        if (!kafka_topic_ok(t)) {
+            *why = quote(t) + " is not a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -, not '.' or '..')";
+            return false;
+        }
+    }
+    *out = std::move(topics);
     return true;
 }
 
@@ -311,11 +340,7 @@ const Key kKeys[] = {
              uint64_t uid = 0;
              bool numeric = p.find_first_not_of("0123456789") == std::string::npos;
              bool ok = numeric ? parse_decimal(p, 4294967294u, &uid) == Num::ok
-                               : p.size() <= 32 && p.front() != '-' &&
-                                     p.find_first_not_of(
-                                         "abcdefghijklmnopqrstuvwxyz"
-                                         "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                         "0123456789._-") == std::string::npos;
+                               : p.size() <= 32 && p.front() != '-' && only_name_chars(p);
              if (!ok) {
                  *why = quote(p) + " is neither a user name nor a numeric uid";
                  return false;
@@ -334,10 +359,10 @@ const Key kKeys[] = {
          return true;
      },
      [](const Config &c) { return c.listen; }},
-    {"topics", [](Config &c, std::string_view v, std::string *why) { return parse_list(v, &c.topics, why); },
+    {"topics", [](Config &c, std::string_view v, std::string *why) { return parse_topics(v, &c.topics, why); },
      [](const Config &c) { return join(c.topics); }},
     {"global_room_topics",
-     [](Config &c, std::string_view v, std::string *why) { return parse_list(v, &c.global_room_topics, why); },
+     [](Config &c, std::string_view v, std::string *why) { return parse_topics(v, &c.global_room_topics, why); },
      [](const Config &c) { return join(c.global_room_topics); }},
     {"room_field", [](Config &c, std::string_view v, std::string *why) { return non_empty(v, &c.room_field, why); },
      [](const Config &c) { return c.room_field; }},
@@ -412,6 +437,93 @@ const Key kKeys[] = {
      get_number<size_t, &Config::authz_max_in_flight>},
 };
 
+// Where a comment starts in `line` at or after `from`: a '#' at the start of the line or
+// after a blank (see config.h); npos if none.
+size_t comment_at(std::string_view line, size_t from) {
+    for (size_t i = from; i < line.size(); ++i)
+        if (line[i] == '#' && (i == 0 || line[i - 1] == ' ' || line[i - 1] == '\t')) return i;
+    return std::string_view::npos;
+}
+
+// A quoted value: `"` ... `"` with \" and \\ as the only escapes, then only blanks or a comment.
+// `q` starts at the opening quote. Returns false and sets *why on a malformed one.
+bool unquote(std::string_view q, std::string *out, std::string *why) {
+    std::string v;
+    size_t i = 1;
+    for (; i < q.size() && q[i] != '"'; ++i) {
+        if (q[i] == '\\') {
+            if (i + 1 == q.size() || (q[i + 1] != '"' && q[i + 1] != '\\')) {
+                *why = "in a quoted value '\\' must be followed by '\"' or '\\', got " + quote(q);
+                return false;
+            }
+            ++i;
+        }
+        v += q[i];
+    }
+    if (i == q.size()) {
+        *why = "the quoted value " + quote(q) + " has no closing '\"'";
+        return false;
+    }
+    std::string_view rest = trim(q.substr(i + 1));
+    if (!rest.empty() && rest.front() != '#') {
+        *why = "unexpected text after the closing '\"' of " + quote(q);
+        return false;
+    }
+    *out = std::move(v);
+    return true;
+}
+
+enum class Line { blank, entry, bad };
+
+// One file line (without its line end): a blank or comment line, or `key = value` with the
+// value unquoted or stripped of its comment and trimmed (see config.h). *why on bad.
+Line split_line(std::string_view line, std::string_view *key, std::string *value, std::string *why) {
+    const size_t eq = line.find('=');
+    const size_t comment = comment_at(line, 0);
+    if (eq == std::string_view::npos || comment < eq) {  // no '=' before any comment
+        std::string_view rest = trim(line.substr(0, comment));
+        if (rest.empty()) return Line::blank;
+        *why = "expected 'key = value', got " + quote(rest);
+        return Line::bad;
+    }
+    *key = trim(line.substr(0, eq));
+    if (key->empty()) {
+        *why = "expected 'key = value', got " + quote(trim(line.substr(0, comment)));
+        return Line::bad;
+    }
+    std::string_view v = line.substr(eq + 1);
+    const size_t lead = v.find_first_not_of(" \t");
+    if (lead != std::string_view::npos && v[lead] == '"') {
+        if (!unquote(v.substr(lead), value, why)) {
+            *why = "key " + quote(*key) + ": " + *why;
+            return Line::bad;
+        }
+        return Line::entry;
+    }
+    const size_t vc = comment_at(line, eq + 1);
+    *value = std::string(trim(vc == std::string_view::npos ? v : line.substr(eq + 1, vc - eq - 1)));
+    return Line::entry;
+}
+
+// True if `v`, written bare after "key = ", would not read back as itself: it has blanks at
+// either end, starts with '"', or holds a '#' at its start or after a blank.
+bool needs_quotes(std::string_view v) {
+    if (v.empty()) return false;
+    const auto blank = [](char ch) { return ch == ' ' || ch == '\t'; };
+    return blank(v.front()) || blank(v.back()) || v.front() == '"' || comment_at(v, 0) != std::string_view::npos;
+}
+
+// `v` as the file syntax writes it: bare when it reads back as itself, else quoted.
+std::string file_value(std::string_view v) {
+    if (!needs_quotes(v)) return std::string(v);
+    std::string q = "\"";
+    for (char ch : v) {
+        if (ch == '"' || ch == '\\') q += '\\';
+        q += ch;
+    }
+    return q + '"';
+}
+
 // One parse: the Config being built and where each key was set, for messages.
 class Parser {
  public:
@@ -429,26 +541,19 @@ class Parser {
 
             if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
             if (!check_chars(line, loc)) return false;
-            // A '#' at the start or after a blank starts a comment (see config.h).
-            for (size_t i = 0; i < line.size(); ++i) {
-                if (line[i] == '#' && (i == 0 || line[i - 1] == ' ' || line[i - 1] == '\t')) {
-                    line = line.substr(0, i);
-                    break;
-                }
+            std::string_view key;
+            std::string value, why;
+            switch (split_line(line, &key, &value, &why)) {
+            case Line::blank: continue;
+            case Line::bad: return fail(loc, why);
+            case Line::entry: break;
             }
-            line = trim(line);
-            if (line.empty()) continue;
-
-            size_t eq = line.find('=');
-            std::string_view key = trim(line.substr(0, eq));
-            if (eq == std::string_view::npos || key.empty())
-                return fail(loc, "expected 'key = value', got " + quote(line));
             std::string key_s(key);
             auto seen = file_lines_.find(key_s);
             if (seen != file_lines_.end())
                 return fail(loc, "key " + quote(key) + " already set at line " + std::to_string(seen->second));
             file_lines_[key_s] = line_no;
-            if (!set(key_s, trim(line.substr(eq + 1)), loc)) return false;
+            if (!set(key_s, value, loc)) return false;
         }
         return true;
     }
@@ -516,6 +621,8 @@ class Parser {
         locations_[key] = loc;
         if (key.compare(0, 6, "kafka.") == 0) {
             if (key.size() == 6) return fail(loc, "key 'kafka.': missing the librdkafka property name");
+            if (!only_name_chars(std::string_view(key).substr(6)))
+                return fail(loc, "key " + quote(key) + ": not a librdkafka property name (a-z A-Z 0-9 . _ -)");
             config_.kafka[key.substr(6)] = std::string(value);
             return true;
         }
@@ -576,7 +683,7 @@ bool config_load(const std::string &path, const std::vector<std::string> &overri
 std::string config_dump(const Config &c) {
     std::string s;
     auto line = [&s](const std::string &key, const std::string &value) {
-        s.append(key).append(value.empty() ? " =" : " = ").append(value).append("\n");
+        s.append(key).append(value.empty() ? " =" : " = ").append(file_value(value)).append("\n");
     };
     for (const Key &k : kKeys) line(k.name, k.get(c));
     for (const auto &[name, value] : c.kafka) line("kafka." + name, is_sensitive(name) ? "***" : value);

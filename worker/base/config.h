@@ -5,13 +5,17 @@
 //     the value is everything after the first '=' (it may itself contain '=');
 //   - blank lines are ignored; a line whose first non-blank character is '#' is a comment;
 //   - a '#' preceded by a space or tab starts a trailing comment: `a = b  # note` gives "b".
-//     A '#' that is not preceded by whitespace is part of the value: `a = b#c` gives "b#c".
-//     Consequently a value cannot contain " #" in the file (it can through -o);
-//   - no quoting, no escapes, no line continuation; an empty value (`key =`) is the empty string;
+//     A '#' that is not preceded by whitespace is part of the value: `a = b#c` gives "b#c";
+//   - a value whose first character is '"' is quoted: it ends at the next unescaped '"', inside
+//     it \" is a quote and \\ a backslash (any other '\' is an error), '#' and blanks are part
+//     of it, and only blanks or a comment may follow: `a = " x #1"` gives " x #1". Unquoted
+//     values have no escapes: `a = b\c` gives "b\c";
+//   - no line continuation; an empty value (`key =`) is the empty string;
 //   - a key given twice is an error naming both lines; an unknown key is an error;
 //   - control characters other than tab are rejected; a UTF-8 BOM at the start is skipped.
-// Overrides (-o key=value) are taken literally (no comment stripping), trimmed, applied after
-// the file and may replace a file key; the same key given twice with -o is an error.
+// Overrides (-o key=value) are taken literally (no comment stripping, no unquoting), trimmed,
+// applied after the file and may replace a file key; the same key given twice with -o is an error.
+// Names after "kafka." are librdkafka property names: [a-zA-Z0-9._-]+.
 //
 // Errors: every error is returned as one ConfigError whose message starts with its location,
 // "FILE:LINE: " for a line, "-o: " for an override. A cross-field check blames where the key
@@ -62,9 +66,11 @@ struct Config {
 
     // Keys "kafka.<property>" with the prefix stripped, passed unchanged to librdkafka.
     std::map<std::string, std::string> kafka;
-    std::vector<std::string> topics;  // comma list, trimmed, no empties, no duplicates; required
+    // Comma list, trimmed, no empties, no duplicates; required. Each a Kafka topic name: 1 to 249
+    // of [a-zA-Z0-9._-], not "." or "..".
+    std::vector<std::string> topics;
     // Topics whose records go to every client of the namespace rather than to one room;
-    // same list rules as topics, may be empty. Not required to be a subset of topics.
+    // same list and name rules as topics, may be empty. Not required to be a subset of topics.
     std::vector<std::string> global_room_topics{"experiments"};
     std::string room_field = "experiment_name";  // JSON field naming a record's room; non-empty
     // Key "namespace": Socket.IO namespace; starts with '/', printable ASCII, no ',?#' or space.
@@ -109,11 +115,12 @@ bool config_parse(std::string_view text, std::string_view source, const std::vec
 // An unreadable file gives "cannot read config file 'PATH': <strerror>".
 bool config_load(const std::string &path, const std::vector<std::string> &overrides, Config *out, ConfigError *err);
 
-// Every key, one "key = value" line each (kafka.* sorted by name), in file syntax: parsing the
-// output gives back the same Config (source aside; a -o value containing " #" would not
-// survive the file syntax), except that kafka properties whose name contains
-// "password" or "secret" (any case), ssl.key.pem and sasl.oauthbearer.config (which librdkafka
-// also treats as sensitive) are printed as "***". For --check-config.
+// Every key, one "key = value" line each (kafka.* sorted by name), in file syntax, a value
+// quoted when it would not read back bare (blanks at either end, a leading '"', a '#' at its
+// start or after a blank): parsing the output always gives back the same Config (source aside),
+// except that kafka properties whose name contains "password" or "secret" (any case),
+// ssl.key.pem and sasl.oauthbearer.config (which librdkafka also treats as sensitive) are
+// printed as "***". For --check-config.
 std::string config_dump(const Config &c);
 
 // Splits a listen value that config_parse accepted into host (brackets removed from IPv6) and

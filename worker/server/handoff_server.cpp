@@ -19,13 +19,11 @@ namespace psdm {
 
 namespace {
 constexpr const char *kTag = "PSDM-HANDOFF";
-constexpr int kPendingTimeoutSecs = 10;  // a module that neither sends nor commits
-constexpr char kCommitByte = 'C';
+constexpr int kPendingTimeoutSecs = 10;  // a peer that connects and does not send
 }  // namespace
 
-// One Unix connection from the module, from accept to commit (or refusal).
+// One Unix connection from the module, from accept until its request is read.
 struct HandoffConn {
-    enum class State { request, commit } state = State::request;
     int sock = -1;  // owned by its lws raw-file wsi
     uid_t uid = 0;
     pid_t pid = 0;
@@ -35,7 +33,6 @@ struct HandoffConn {
     UniqueFd client;  // the handed-over client socket, until adopted
     Identity who;
     std::string client_addr;
-    std::string upgrade;  // the rebuilt upgrade request lws replays
 };
 
 HandoffServer::HandoffServer(const Config &cfg, Server &server) : cfg_(cfg), server_(server) {}
@@ -151,11 +148,7 @@ void HandoffServer::on_listener_readable() {
         if (getsockopt(sock.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 || !peer_allowed(cred.uid)) {
             PSDM_LOG_WARN(kTag, "refused a connection on %s from uid %u (pid %d): not in handoff_allowed_peers",
                           cfg_.handoff_socket.c_str(), static_cast<unsigned>(cred.uid), static_cast<int>(cred.pid));
-            unsigned char answer[PSDM_HS_ANSWER_LEN];
-            psdm_handoff_answer_encode(PSDM_HS_REFUSED_PEER, answer);
-            ssize_t ignored = send(sock.get(), answer, sizeof answer, MSG_NOSIGNAL | MSG_DONTWAIT);
-            (void)ignored;
-            continue;  // closes sock
+            continue;  // closes sock: nothing read from it, nothing written anywhere
         }
         auto hc = std::make_unique<HandoffConn>();  // on an exception, sock is closed too
         hc->sock = sock.get();
@@ -179,21 +172,26 @@ void HandoffServer::on_listener_readable() {
     }
 }
 
-int HandoffServer::refuse(HandoffConn *hc, uint8_t status, const char *why) {
-    PSDM_LOG_WARN(kTag, "refused handoff from pid %d (client %s, user '%s'): %s: %s", static_cast<int>(hc->pid),
-                  hc->client_addr.empty() ? "?" : hc->client_addr.c_str(), hc->who.user.c_str(),
-                  psdm_handoff_status_name(status), why);
+// Writes the spec's REFUSAL (503) to the client: on its socket (handoff) or into the
+// relay (the module passes it on). Best effort and non-blocking: nothing was written
+// to the connection before, so the socket buffer has room.
+int HandoffServer::refuse(HandoffConn *hc, const char *why) {
+    PSDM_LOG_WARN(kTag, "refused handoff from pid %d (client %s, user '%s'): %s; answered 503",
+                  static_cast<int>(hc->pid), hc->client_addr.empty() ? "?" : hc->client_addr.c_str(),
+                  hc->who.user.c_str(), why);
     stats_.refused++;
-    psdm_handoff_answer_send(hc->sock, status);  // best effort: the module treats silence as refusal
-    return -1;
+    char answer[256];
+    int n = psdm_handoff_build_refusal(answer, sizeof answer);
+    int fd = hc->kind == PSDM_HS_KIND_HANDOFF ? hc->client.get() : hc->sock;
+    if (n > 0 && fd >= 0) {
+        ssize_t ignored = send(fd, answer, static_cast<size_t>(n), MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)ignored;
+    }
+    return -1;  // closes the Unix connection and (with hc) the client's fd
 }
 
 int HandoffServer::on_conn_readable(struct lws *wsi, HandoffConn *hc) {
     (void)wsi;
-    return hc->state == HandoffConn::State::request ? on_request(hc) : on_commit(hc);
-}
-
-int HandoffServer::on_request(HandoffConn *hc) {
     int rc = psdm_handoff_rx_step(&hc->rx, hc->sock);
     if (rc == EAGAIN) return 0;
     if (rc > 0) {
@@ -201,23 +199,34 @@ int HandoffServer::on_request(HandoffConn *hc) {
         return -1;
     }
     if (rc == PSDM_HS_E_CLOSED) return -1;  // connected and went away: a probe
-    if (rc < 0) return refuse(hc, PSDM_HS_REFUSED_MALFORMED, psdm_handoff_strerror(rc));
+    if (rc == PSDM_HS_E_TRUNCATED) {        // the module could not send it all and kept the client
+        PSDM_LOG_INFO(kTag, "pid %d sent part of a handoff request and closed: the module kept the client",
+                      static_cast<int>(hc->pid));
+        stats_.withdrawn++;
+        return -1;
+    }
+    if (rc < 0) {  // rx has closed the fd: no client to answer
+        PSDM_LOG_ERROR(kTag, "unusable handoff request from pid %d: %s (module and worker of different versions?)",
+                       static_cast<int>(hc->pid), psdm_handoff_strerror(rc));
+        stats_.refused++;
+        return -1;
+    }
 
     psdm_handoff_req req;
     uint8_t bad_tag = 0;
     rc = psdm_handoff_decode(hc->buf.get(), psdm_handoff_rx_len(&hc->rx), &req, &bad_tag);
+    hc->kind = hc->buf[5];  // the header passed rx's checks: the kind is valid
+    if (hc->kind == PSDM_HS_KIND_HANDOFF) hc->client.reset(psdm_handoff_rx_take_fd(&hc->rx));
     if (rc < 0) {
-        std::string why = std::string(psdm_handoff_strerror(rc)) + (bad_tag ? " (field " : "") +
+        std::string why = std::string("unusable request: ") + psdm_handoff_strerror(rc) + (bad_tag ? " (field " : "") +
                           (bad_tag ? std::string(psdm_handoff_tag_name(bad_tag)) + ")" : "");
-        return refuse(hc, PSDM_HS_REFUSED_MALFORMED, why.c_str());
+        return refuse(hc, why.c_str());
     }
-    hc->kind = req.kind;
     hc->client_addr.assign(req.client_addr.ptr ? req.client_addr.ptr : "", req.client_addr.len);
     hc->who.user.assign(req.user.ptr, req.user.len);
     for (unsigned i = 0; i < req.ngroups; i++) hc->who.groups.emplace_back(req.groups[i].ptr, req.groups[i].len);
-    if (req.kind == PSDM_HS_KIND_HANDOFF) hc->client.reset(psdm_handoff_rx_take_fd(&hc->rx));
 
-    if (!server_.has_capacity()) return refuse(hc, PSDM_HS_REFUSED_CAPACITY, "at max_connections");
+    if (!server_.has_capacity()) return refuse(hc, "at max_connections");
     // The one limit both sides apply (handoff_proto.h, REPLAY LIMIT); the module refuses
     // such a request itself, so this is a module of another version, or a bug.
     char upgrade[PSDM_HS_REPLAY_MAX];
@@ -225,31 +234,13 @@ int HandoffServer::on_request(HandoffConn *hc) {
     if (n < 0) {
         std::string why = "upgrade request and early data (" + std::to_string(psdm_handoff_upgrade_len(&req)) +
                           " bytes) exceed the replay limit of " + std::to_string(PSDM_HS_REPLAY_MAX) + " bytes";
-        return refuse(hc, PSDM_HS_REFUSED_MALFORMED, why.c_str());
+        return refuse(hc, why.c_str());
     }
-    hc->upgrade.assign(upgrade, static_cast<size_t>(n));
-
-    rc = psdm_handoff_answer_send(hc->sock, PSDM_HS_ACCEPTED);
-    if (rc != 0) {
-        PSDM_LOG_WARN(kTag, "answering pid %d: %s", static_cast<int>(hc->pid),
-                      rc > 0 ? strerror(rc) : psdm_handoff_strerror(rc));
-        return -1;
-    }
-    hc->state = HandoffConn::State::commit;
-    return 0;
+    return adopt(hc, std::string(upgrade, static_cast<size_t>(n)));
 }
 
-int HandoffServer::on_commit(HandoffConn *hc) {
-    char byte = 0;
-    ssize_t n = recv(hc->sock, &byte, 1, MSG_DONTWAIT);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return 0;
-    if (n != 1 || byte != kCommitByte) {
-        // The module gave up (its timeout) and keeps the client connection: we never touch it.
-        PSDM_LOG_INFO(kTag, "pid %d withdrew the handoff of client %s before committing", static_cast<int>(hc->pid),
-                      hc->client_addr.c_str());
-        stats_.withdrawn++;
-        return -1;
-    }
+// Gives the client connection to lws with the rebuilt upgrade request to replay.
+int HandoffServer::adopt(HandoffConn *hc, const std::string &upgrade) {
     // Relay (TLS): the Unix connection itself carries the client's bytes from now on.
     int fd = hc->kind == PSDM_HS_KIND_HANDOFF ? hc->client.release() : dup(hc->sock);
     if (fd < 0) {
@@ -261,7 +252,7 @@ int HandoffServer::on_commit(HandoffConn *hc) {
     // this call, unless it has to defer it (see the header).
     adopting_fd_ = fd;
     adopting_ = std::move(hc->who);
-    struct lws *wsi = lws_adopt_socket_vhost_readbuf(vh_, fd, hc->upgrade.data(), hc->upgrade.size());
+    struct lws *wsi = lws_adopt_socket_vhost_readbuf(vh_, fd, upgrade.data(), upgrade.size());
     std::optional<Identity> untaken = std::move(adopting_);
     adopting_.reset();
     adopting_fd_ = -1;

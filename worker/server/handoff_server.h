@@ -2,9 +2,10 @@
 //
 // It listens on the `handoff_socket` Unix socket (mode `handoff_socket_mode`),
 // accepts only peers whose uid is in `handoff_allowed_peers` (SO_PEERCRED), reads
-// one request per connection, answers it, waits for the module's commit byte and
-// only then adopts the client connection into lws, replaying a rebuilt upgrade
-// request so that lws performs the WebSocket handshake.
+// one request per connection and adopts the client connection into lws, replaying a
+// rebuilt upgrade request so that lws performs the WebSocket handshake (and answers
+// the client 101). A request it will not serve (over capacity, unusable) gets the
+// spec's REFUSAL, a 503, written to the client by the worker itself.
 //
 // Identities: the identity from the request waits for the connection's ESTABLISHED,
 // which takes it. lws normally completes the handshake inside the adopt call
@@ -16,10 +17,11 @@
 // connection's wsi, until its ESTABLISHED or its destruction (forget_identity from
 // LWS_CALLBACK_WSI_DESTROY). pending_identities() counts what is held.
 //
-// Ownership of the client connection: the module's until the worker has read the
-// commit byte, the worker's after. A module that gives up (timeout) closes the Unix
-// connection instead of committing; the worker then closes its copy of the client
-// fd without writing to it. So exactly one side ever acts on the connection.
+// Ownership of the client connection: the worker's once the whole request has arrived;
+// the module never waits for the worker and never writes to a connection it sent in
+// full. A request cut short by EOF means the module could not send it all and kept
+// the connection (it answered 503 itself): the worker closes its copy of the client
+// fd without writing to it. So exactly one side ever writes to the client.
 //
 // Thread: event loop only. lws watches the listener and each pending Unix
 // connection as raw file descriptors; all I/O here is non-blocking.
@@ -67,9 +69,9 @@ class HandoffServer {
 
     // What became of the handoff requests so far (logged when the worker stops).
     struct Stats {
-        uint64_t adopted = 0;    // committed and given to lws
-        uint64_t refused = 0;    // answered with a refusal (capacity, malformed, ...)
-        uint64_t withdrawn = 0;  // accepted, then the module closed instead of committing
+        uint64_t adopted = 0;    // given to lws
+        uint64_t refused = 0;    // answered with the 503 refusal (capacity, unusable request)
+        uint64_t withdrawn = 0;  // cut short: the module kept the connection
     };
     const Stats &stats() const { return stats_; }
 
@@ -83,9 +85,8 @@ class HandoffServer {
 
  private:
     bool peer_allowed(uid_t uid) const;
-    int refuse(HandoffConn *hc, uint8_t status, const char *why);
-    int on_request(HandoffConn *hc);
-    int on_commit(HandoffConn *hc);
+    int refuse(HandoffConn *hc, const char *why);
+    int adopt(HandoffConn *hc, const std::string &upgrade);
 
     const Config &cfg_;
     Server &server_;

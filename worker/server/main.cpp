@@ -3,7 +3,8 @@
 //   psdm_socketd -c FILE [-o key=value]... [--check-config] [--version]
 //
 // Lifecycle: load and check the config, raise the open-files limit, create the lws
-// context (direct `listen` vhost), start the Kafka bridge and the authorizer, serve until
+// context and its vhosts (the `listen` port's DirectAcceptor, the Apache handoff socket),
+// start the Kafka bridge and the authorizer, serve until
 // SIGTERM/SIGINT. SIGHUP reloads the authorization rules (on the loop thread) and
 // re-checks every membership; connections stay open.
 //
@@ -31,6 +32,7 @@
 #include "authz/authz.h"
 #include "base/c_boundary.h"
 #include "base/config.h"
+#include "server/direct_acceptor.h"
 #include "server/handoff_server.h"
 #include "server/kafka_bridge.h"
 #include "base/log.h"
@@ -133,6 +135,17 @@ struct lws_context *create_context(struct lws_context_creation_info *info, EvLoo
     return lws_create_context(info);
 }
 
+// A vhost with the worker's protocols that listens nowhere; `port` is CONTEXT_PORT_NO_LISTEN
+// or CONTEXT_PORT_NO_LISTEN_SERVER (why each vhost has its own: in main).
+struct lws_vhost *create_vhost(struct lws_context *context, const char *name, int port) {
+    struct lws_context_creation_info vinfo;
+    memset(&vinfo, 0, sizeof vinfo);
+    vinfo.vhost_name = name;
+    vinfo.protocols = psdm::worker_protocols();
+    vinfo.port = port;
+    return lws_create_vhost(context, &vinfo);
+}
+
 }  // namespace
 
 int main(int argc, char **argv) {
@@ -207,38 +220,36 @@ int main(int argc, char **argv) {
         return 1;
     }
 
-    // Two vhosts with the same protocols: "direct" listens on `listen`; "handoff"
-    // listens nowhere and receives the connections Apache hands over. Which one a
+    // Two vhosts with the same protocols, listening nowhere: "direct" receives the
+    // connections of the `listen` port (DirectAcceptor reads their request heads and hands
+    // lws the upgrades it accepts), "handoff" those Apache hands over. Which one a
     // connection is on decides whether it carries an identity (ws_protocol.cpp).
+    // Their `port` values differ on purpose: when lws has parsed a request it moves the
+    // connection to the vhost the Host header names among the vhosts of the same port, or
+    // else to the first of them (lws_select_vhost, lib/roles/http/server/server.c), so two
+    // vhosts with one port value would let a client choose. "direct" has
+    // CONTEXT_PORT_NO_LISTEN (lws: "serving disabled", which only skips the listening socket
+    // and server TLS; adopted sockets are served) and "handoff" CONTEXT_PORT_NO_LISTEN_SERVER.
     struct lws_vhost *direct_vh = nullptr, *handoff_vh = nullptr;
-    std::string host;
+    std::unique_ptr<psdm::DirectAcceptor> direct;
     if (!cfg.listen.empty()) {
+        std::string host;
         unsigned port = 0;
         psdm::config_listen_split(cfg.listen, &host, &port);
-        struct lws_context_creation_info vinfo;
-        memset(&vinfo, 0, sizeof vinfo);
-        vinfo.vhost_name = "direct";
-        vinfo.protocols = psdm::worker_protocols();
-        vinfo.port = static_cast<int>(port);
-        vinfo.iface = host.c_str();
-        vinfo.options = host.find(':') == std::string::npos ? LWS_SERVER_OPTION_DISABLE_IPV6 : 0;
-        direct_vh = lws_create_vhost(g_context, &vinfo);
-        if (!direct_vh) {
-            PSDM_LOG_ERROR(kTag, "cannot listen on %s: %s", cfg.listen.c_str(), strerror(errno));
+        direct_vh = create_vhost(g_context, "direct", CONTEXT_PORT_NO_LISTEN);
+        direct = std::make_unique<psdm::DirectAcceptor>(server);
+        wctx.direct = direct.get();
+        if (!direct_vh) err = "cannot create its lws vhost";
+        if (!direct_vh || !direct->start(direct_vh, host, port, &err)) {
+            PSDM_LOG_ERROR(kTag, "cannot listen on %s: %s", cfg.listen.c_str(), err.c_str());
             lws_context_destroy(g_context);
             return 1;
         }
-        PSDM_LOG_INFO(kTag, "listening for WebSocket connections on %s:%d", host.c_str(),
-                      lws_get_vhost_listen_port(direct_vh));
+        PSDM_LOG_INFO(kTag, "listening for WebSocket connections on %s:%u", host.c_str(), direct->port());
     }
     std::unique_ptr<psdm::HandoffServer> handoff;
     if (!cfg.handoff_socket.empty()) {
-        struct lws_context_creation_info vinfo;
-        memset(&vinfo, 0, sizeof vinfo);
-        vinfo.vhost_name = "handoff";
-        vinfo.protocols = psdm::worker_protocols();
-        vinfo.port = CONTEXT_PORT_NO_LISTEN_SERVER;
-        handoff_vh = lws_create_vhost(g_context, &vinfo);
+        handoff_vh = create_vhost(g_context, "handoff", CONTEXT_PORT_NO_LISTEN_SERVER);
         handoff = std::make_unique<psdm::HandoffServer>(cfg, server);
         wctx.handoff = handoff.get();
         wctx.handoff_vhost = handoff_vh;

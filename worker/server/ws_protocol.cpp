@@ -1,16 +1,18 @@
 #include "server/ws_protocol.h"
 
-#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
-#include "server/handoff_server.h"
-#include "server/kafka_bridge.h"
 #include "base/c_boundary.h"
 #include "base/log.h"
+#include "server/direct_acceptor.h"
+#include "server/handoff_server.h"
+#include "server/kafka_bridge.h"
 #include "server/server.h"
 #include "sio/sio_codec.h"
+#include "sio/ws_handshake.h"
 
 namespace psdm {
 
@@ -27,14 +29,15 @@ WorkerContext *worker_of(struct lws *wsi) {
     return static_cast<WorkerContext *>(lws_context_user(lws_get_context(wsi)));
 }
 
-// Any path that ends in /socket.io/ (the prefix is the application's location).
-bool is_socketio_path(std::string_view path) {
-    constexpr std::string_view kSuffix = "/socket.io/";
-    constexpr std::string_view kSuffixNoSlash = "/socket.io";
-    auto ends_with = [&](std::string_view s) {
-        return path.size() >= s.size() && path.substr(path.size() - s.size()) == s;
-    };
-    return ends_with(kSuffix) || ends_with(kSuffixNoSlash);
+// The value of a header lws parsed, or nullopt when absent or empty.
+std::optional<std::string> header(struct lws *wsi, enum lws_token_indexes token) {
+    const int n = lws_hdr_total_length(wsi, token);
+    if (n <= 0) return std::nullopt;
+    std::string v(static_cast<size_t>(n) + 1, '\0');
+    const int got = lws_hdr_copy(wsi, &v[0], n + 1, token);
+    if (got < 0) return std::nullopt;
+    v.resize(static_cast<size_t>(got));
+    return v;
 }
 
 // The request's query string, re-joined from lws's fragments: "EIO=4&transport=websocket".
@@ -50,63 +53,90 @@ std::string query_of(struct lws *wsi) {
     return q;
 }
 
-std::string path_of(struct lws *wsi) {
-    char buf[1024];
-    int n = lws_hdr_copy(wsi, buf, sizeof buf, WSI_TOKEN_GET_URI);
-    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+// lws's view of a request (URI decoded and normalized by lws), for the rules of
+// sio/ws_handshake.h; `view` points into the strings here.
+struct LwsRequest {
+    std::string method, path, query, http_version;
+    std::optional<std::string> host, upgrade, connection, key, version, protocol;
+    UpgradeRequest view;
+
+    explicit LwsRequest(struct lws *wsi) {
+        static const struct {
+            enum lws_token_indexes token;
+            const char *name;
+        } kMethods[] = {{WSI_TOKEN_GET_URI, "GET"},         {WSI_TOKEN_POST_URI, "POST"},
+                        {WSI_TOKEN_OPTIONS_URI, "OPTIONS"}, {WSI_TOKEN_PUT_URI, "PUT"},
+                        {WSI_TOKEN_PATCH_URI, "PATCH"},     {WSI_TOKEN_DELETE_URI, "DELETE"},
+                        {WSI_TOKEN_HEAD_URI, "HEAD"},       {WSI_TOKEN_CONNECT, "CONNECT"}};
+        method = "?";
+        for (const auto &m : kMethods) {
+            if (std::optional<std::string> uri = header(wsi, m.token)) {
+                method = m.name;
+                path = std::move(*uri);
+                break;
+            }
+        }
+        query = query_of(wsi);
+        http_version = header(wsi, WSI_TOKEN_HTTP).value_or("");
+        host = header(wsi, WSI_TOKEN_HOST);
+        upgrade = header(wsi, WSI_TOKEN_UPGRADE);
+        connection = header(wsi, WSI_TOKEN_CONNECTION);
+        key = header(wsi, WSI_TOKEN_KEY);
+        version = header(wsi, WSI_TOKEN_VERSION);
+        protocol = header(wsi, WSI_TOKEN_PROTOCOL);
+        view.method = method;
+        view.http_version = http_version;
+        view.path = path;
+        view.query = query;
+        for (auto [from, to] : {std::pair{&host, &view.host}, std::pair{&upgrade, &view.upgrade},
+                                std::pair{&connection, &view.connection}, std::pair{&key, &view.key},
+                                std::pair{&version, &view.version}, std::pair{&protocol, &view.protocol}})
+            if (*from) *to = std::string_view(**from);
+    }
+    LwsRequest(const LwsRequest &) = delete;
+    LwsRequest &operator=(const LwsRequest &) = delete;
+};
+
+// Writes a refusal on an HTTP connection of lws, with one log line; returns -1 for the
+// callback, so that lws closes the connection (after a lingering close: it shuts down its
+// side and drops what the client still sends, lib/core-net/close.c).
+int refuse(struct lws *wsi, const HttpAnswer &a) {
+    char peer[64];
+    const char *client = lws_get_peer_simple(wsi, peer, sizeof peer);
+    const bool handed = worker_of(wsi)->handoff && lws_get_vhost(wsi) == worker_of(wsi)->handoff_vhost;
+    log_refused_upgrade(a, client ? client : "?", handed);
+    const std::string bytes = http_answer_bytes(a);
+    std::string buf(LWS_PRE, '\0');
+    buf += bytes;
+    auto *start = reinterpret_cast<unsigned char *>(&buf[LWS_PRE]);
+    if (lws_write(wsi, start, bytes.size(), LWS_WRITE_HTTP_HEADERS) != static_cast<int>(bytes.size()))
+        PSDM_LOG_DEBUG(kTag, "the refusal could not be written whole");
+    return -1;
 }
 
-// Answers a plain HTTP request with a small JSON error, as Engine.IO servers do
-// ({"code":0,"message":"Transport unknown"} for polling). Returns the callback result.
-int http_error(struct lws *wsi, unsigned status, int code, const char *message) {
-    char body[256];
-    int blen = snprintf(body, sizeof body, "{\"code\":%d,\"message\":\"%s\"}", code, message);
-    unsigned char buf[LWS_PRE + 512];
-    unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
-    if (lws_add_http_common_headers(wsi, status, "application/json", static_cast<lws_filepos_t>(blen), &p, end) ||
-        lws_finalize_write_http_header(wsi, start, &p, end))
-        return -1;
-    std::memcpy(start, body, static_cast<size_t>(blen));
-    if (lws_write(wsi, start, static_cast<size_t>(blen), LWS_WRITE_HTTP_FINAL) != blen) return -1;
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
+// Every upgrade lws parses (handed over by Apache, or replayed by the DirectAcceptor) is
+// checked here, before lws answers it: refused with a status, never with a bare close.
+int on_confirm_upgrade(struct lws *wsi) {
+    Server &server = *worker_of(wsi)->server;
+    const LwsRequest r(wsi);
+    HttpAnswer verdict = check_upgrade(r.view);
+    if (verdict.accepted() && !server.has_capacity()) verdict = http_refusal_at_capacity(server.client_count());
+    return verdict.accepted() ? 0 : refuse(wsi, verdict);
 }
 
-// Checks an upgrade before lws completes it. Returns 0 to accept.
-int on_filter(struct lws *wsi) {
-    WorkerContext *w = worker_of(wsi);
-    std::string path = path_of(wsi);
-    if (!is_socketio_path(path)) {
-        PSDM_LOG_INFO(kTag, "refused upgrade: path '%s' does not end in /socket.io/", path.c_str());
-        return -1;
-    }
-    HandshakeQuery hq = parse_handshake_query(query_of(wsi));
-    if (!hq.ok) {
-        PSDM_LOG_INFO(kTag, "refused upgrade at '%s': %s", path.c_str(), hq.error.c_str());
-        return -1;
-    }
-    if (!w->server->has_capacity()) {
-        PSDM_LOG_WARN(kTag, "refused upgrade: at capacity (%zu connections)", w->server->client_count());
-        return -1;
-    }
-    return 0;
-}
-
-int on_http(struct lws *wsi, const char *uri) {
-    std::string_view path(uri ? uri : "");
-    if (!is_socketio_path(path)) return http_error(wsi, HTTP_STATUS_NOT_FOUND, 0, "Not found");
-    HandshakeQuery hq = parse_handshake_query(query_of(wsi));
-    if (!hq.ok) {
-        PSDM_LOG_INFO(kTag, "refused HTTP request at '%.*s': %s", static_cast<int>(path.size()), path.data(),
-                      hq.error.c_str());
-        return http_error(wsi, HTTP_STATUS_BAD_REQUEST, hq.code, hq.error.c_str());
-    }
-    // A websocket query on a plain GET: the upgrade headers are missing.
-    return http_error(wsi, HTTP_STATUS_BAD_REQUEST, 3, "Bad request");
+// A plain HTTP request (no upgrade): what Engine.IO answers for what is not served here,
+// {"code":0,"message":"transport unknown"} for polling, 404 off the Socket.IO path, else
+// {"code":3,"message":"Bad request"} (check_upgrade refuses any request without Upgrade).
+int on_http(struct lws *wsi) {
+    const LwsRequest r(wsi);
+    return refuse(wsi, check_upgrade(r.view));
 }
 
 // Connections on the handoff vhost were handed over by Apache and carry the identity
 // it authenticated; connections on the direct `listen` vhost are anonymous. A
-// client can never choose which: the vhost is decided by how its socket arrived.
+// client can never choose which: the vhost is decided by how its socket arrived (and
+// the two vhosts have different port values, so that lws never moves a connection from
+// one to the other by its Host header: main.cpp).
 int on_established(struct lws *wsi, Pss *pss) {
     WorkerContext *w = worker_of(wsi);
     Identity who;
@@ -130,8 +160,9 @@ int on_established(struct lws *wsi, Pss *pss) {
 int socketio_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
     auto *pss = static_cast<Pss *>(user);
     switch (reason) {
-    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-        return guarded_or("lws psdm-socketio FILTER_PROTOCOL_CONNECTION", -1, [&] { return on_filter(wsi); });
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return guarded_or("lws psdm-socketio HTTP_CONFIRM_UPGRADE", -1, [&] { return on_confirm_upgrade(wsi); });
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: return 0;  // checked in HTTP_CONFIRM_UPGRADE
     case LWS_CALLBACK_ESTABLISHED:
         return guarded_or("lws psdm-socketio ESTABLISHED", -1, [&] { return on_established(wsi, pss); });
     case LWS_CALLBACK_RECEIVE:
@@ -149,8 +180,7 @@ int socketio_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
         if (pss->client) guarded("lws psdm-socketio CLOSED", [&] { worker_of(wsi)->server->on_closed(pss->client); });
         pss->client = nullptr;
         return 0;
-    case LWS_CALLBACK_HTTP:
-        return guarded_or("lws psdm-socketio HTTP", -1, [&] { return on_http(wsi, static_cast<const char *>(in)); });
+    case LWS_CALLBACK_HTTP: return guarded_or("lws psdm-socketio HTTP", -1, [&] { return on_http(wsi); });
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         // lws_cancel_service() woke the loop (authorizer answers from its thread, or a
         // signal); lws calls this once per vhost, and on_wake() is idempotent.
@@ -167,10 +197,11 @@ int socketio_callback(struct lws *wsi, enum lws_callback_reasons reason, void *u
     }
 }
 
-// The raw protocols (Kafka pipe, handoff socket) share the vhosts' protocol list, so a
-// client naming one in Sec-WebSocket-Protocol would have lws bind its upgrade to it: a
-// websocket nobody serves, counts or times out (and, handed over, one that never takes
-// its identity). Such upgrades are refused; everything else goes to lws's default.
+// The raw protocols (Kafka pipe, handoff socket, direct port) share the vhosts' protocol
+// list, so a client naming one in Sec-WebSocket-Protocol would have lws bind its upgrade to
+// it: a websocket nobody serves, counts or times out (and, handed over, one that never takes
+// its identity). check_upgrade refuses such upgrades with a 400 (HTTP_CONFIRM_UPGRADE comes
+// first); this refusal stays as the last line. Everything else goes to lws's default.
 int raw_protocol_default(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
     if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION) {
         const struct lws_protocols *p = lws_get_protocol(wsi);
@@ -203,25 +234,52 @@ int handoff_conn_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
     }
 }
 
-int kafka_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
+// The callback of a raw file the worker watches (the Kafka wake-up pipe, the direct port's
+// epoll set): `readable` runs at the C boundary when it is readable, `closed` (if any) when
+// lws closes it.
+int raw_file(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len, const char *what,
+             void (*readable)(WorkerContext &), void (*closed)(WorkerContext &)) {
     switch (reason) {
-    case LWS_CALLBACK_RAW_RX_FILE:
-        guarded("lws psdm-kafka RAW_RX_FILE", [&] { worker_of(wsi)->bridge->on_readable(); });
+    case LWS_CALLBACK_RAW_RX_FILE: guarded(what, [&] { readable(*worker_of(wsi)); }); return 0;
+    case LWS_CALLBACK_RAW_CLOSE_FILE:
+        if (closed) closed(*worker_of(wsi));
         return 0;
     default: return raw_protocol_default(wsi, reason, user, in, len);
     }
+}
+
+int direct_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
+    return raw_file(
+        wsi, reason, user, in, len, "lws psdm-direct RAW_RX_FILE", [](WorkerContext &w) { w.direct->on_readable(); },
+        [](WorkerContext &w) { w.direct->on_closed(); });
+}
+
+int kafka_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len) {
+    return raw_file(
+        wsi, reason, user, in, len, "lws psdm-kafka RAW_RX_FILE", [](WorkerContext &w) { w.bridge->on_readable(); },
+        nullptr);
 }
 
 // rx_buffer_size is small on purpose: lws gives each connection a receive buffer of
 // this size, and clients send only tiny packets (join, pong). Larger frames arrive in
 // pieces and are reassembled by Server::on_receive.
 const struct lws_protocols kProtocols[] = {
-    {"psdm-socketio", socketio_callback, sizeof(Pss), 512, 0, nullptr, 0},
+    {kSocketIoSubprotocol.data(), socketio_callback, sizeof(Pss), 512, 0, nullptr, 0},
     {KafkaBridge::kKafkaProtocolName, kafka_callback, 0, 0, 0, nullptr, 0},
     {HandoffServer::kListenerProtocol, handoff_listener_callback, 0, 0, 0, nullptr, 0},
     {HandoffServer::kConnProtocol, handoff_conn_callback, 0, 0, 0, nullptr, 0},
+    {DirectAcceptor::kProtocol, direct_callback, 0, 0, 0, nullptr, 0},
     {nullptr, nullptr, 0, 0, 0, nullptr, 0},
 };
+
+// check_upgrade refuses a Sec-WebSocket-Protocol that asks for a protocol name starting with
+// kInternalProtocolPrefix other than the Socket.IO one: every internal name must start so.
+constexpr bool internal_name(std::string_view name) {
+    return name.substr(0, kInternalProtocolPrefix.size()) == kInternalProtocolPrefix;
+}
+static_assert(internal_name(KafkaBridge::kKafkaProtocolName) && internal_name(HandoffServer::kListenerProtocol) &&
+                  internal_name(HandoffServer::kConnProtocol) && internal_name(DirectAcceptor::kProtocol),
+              "an lws protocol name of the worker that check_upgrade would not refuse");
 
 }  // namespace
 

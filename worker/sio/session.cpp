@@ -11,7 +11,6 @@
 
 #include <cjson/cJSON.h>
 
-#include <cstring>
 #include <limits>
 #include <utility>
 
@@ -27,16 +26,18 @@ std::string error_args(std::string_view error) {
     return args;
 }
 
-bool room_name_ok(const char *room) {
-    const size_t len = std::strlen(room);
-    if (len == 0 || len > kMaxRoomBytes) return false;
-    for (size_t i = 0; i < len; ++i) {
-        if (static_cast<unsigned char>(room[i]) < 0x20) return false;
+}  // namespace
+
+bool room_name_ok(std::string_view room) {
+    if (room.empty() || room.size() > kMaxRoomBytes || room == "." || room == "..") return false;
+    for (size_t i = 0; i < room.size(); ++i) {
+        const auto b = static_cast<unsigned char>(room[i]);
+        if (b < 0x20 || b == 0x7f || b == '/') return false;
+        // U+0080..U+009F are 0xC2 0x80..0x9F in UTF-8.
+        if (b == 0xc2 && i + 1 < room.size() && static_cast<unsigned char>(room[i + 1]) <= 0x9f) return false;
     }
     return true;
 }
-
-}  // namespace
 
 Session::Session(EioVersion v, const SessionLimits &limits, std::string sid, int64_t now_ms)
     : version_(v), limits_(limits), sid_(std::move(sid)) {
@@ -97,6 +98,10 @@ void Session::on_text(std::string_view frame, int64_t now_ms, std::vector<Sessio
     if (closed_) return;
     if (frame.size() > limits_.max_payload) {
         close(kWsCloseTooBig, "frame too large", out);
+        return;
+    }
+    if (!utf8_valid(frame)) {
+        close(kWsCloseInvalidPayload, "text frame is not valid UTF-8", out);
         return;
     }
     const std::optional<EioPacket> packet = eio_decode(frame);
@@ -201,7 +206,7 @@ void Session::on_event(const SioPacket &p, std::vector<SessionAction> &out) {
     }
     const cJSON *arg = p.args;
     const bool valid = arg != nullptr && cJSON_IsString(arg) && arg->valuestring != nullptr &&
-                       room_name_ok(arg->valuestring);
+                       room_name_ok(std::string_view(arg->valuestring));
     on_room_request(join, p, valid ? std::string_view(arg->valuestring) : std::string_view(), valid, out);
 }
 

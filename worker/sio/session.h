@@ -7,7 +7,7 @@
 //
 //   Session s(version, limits, sid, now);
 //   s.on_open(out);                      // once, right after the websocket is established
-//   s.on_text(frame, now, out);          // each received text frame
+//   s.on_text(frame, now, out);          // each received text message
 //   s.on_tick(now, out);                 // whenever now >= s.next_deadline_ms()
 //
 // After a close action has been emitted the Session is inert: further calls emit nothing and
@@ -33,11 +33,19 @@ namespace psdm {
 constexpr int kWsCloseNormal = 1000;           // client asked to close; ping timeout
 constexpr int kWsCloseProtocolError = 1002;    // malformed Engine.IO / Socket.IO packet
 constexpr int kWsCloseUnsupportedData = 1003;  // binary Socket.IO packets
+constexpr int kWsCloseInvalidPayload = 1007;   // a text frame that is not valid UTF-8
 constexpr int kWsCloseTooBig = 1009;           // frame longer than max_payload
 constexpr int kWsCloseInternalError = 1011;    // the server failed (an exception at the C boundary)
 
 // Longest room name a client may join, in bytes.
 constexpr size_t kMaxRoomBytes = 256;
+
+// The room-name rule, the one check of every join and leave whatever the authorizer: 1 to
+// kMaxRoomBytes bytes; no control character (C0 bytes, DEL, and the C1 code points U+0080 to
+// U+009F); no '/'; not "." nor "..". UTF-8 validity is the JSON decoder's (json.h). Rooms go
+// into logs, ACL matching and the http provider's URL path, where a '/' or a dot segment
+// would change which path is asked (authz_http.h).
+bool room_name_ok(std::string_view room);
 
 struct SessionLimits {
     std::string ns = "/psdm_ws";  // the namespace that carries room events
@@ -65,7 +73,9 @@ class Session {
     // Socket.IO v2 servers perform. Call once, before any on_text.
     void on_open(std::vector<SessionAction> &out);
 
-    // Handles one received websocket text frame; appends the resulting actions.
+    // Handles one received websocket text message (its frames reassembled); appends the
+    // resulting actions. A message that is not valid UTF-8 (RFC 6455 section 8.1) closes with
+    // kWsCloseInvalidPayload, one longer than max_payload with kWsCloseTooBig.
     void on_text(std::string_view frame, int64_t now_ms, std::vector<SessionAction> &out);
 
     // Heartbeat timers. v4: sends ping "2" every ping_interval and closes with "ping timeout" if
