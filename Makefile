@@ -7,7 +7,7 @@
 #   make format-check  fail, naming the files, if `make format` would change anything
 #   make test-asan  the same under AddressSanitizer + UndefinedBehaviorSanitizer (build-asan/)
 #   make fuzz     every libFuzzer target of tests/fuzz/ for FUZZ_SECONDS each (clang, build-fuzz/)
-#   make test-fuzz  the short fuzz check make test runs (every seed plus a few thousand inputs)
+#   make test-fuzz  the short fuzz check make test runs (every seed plus 10 000 new inputs each)
 #   make demo     install what is missing, build, run the stack on embedded defaults
 #   make bench    benchmarks (not tests)
 #   make install  install the module, the worker and the example config

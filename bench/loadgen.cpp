@@ -321,7 +321,6 @@ class Shard {
     Shard(const Options &o, unsigned shard, uint32_t first, uint32_t last, int ctl, std::string nonce)
         : o_(o),
           shard_(shard),
-          first_(first),
           ctl_(ctl),
           nonce_(std::move(nonce)),
           rng_(std::random_device{}() ^ (uint64_t{shard} << 32)) {
@@ -373,7 +372,6 @@ class Shard {
 
     const Options &o_;
     unsigned shard_;
-    uint32_t first_;
     int ctl_;
     std::string nonce_;
     std::mt19937_64 rng_;

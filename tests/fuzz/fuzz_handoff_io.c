@@ -188,7 +188,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const int first_fds = fds == 3 ? 0 : fds;
     const size_t second_at = fds == 3 && chunk > 0 && n > chunk ? chunk : SIZE_MAX;
 
-    int probe = dup(0);
+    int probe = dup(pipe_fds[0]); /* the lowest free descriptor */
     CHECK(probe >= 0);
     close(probe);
     const uint32_t fds_before = open_fds(probe);

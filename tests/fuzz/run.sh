@@ -10,7 +10,7 @@
 # BUILD is the build directory (binaries in BUILD/fuzz/). Work corpus: BUILD/fuzz-check/TARGET
 # (check: emptied first, the seeds are read from the tree) or BUILD/fuzz-corpus/TARGET (fuzz:
 # kept between runs and topped up with the seeds, so the inputs found accumulate). Crashes:
-# BUILD/fuzz-artifacts/TARGET-crash-*; the whole libFuzzer log: BUILD/fuzz-logs/TARGET.log.
+# BUILD/fuzz-artifacts/TARGET-crash-*; the whole libFuzzer log: BUILD/fuzz-logs/TARGET.MODE.log.
 # Prints one line per run (or the end of the log and the reproducer on failure).
 set -eu
 
@@ -41,7 +41,7 @@ set -- -max_len=$max_len -timeout=10 -print_final_stats=1 \
 [ -f "$here/$target.dict" ] && set -- "$@" -dict="$here/$target.dict"
 
 mkdir -p "$build/fuzz-artifacts" "$build/fuzz-logs"
-log=$build/fuzz-logs/$target.log
+log=$build/fuzz-logs/$target.$mode.log
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}"
 case $mode in
     check)
