@@ -25,7 +25,6 @@ constexpr int kPendingTimeoutSecs = 10;  // a peer that connects and does not se
 // One Unix connection from the module, from accept until its request is read.
 struct HandoffConn {
     int sock = -1;  // owned by its lws raw-file wsi
-    uid_t uid = 0;
     pid_t pid = 0;
     std::unique_ptr<unsigned char[]> buf{new unsigned char[PSDM_HS_MAX_MSG]};
     psdm_handoff_rx rx{};
@@ -152,7 +151,6 @@ void HandoffServer::on_listener_readable() {
         }
         auto hc = std::make_unique<HandoffConn>();  // on an exception, sock is closed too
         hc->sock = sock.get();
-        hc->uid = cred.uid;
         hc->pid = cred.pid;
         psdm_handoff_rx_init(&hc->rx, hc->buf.get(), PSDM_HS_MAX_MSG);
         lws_adopt_desc_t desc{};
