@@ -32,7 +32,11 @@
  *      filter from writing anything more (it would append a response after the
  *      worker's 101) and from the lingering close; Apache only closes its own copy of
  *      the descriptor. The access log says 101; the worker's log has its refusals.
- * Every refusal is one ap_log_rerror line with a PSDMnnnn tag.
+ *      A relay holds this thread until either side closes; its end is one info line
+ *      (PSDM0010: why, how long, bytes each way).
+ * Every refusal is one ap_log_rerror line with a PSDMnnnn tag, and is counted with its
+ * code (psdm_stats.c: handoffs, refusals by code, relays open, on mod_status's page).
+ * Codes: 0001-0008 and 0010-0012 per request (0009 is retired), 0013 at start.
  */
 #include "httpd.h"
 #include "http_config.h"
@@ -44,12 +48,14 @@
 #include "util_filter.h"
 #include "apr_portable.h"
 #include "apr_strings.h"
+#include "mod_status.h"
 
 #include <unistd.h>
 
 #include "handoff/handoff_proto.h"
 #include "psdm_checks.h"
 #include "psdm_config.h"
+#include "psdm_stats.h"
 #include "psdm_worker_client.h"
 
 module AP_MODULE_DECLARE_DATA psdm_socket_module;
@@ -137,6 +143,7 @@ static int psdm_handler(request_rec *r) {
     if (v != PSDM_UPGRADE_OK) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "PSDM0001: refusing %s %s: %s", r->method, r->uri,
                       psdm_upgrade_verdict_text(v));
+        psdm_stats_refused(1);
         if (v != PSDM_UPGRADE_BAD_VERSION) return psdm_answer(r, HTTP_BAD_REQUEST, psdm_upgrade_verdict_text(v));
         apr_table_setn(r->err_headers_out, "Sec-WebSocket-Version", "13");
         apr_table_setn(r->err_headers_out, "Upgrade", "websocket"); /* a 426 names the protocol (RFC 9110) */
@@ -150,6 +157,7 @@ static int psdm_handler(request_rec *r) {
     if (v != PSDM_UPGRADE_OK) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "PSDM0012: refusing %s: %s", r->unparsed_uri,
                       psdm_upgrade_verdict_text(v));
+        psdm_stats_refused(12);
         return psdm_answer(r, HTTP_BAD_REQUEST, psdm_upgrade_verdict_text(v));
     }
 
@@ -162,6 +170,7 @@ static int psdm_handler(request_rec *r) {
         int status = ap_auth_type(r) ? HTTP_FORBIDDEN : HTTP_UNAUTHORIZED;
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "PSDM0002: refusing %s: %s identity from %s", r->uri,
                       ulen == 0 ? "no" : "an unusable", psdm_source_text(r, &conf->user));
+        psdm_stats_refused(2);
         return psdm_answer(r, status, ulen == 0 ? "no authenticated user" : "unusable user identity");
     }
     char(*groups)[PSDM_MAX_NAME] = NULL;
@@ -173,6 +182,7 @@ static int psdm_handler(request_rec *r) {
             ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r,
                           "PSDM0003: refusing %s for user %s: unusable group list in %s", r->uri, user,
                           psdm_source_text(r, &conf->groups));
+            psdm_stats_refused(3);
             return psdm_answer(r, HTTP_FORBIDDEN, "unusable group list");
         }
     }
@@ -191,11 +201,13 @@ static int psdm_handler(request_rec *r) {
                       nallowed ? "one of PsdmSocketAllowOrigin"
                                : apr_psprintf(r->pool, "%s://%s:%u or a ServerAlias of that virtual host", site.scheme,
                                               site.hosts[0], site.port ? site.port : site.local_port));
+        psdm_stats_refused(4);
         return psdm_answer(r, HTTP_FORBIDDEN, "origin not allowed");
     }
 
     if (!conf->worker_path) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "PSDM0005: refusing %s: PsdmSocketWorker is not set", r->uri);
+        psdm_stats_refused(5);
         return psdm_answer(r, HTTP_SERVICE_UNAVAILABLE, "live updates are not configured");
     }
 
@@ -207,6 +219,7 @@ static int psdm_handler(request_rec *r) {
     apr_status_t rv = psdm_early_data(r, early, &early_len);
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, rv, r, "PSDM0006: client of %s went away during the upgrade", r->uri);
+        psdm_stats_refused(6);
         c->aborted = 1;
         return OK;
     }
@@ -241,6 +254,7 @@ static int psdm_handler(request_rec *r) {
                       " bytes) and data sent before the handshake (%" APR_SIZE_T_FMT
                       " bytes) exceed the %d bytes the worker takes",
                       r->uri, user, (apr_size_t)(replay - early_len), early_len, (int)PSDM_HS_REPLAY_MAX);
+        psdm_stats_refused(11);
         c->keepalive = AP_CONN_CLOSE; /* the early bytes are WebSocket frames, not a next request */
         return psdm_answer(r, early_over ? HTTP_REQUEST_ENTITY_TOO_LARGE : HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE,
                            early_over ? "too much data sent before the WebSocket handshake"
@@ -252,6 +266,7 @@ static int psdm_handler(request_rec *r) {
     if (len < 0) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "PSDM0007: refusing %s for user %s: %s in field %s", r->uri,
                       user, psdm_handoff_strerror(len), psdm_handoff_tag_name(bad_tag));
+        psdm_stats_refused(7);
         return psdm_answer(r, HTTP_BAD_REQUEST, "request cannot be handed over");
     }
 
@@ -268,6 +283,7 @@ static int psdm_handler(request_rec *r) {
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "PSDM0008: worker at %s unavailable for %s (user %s): %s failed",
                       conf->worker_path, r->uri, user, step);
+        psdm_stats_refused(8);
         apr_table_setn(r->err_headers_out, "Retry-After", "5");
         return psdm_answer(r, HTTP_SERVICE_UNAVAILABLE, "live updates are unavailable, try again later");
     }
@@ -276,18 +292,42 @@ static int psdm_handler(request_rec *r) {
     r->status = HTTP_SWITCHING_PROTOCOLS; /* for the access log */
     c->keepalive = AP_CONN_CLOSE;
     if (relay) {
-        rv = psdm_relay(r, sock);
+        psdm_relay_result res;
+        apr_time_t start = apr_time_now();
+        psdm_stats_relay_open();
+        psdm_relay(r, sock, &res);
         close(sock);
-        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, rv, r, "PSDM0010: relay of %s for user %s ended", r->uri, user);
+        psdm_stats_relay_closed(res.from_client, res.from_worker);
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, res.status, r,
+                      "PSDM0010: relay of %s for user %s ended (%s) after %.1f s: %" APR_OFF_T_FMT
+                      " bytes from the client, %" APR_OFF_T_FMT " bytes from the worker",
+                      r->uri, user, psdm_relay_end_text(res.end), (double)(apr_time_now() - start) / APR_USEC_PER_SEC,
+                      res.from_client, res.from_worker);
+    } else {
+        psdm_stats_handoff();
     }
     /* Nothing more may be written to the client by Apache: no response, no lingering close. */
     c->aborted = 1;
     return OK;
 }
 
+/* The counters shared by every child (psdm_stats.c), created before the children are. */
+static int psdm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s) {
+    (void)pconf, (void)plog, (void)ptemp;
+    apr_status_t rv = psdm_stats_init(s);
+    if (rv != APR_SUCCESS)
+        ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+                     "PSDM0013: cannot create the shared memory for the module's counters; "
+                     "server-status shows none (upgrades are not affected)");
+    return OK;
+}
+
 static void psdm_register_hooks(apr_pool_t *p) {
     (void)p;
+    ap_hook_post_config(psdm_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(psdm_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    /* Our counters on mod_status's page; a no-op when mod_status is not loaded. */
+    APR_OPTIONAL_HOOK(ap, status_hook, psdm_stats_status, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 AP_DECLARE_MODULE(psdm_socket) = {

@@ -89,7 +89,69 @@ static apr_status_t write_all(int sock, const char *buf, apr_size_t len) {
     return APR_SUCCESS;
 }
 
-apr_status_t psdm_relay(request_rec *r, int sock) {
+const char *psdm_relay_end_text(psdm_relay_end end) {
+    switch (end) {
+    case PSDM_RELAY_CLIENT_CLOSED: return "client closed";
+    case PSDM_RELAY_WORKER_CLOSED: return "worker closed";
+    case PSDM_RELAY_CLIENT_ERROR: return "client error";
+    case PSDM_RELAY_WORKER_ERROR: return "worker error";
+    case PSDM_RELAY_ERROR:
+    default: return "relay error";
+    }
+}
+
+/* Ends a relay: records why. Returns 1, for `return relay_end(...)` in the loop's helpers. */
+static int relay_end(psdm_relay_result *res, psdm_relay_end end, apr_status_t status) {
+    res->end = end;
+    res->status = status;
+    return 1;
+}
+
+/* Worker -> client (encrypted by mod_ssl): one recv, passed on and flushed. Returns 1
+ * when the relay is over (*res says why), 0 to go on. */
+static int relay_from_worker(conn_rec *c, int sock, apr_bucket_brigade *bb, char *buf, apr_size_t cap,
+                             psdm_relay_result *res) {
+    ssize_t got;
+    do {
+        got = recv(sock, buf, cap, 0);
+    } while (got < 0 && errno == EINTR);
+    if (got == 0) return relay_end(res, PSDM_RELAY_WORKER_CLOSED, APR_SUCCESS);
+    if (got < 0) return relay_end(res, PSDM_RELAY_WORKER_ERROR, APR_FROM_OS_ERROR(errno));
+    apr_brigade_cleanup(bb);
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(buf, (apr_size_t)got, c->bucket_alloc));
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(c->bucket_alloc));
+    apr_status_t rv = ap_pass_brigade(c->output_filters, bb);
+    apr_brigade_cleanup(bb);
+    if (rv != APR_SUCCESS) return relay_end(res, PSDM_RELAY_CLIENT_ERROR, rv);
+    res->from_worker += got;
+    return 0;
+}
+
+/* Client -> worker (decrypted by mod_ssl): reads until nothing is left, so that nothing
+ * stays buffered in the filters unseen by poll. Returns 1 when the relay is over, 0 to
+ * go on. */
+static int relay_from_client(conn_rec *c, int sock, apr_bucket_brigade *bb, char *buf, apr_size_t cap,
+                             psdm_relay_result *res) {
+    for (;;) {
+        apr_size_t len = cap;
+        apr_brigade_cleanup(bb);
+        apr_status_t rv = ap_get_brigade(c->input_filters, bb, AP_MODE_READBYTES, APR_NONBLOCK_READ, cap);
+        if (APR_STATUS_IS_EAGAIN(rv)) return 0;
+        if (rv == APR_EOF) return relay_end(res, PSDM_RELAY_CLIENT_CLOSED, APR_SUCCESS);
+        if (rv != APR_SUCCESS) return relay_end(res, PSDM_RELAY_CLIENT_ERROR, rv);
+        if (APR_BRIGADE_EMPTY(bb)) return 0;
+        rv = apr_brigade_flatten(bb, buf, &len);
+        if (rv != APR_SUCCESS) return relay_end(res, PSDM_RELAY_CLIENT_ERROR, rv);
+        if (len == 0) {
+            if (APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(bb))) return relay_end(res, PSDM_RELAY_CLIENT_CLOSED, APR_SUCCESS);
+            return 0;
+        }
+        if ((rv = write_all(sock, buf, len)) != APR_SUCCESS) return relay_end(res, PSDM_RELAY_WORKER_ERROR, rv);
+        res->from_client += (apr_off_t)len;
+    }
+}
+
+void psdm_relay(request_rec *r, int sock, psdm_relay_result *res) {
     conn_rec *c = r->connection;
     apr_pool_t *p = r->pool;
     apr_pollset_t *ps;
@@ -99,9 +161,20 @@ apr_status_t psdm_relay(request_rec *r, int sock) {
     char buf[16384];
     apr_status_t rv;
 
+    memset(res, 0, sizeof *res);
+    /* From here on the connection carries WebSocket frames, not an HTTP request:
+     * mod_reqtimeout would end it once the "request body" (the client's frames) came
+     * slower than its minrate (Debian: body=10,minrate=500, i.e. at the first pong
+     * after 10 s), and the coalescing filter would only copy what we flush at once. */
+    ap_remove_input_filter_byhandle(c->input_filters, "reqtimeout");
+    ap_remove_output_filter_byhandle(c->output_filters, "SSL/TLS Coalescing Filter");
+
     /* No timeout on the relay itself: the WebSocket's heartbeat is the worker's job. */
     apr_os_sock_put(&wsock, &sock, p);
-    if ((rv = apr_pollset_create(&ps, 2, p, 0)) != APR_SUCCESS) return rv;
+    if ((rv = apr_pollset_create(&ps, 2, p, 0)) != APR_SUCCESS) {
+        relay_end(res, PSDM_RELAY_ERROR, rv);
+        return;
+    }
     memset(&pfd_client, 0, sizeof pfd_client);
     pfd_client.p = p;
     pfd_client.desc_type = APR_POLL_SOCKET;
@@ -117,38 +190,14 @@ apr_status_t psdm_relay(request_rec *r, int sock) {
         const apr_pollfd_t *ready;
         rv = apr_pollset_poll(ps, -1, &n, &ready);
         if (APR_STATUS_IS_EINTR(rv)) continue;
-        if (rv != APR_SUCCESS) return rv;
+        if (rv != APR_SUCCESS) {
+            relay_end(res, PSDM_RELAY_ERROR, rv);
+            return;
+        }
         for (apr_int32_t i = 0; i < n; i++) {
-            if (ready[i].desc.s == wsock) {
-                /* worker -> client, encrypted by mod_ssl */
-                ssize_t got = recv(sock, buf, sizeof buf, 0);
-                if (got < 0 && errno == EINTR) continue;
-                if (got <= 0) return APR_SUCCESS; /* the worker closed */
-                apr_brigade_cleanup(bb);
-                APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_transient_create(buf, (apr_size_t)got, c->bucket_alloc));
-                APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(c->bucket_alloc));
-                rv = ap_pass_brigade(c->output_filters, bb);
-                apr_brigade_cleanup(bb);
-                if (rv != APR_SUCCESS) return rv;
-            } else {
-                /* client -> worker, decrypted by mod_ssl: read until nothing is left,
-                 * so that nothing stays buffered in the filters unseen by poll. */
-                for (;;) {
-                    apr_size_t len = sizeof buf;
-                    apr_brigade_cleanup(bb);
-                    rv = ap_get_brigade(c->input_filters, bb, AP_MODE_READBYTES, APR_NONBLOCK_READ, sizeof buf);
-                    if (APR_STATUS_IS_EAGAIN(rv)) break;
-                    if (rv != APR_SUCCESS) return APR_SUCCESS; /* the client closed */
-                    if (APR_BRIGADE_EMPTY(bb)) break;
-                    rv = apr_brigade_flatten(bb, buf, &len);
-                    if (rv != APR_SUCCESS) return rv;
-                    if (len == 0) {
-                        if (APR_BUCKET_IS_EOS(APR_BRIGADE_LAST(bb))) return APR_SUCCESS;
-                        break;
-                    }
-                    if ((rv = write_all(sock, buf, len)) != APR_SUCCESS) return rv;
-                }
-            }
+            int over = ready[i].desc.s == wsock ? relay_from_worker(c, sock, bb, buf, sizeof buf, res)
+                                                : relay_from_client(c, sock, bb, buf, sizeof buf, res);
+            if (over) return;
         }
     }
 }

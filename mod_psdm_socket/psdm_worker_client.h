@@ -33,11 +33,34 @@ apr_status_t psdm_worker_offer(const char *path, const unsigned char *msg, size_
  */
 apr_status_t psdm_relay_wait(int sock, apr_interval_time_t timeout);
 
+/* Why a relay ended. */
+typedef enum {
+    PSDM_RELAY_CLIENT_CLOSED = 0, /* the client closed its connection (EOF through mod_ssl) */
+    PSDM_RELAY_WORKER_CLOSED,     /* the worker closed its end of the socket */
+    PSDM_RELAY_CLIENT_ERROR,      /* reading from or writing to the client failed (reset, TLS error...) */
+    PSDM_RELAY_WORKER_ERROR,      /* reading from or writing to the worker's socket failed */
+    PSDM_RELAY_ERROR              /* the relay itself failed (pollset) */
+} psdm_relay_end;
+
+/* How a relay went: why it ended, the error if any, and the bytes it carried. */
+typedef struct {
+    psdm_relay_end end;
+    apr_status_t status;   /* APR_SUCCESS for a close, the error otherwise */
+    apr_off_t from_client; /* bytes read from the client (decrypted) and written to the worker */
+    apr_off_t from_worker; /* bytes read from the worker and passed to the client (before encryption) */
+} psdm_relay_result;
+
+/* "client closed", "worker closed", "client error", "worker error", "relay error". */
+const char *psdm_relay_end_text(psdm_relay_end end);
+
 /*
  * Relays bytes between the client connection (through Apache's filters, so TLS is
  * decrypted and encrypted by mod_ssl) and the worker's Unix socket until either side
- * closes. Holds the calling thread for the life of the WebSocket.
+ * closes or fails; fills *res. Holds the calling thread for the life of the WebSocket.
+ * The relayed connection is no longer an HTTP request: mod_reqtimeout's input filter
+ * is removed from it first (as httpd's own tunnels do, ap_proxy_tunnel_create), so that
+ * nothing times the websocket but its own heartbeat (the worker's job).
  */
-apr_status_t psdm_relay(request_rec *r, int sock);
+void psdm_relay(request_rec *r, int sock, psdm_relay_result *res);
 
 #endif /* PSDM_WORKER_CLIENT_H */

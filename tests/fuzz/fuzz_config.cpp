@@ -11,6 +11,7 @@
 //     trimmed without empties or duplicates, listen splittable, backlog >= payload, no
 //     control character in any value);
 //   - topics are Kafka topic names, kafka.* names librdkafka property names;
+//   - every key set has its place (Config::locations: "fuzz.conf:LINE" or "-o");
 //   - --check-config's dump (config_dump) masks every kafka.*password* / *secret* value and,
 //     parsed back as a file, gives the same Config (masked values aside) and the same dump
 //     (PSDM_FUZZ_CONFIG_DUMP_ROUNDTRIP, below).
@@ -118,6 +119,15 @@ void check_invariants(const psdm::Config &c) {
     for (const auto &[name, value] : c.kafka) CHECK(name_chars(name) && clean(value));
 }
 
+// Every key set has its place ("fuzz.conf:LINE" in the file, or "-o"), for config_where.
+void check_locations(const psdm::Config &c, size_t lines) {
+    for (const auto &[key, where] : c.locations) {
+        CHECK(!key.empty() && names_its_place(where + ": ", lines) && where != kSource);
+        CHECK(psdm::config_problem(c, key, "x") == where + ": " + key + ": x");
+    }
+    CHECK(psdm::config_where(c, "") == kSource);  // never set: the file
+}
+
 bool secret_name(const std::string &name) {
     std::string lower;
     for (const char ch : name) lower += static_cast<char>(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
@@ -165,6 +175,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         return 0;
     }
     check_invariants(c);
+    check_locations(c, lines);
 
     const std::string dump = psdm::config_dump(c);
     for (const auto &[name, value] : c.kafka) {

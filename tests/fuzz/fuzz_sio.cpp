@@ -1,9 +1,9 @@
 // libFuzzer target for the Engine.IO / Socket.IO codec, the session state machine and
-// WebSocket message reassembly (worker/sio/). Built by CMake with -DPSDM_FUZZ=ON; run with
+// WebSocket message reassembly by WsReader (worker/sio/). Built by CMake with -DPSDM_FUZZ=ON; run with
 // `make fuzz` (README, "Fuzzing").
 //
-// Input layout: byte 0 selects the protocol version and how frames are cut into pieces for
-// WsMessage (the reassembly in front of the Session); the rest is split on '\n' into text
+// Input layout: byte 0 selects the protocol version and how messages are cut into fragments
+// for WsReader (the reassembly in front of the Session); the rest is split on '\n' into text
 // frames fed to one Session (each frame also goes through the bare decoders). Frames advance a
 // fake clock so heartbeat paths run too.
 // Checks, beyond the sanitizers: the decoder parses once (tree present exactly with data, an
@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <algorithm>
 #include <cstdlib>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -23,9 +24,25 @@
 #include "fuzz_check.h"
 #include "sio/session.h"
 #include "sio/sio_codec.h"
-#include "sio/ws_message.h"
+#include "sio/ws_frame.h"
+#include "sio/ws_reader.h"
 
 namespace {
+
+// A client frame as a browser sends it: masked, with a fixed key.
+std::string masked_frame(unsigned opcode, std::string_view payload, bool fin) {
+    std::string f(1, static_cast<char>((fin ? 0x80 : 0) | opcode));
+    if (payload.size() < 126) {
+        f += static_cast<char>(0x80 | payload.size());
+    } else {
+        f += static_cast<char>(0x80 | 127);
+        for (int i = 7; i >= 0; i--) f += static_cast<char>((uint64_t{payload.size()} >> (8 * i)) & 0xff);
+    }
+    const char key[4] = {0x11, 0x22, 0x33, 0x44};
+    f.append(key, 4);
+    for (size_t i = 0; i < payload.size(); i++) f += static_cast<char>(payload[i] ^ key[i & 3]);
+    return f;
+}
 
 // What the server sends is well-formed: an Engine.IO packet, and a message's Socket.IO
 // packet decodes. At most one close, with a code and a reason that fit a close frame; rooms
@@ -74,8 +91,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int closes = 0;
     for (const psdm::SessionAction &a : out) check_action(a, &closes);
     out.clear();
-    psdm::WsMessage rx(limits.max_payload);
-    const size_t cut = data[0] >> 1;  // each frame arrives as pieces of this many bytes (0: whole)
+    psdm::WsReader rx(limits.max_payload);
+    const size_t cut = data[0] >> 1;  // each message arrives as fragments of this many bytes (0: whole)
 
     std::string_view rest = input.substr(1);
     do {
@@ -95,16 +112,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             }
         }
 
-        // Reassembled from pieces, the message must be the frame again (or too big).
-        std::string_view msg;
-        psdm::WsMessage::Status st = psdm::WsMessage::Status::partial;
-        for (size_t at = 0; st == psdm::WsMessage::Status::partial;) {
+        // Sent as masked fragments, the message must come out of the reader whole (or too big).
+        std::string wire;
+        for (size_t at = 0; at == 0 || at < frame.size();) {
             const size_t n = cut == 0 ? frame.size() : std::min(cut, frame.size() - at);
-            st = rx.feed(frame.substr(at, n), at == 0, at + n == frame.size(), &msg);
+            wire += masked_frame(at == 0 ? psdm::kWsOpText : psdm::kWsOpContinuation, frame.substr(at, n),
+                                 at + n >= frame.size());
             at += n;
+            if (n == 0) break;
         }
-        CHECK(st != psdm::WsMessage::Status::complete || msg == frame);
-        CHECK(st != psdm::WsMessage::Status::too_big || frame.size() > limits.max_payload);
+        psdm::WsEvent ev;
+        CHECK(rx.read(wire, &ev) == wire.size());
+        CHECK(ev.kind != psdm::WsEvent::Kind::text || ev.payload == frame);
+        CHECK(ev.kind != psdm::WsEvent::Kind::error ||
+              (ev.code == psdm::kWsCloseTooBig && frame.size() > limits.max_payload));
+        CHECK(ev.kind == psdm::WsEvent::Kind::text || ev.kind == psdm::WsEvent::Kind::error);
+        if (ev.kind == psdm::WsEvent::Kind::error) return 0;  // the connection would close here
 
         now += 37;
         const bool was_closed = session.closed();

@@ -6,7 +6,7 @@
 // only the input and never past kMaxRequestHead to decide; a complete head ends at its
 // empty line, inside the input, and every view of the request points into the head; a
 // refusal is 400, 414 or 431 and renders as one HTTP response with Connection: close; an
-// accepted upgrade rebuilds into a request that parses again to the same verdict.
+// accepted upgrade gets one 101 head carrying its key's accept value.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -54,17 +54,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         check_answer(verdict);
         return 0;
     }
-    // The replay lws is given parses to an accepted upgrade of the same Engine.IO version,
-    // and the early data follows its head untouched.
-    const std::string early(in.substr(head.length));
-    const std::string replay = psdm::build_upgrade_replay(r, early);
-    const psdm::RequestHead again = psdm::parse_request_head(replay);
-    if (again.state == psdm::RequestHead::State::complete) {
-        const psdm::HttpAnswer v2 = psdm::check_upgrade(again.request);
-        CHECK(v2.accepted() && v2.version == verdict.version);
-        CHECK(replay.substr(again.length) == early);
-    } else {
-        CHECK(again.state == psdm::RequestHead::State::refused);  // only by size: the head grew past a limit
-    }
+    // The 101: one response head, with the accept value of the key and nothing of the client's
+    // but the subprotocol the worker serves.
+    const std::string answer = psdm::ws_accept_answer_bytes(r);
+    CHECK(answer.rfind("HTTP/1.1 101 Switching Protocols\r\n", 0) == 0);
+    CHECK(answer.find("\r\n\r\n") == answer.size() - 4);
+    CHECK(answer.find("Sec-WebSocket-Accept: " + psdm::ws_accept_value(*r.key) + "\r\n") != std::string::npos);
+    CHECK(psdm::ws_accept_value(*r.key).size() == 28);
     return 0;
 }

@@ -188,7 +188,7 @@ def test_worker_over_capacity_is_503(harness):
     first = RawEio(httpd.url)
     status, body, hdrs = get(httpd.url + PATH + "?EIO=4&transport=websocket", upgrade_headers())
     assert status == 503 and hdrs.get("Retry-After") == "5", (status, hdrs)
-    worker.wait_log(r"refused handoff from pid \d+ .*at max_connections; answered 503")
+    worker.wait_log(r"refused handoff from pid \d+ .*at capacity \(\d+ connections\); answered 503")
     first.connect_ns()  # the one already in is unaffected
     first.close()
 

@@ -1,7 +1,9 @@
-// Unit tests of worker/config.{h,cpp}: file syntax, every key's valid and invalid values,
-// overrides, cross-field checks, config_load and config_dump.
+// Unit tests of worker/base/config.{h,cpp} and config_check: file syntax, every key's valid and
+// invalid values, overrides, cross-field checks, config_load and config_dump, where keys were
+// set, the system checks, and the example file's documented defaults.
 // Table cases run twice: as the last line of a file, and as a -o override.
 #include "base/config.h"
+#include "base/config_check.h"
 
 #include <cstdarg>
 #include <cstddef>
@@ -15,6 +17,7 @@ extern "C" {
 
 #include <cstdio>
 #include <cstdlib>
+#include <unistd.h>
 #include <string>
 #include <vector>
 
@@ -127,7 +130,7 @@ const Case kCases[] = {
     {"listen", "a..b:80", false, "neither an IPv4"},
     {"topics", "t1", true, "t1"},
     {"topics", " a , b,c ", true, "a, b, c"},
-    {"topics", "", false, "no 'topics' set"},
+    {"topics", "", false, "topics: not set"},
     {"topics", "a,,b", false, "empty entry in the comma-separated list 'a,,b'"},
     {"topics", "a,b,a", false, "'a' is listed twice"},
     {"topics", ",a", false, "empty entry"},
@@ -185,8 +188,8 @@ const Case kCases[] = {
     {"max_payload", "4M", true, "4194304"},
     {"max_payload", "1k", true, "1024"},
     {"max_payload", "64M", true, "67108864", "client_backlog = 64M"},
-    {"max_payload", "x", false, "key 'max_payload': expected a size like 1048576, 512k or 4M, got 'x'"},
-    {"max_payload", "1023", false, "key 'max_payload': must be between 1k and 64M, got '1023'"},
+    {"max_payload", "x", false, "max_payload: expected a size like 1048576, 512k or 4M, got 'x'"},
+    {"max_payload", "1023", false, "max_payload: must be between 1k and 64M, got '1023'"},
     {"max_payload", "65M", false, "must be between 1k and 64M, got '65M'"},
     {"max_payload", "4m", false, "expected a size like"},
     {"max_payload", "4MB", false, "expected a size like"},
@@ -199,7 +202,7 @@ const Case kCases[] = {
     {"max_payload", "18014398509481984M", false, "size too large"},
     {"client_backlog", "8M", true, "8388608"},
     {"client_backlog", "1M", true, "1048576"},  // == max_payload
-    {"client_backlog", "1048575", false, "key 'client_backlog' (1048575) must be at least max_payload (1M)"},
+    {"client_backlog", "1048575", false, "client_backlog: client_backlog (1048575) must be at least max_payload (1M)"},
     {"client_backlog", "0", false, "must be at least max_payload"},
     {"client_backlog", "lots", false, "expected a size like"},
     {"ping_interval_ms", "1000", true, "1000"},
@@ -246,17 +249,20 @@ const Case kCases[] = {
     {"authz_deny_ttl_ms", "86400000", true, "86400000"},
     {"authz_deny_ttl_ms", "86400001", false, "must be between 0 and 86400000"},
     {"authz_deny_ttl_ms", "-1", false, "expected a decimal integer"},
+    {"shutdown_timeout_ms", "0", true, "0"},
+    {"shutdown_timeout_ms", "600000", true, "600000"},
+    {"shutdown_timeout_ms", "600001", false, "must be between 0 and 600000"},
     {"authz_max_in_flight", "1", true, "1"},
     {"authz_max_in_flight", "1024", true, "1024"},
     {"authz_max_in_flight", "0", false, "must be between 1 and 1024, got '0'"},
     {"authz_max_in_flight", "1025", false, "must be between 1 and 1024"},
     {"kafka.bootstrap.servers", "a:9092,b:9092", true, "a:9092,b:9092"},
     {"kafka.group.id", "", true, ""},
-    {"kafka.", "x", false, "key 'kafka.': missing the librdkafka property name"},
-    {"kafka", "x", false, "unknown key 'kafka'"},
-    {"kafka.a b", "x", false, "key 'kafka.a b': not a librdkafka property name (a-z A-Z 0-9 . _ -)"},
+    {"kafka.", "x", false, "kafka.: missing the librdkafka property name"},
+    {"kafka", "x", false, "kafka: unknown key"},
+    {"kafka.a b", "x", false, "kafka.a b: not a librdkafka property name (a-z A-Z 0-9 . _ -)"},
     {"kafka.a:b", "x", false, "not a librdkafka property name"},
-    {"max payload", "1M", false, "unknown key 'max payload'"},
+    {"max payload", "1M", false, "max payload: unknown key"},
 };
 
 void check_case(const Case &tc, bool via_override, int &failures) {
@@ -322,6 +328,7 @@ void test_defaults(void **) {
     assert_string_equal(c.authz_user_header.c_str(), "REMOTE-USER");
     assert_int_equal(c.authz_allow_ttl_ms, 60000);
     assert_int_equal(c.authz_deny_ttl_ms, 10000);
+    assert_int_equal(c.shutdown_timeout_ms, 5000);
     assert_int_equal(c.authz_max_in_flight, 16);
     // The defaults of the struct are those of the parser.
     Config copy = d;
@@ -351,7 +358,7 @@ void test_syntax(void **) {
     Config c;
     std::string msg;
     assert_false(parse(text, {}, &c, &msg));
-    assert_string_equal(msg.c_str(), "test.conf:12: key 'event': must not be empty");
+    assert_string_equal(msg.c_str(), "test.conf:12: event: must not be empty");
 
     std::string fixed(text);
     fixed.replace(fixed.find("event =  #"), 10, "event = e#");
@@ -373,11 +380,11 @@ void test_syntax(void **) {
         {"authz = allow-all\nlisten\n", "test.conf:2: expected 'key = value', got 'listen'"},
         {"= allow-all\n", "test.conf:1: expected 'key = value', got '= allow-all'"},
         {"authz = allow\x01-all\n", "test.conf:1: control character 0x01 is not allowed"},
-        {"authz = allow-all\n\nfoo = 1\n", "test.conf:3: unknown key 'foo'"},
-        {"Authz = allow-all\n", "test.conf:1: unknown key 'Authz'"},
-        {"topics = a\n# x\ntopics = b\n", "test.conf:3: key 'topics' already set at line 1"},
-        {"kafka.a = 1\nkafka.a = 1\n", "test.conf:2: key 'kafka.a' already set at line 1"},
-        {"listen = 127.0.0.1:0\nlisten = 127.0.0.1:0\n", "test.conf:2: key 'listen' already set at line 1"},
+        {"authz = allow-all\n\nfoo = 1\n", "test.conf:3: foo: unknown key"},
+        {"Authz = allow-all\n", "test.conf:1: Authz: unknown key"},
+        {"topics = a\n# x\ntopics = b\n", "test.conf:3: topics: already set at line 1"},
+        {"kafka.a = 1\nkafka.a = 1\n", "test.conf:2: kafka.a: already set at line 1"},
+        {"listen = 127.0.0.1:0\nlisten = 127.0.0.1:0\n", "test.conf:2: listen: already set at line 1"},
     };
     for (auto &b : bad) {
         assert_false(parse(b.text, {}, &c, &msg));
@@ -386,7 +393,7 @@ void test_syntax(void **) {
     // Long values are cut in messages.
     std::string long_key(200, 'k');
     assert_false(parse(long_key + " = 1\n", {}, &c, &msg));
-    assert_string_equal(msg.c_str(), ("test.conf:1: unknown key '" + std::string(100, 'k') + "...'").c_str());
+    assert_string_equal(msg.c_str(), ("test.conf:1: " + std::string(100, 'k') + "...: unknown key").c_str());
 }
 
 void test_overrides(void **) {
@@ -409,9 +416,9 @@ void test_overrides(void **) {
     } bad[] = {
         {{"max_payload"}, "-o: expected key=value, got 'max_payload'"},
         {{"=4M"}, "-o: expected key=value, got '=4M'"},
-        {{"foo=1"}, "-o: unknown key 'foo'"},
-        {{"max_payload=x"}, "-o: key 'max_payload': expected a size like 1048576, 512k or 4M, got 'x'"},
-        {{"max_payload=1M", "max_payload=2M"}, "-o: key 'max_payload' given twice"},
+        {{"foo=1"}, "-o: foo: unknown key"},
+        {{"max_payload=x"}, "-o: max_payload: expected a size like 1048576, 512k or 4M, got 'x'"},
+        {{"max_payload=1M", "max_payload=2M"}, "-o: max_payload: given twice"},
         {{"authz=a\nb"}, "-o: control character 0x0a is not allowed"},
     };
     for (auto &b : bad) {
@@ -425,41 +432,41 @@ void test_cross_checks(void **) {
     std::string msg;
     assert_false(parse("listen = 127.0.0.1:0\ntopics = t\n", {}, &c, &msg));
     assert_string_equal(msg.c_str(),
-                        "test.conf: no 'authz' set: write 'authz = allow-all' explicitly to "
+                        "test.conf: authz: not set: write 'authz = allow-all' explicitly to "
                         "allow every user into every room");
     assert_true(parse("listen = 127.0.0.1:0\ntopics = t\n", {"authz=allow-all"}, &c, &msg));
 
     assert_false(parse("authz = allow-all\ntopics = t\n", {}, &c, &msg));
-    assert_true(contains(msg, "test.conf: nothing to listen on"));
+    assert_true(contains(msg, "test.conf: handoff_socket, listen: nothing to listen on"));
     assert_false(parse("authz = allow-all\ntopics = t\nlisten =\nhandoff_socket =\n", {}, &c, &msg));
-    assert_true(contains(msg, "test.conf: nothing to listen on"));
+    assert_true(contains(msg, "test.conf: handoff_socket, listen: nothing to listen on"));
     assert_true(parse("authz = allow-all\ntopics = t\nhandoff_socket = /run/h.sock\n", {}, &c, &msg));
     assert_true(
         parse("authz = allow-all\ntopics = t\nlisten = [::1]:80\nhandoff_socket = /run/h.sock\n", {}, &c, &msg));
 
     assert_false(parse("authz = allow-all\nlisten = 127.0.0.1:0\n", {}, &c, &msg));
     assert_string_equal(msg.c_str(),
-                        "test.conf: no 'topics' set: list the Kafka topics to consume, e.g. 'topics = "
+                        "test.conf: topics: not set: list the Kafka topics to consume, e.g. 'topics = "
                         "experiments, runs'");
 
     assert_false(
         parse("authz = allow-all\ntopics = t\nhandoff_socket = /run/h.sock\nhandoff_allowed_peers =\n", {}, &c, &msg));
-    assert_true(contains(msg, "test.conf:4: 'handoff_allowed_peers' is empty while 'handoff_socket' is set"));
+    assert_true(contains(msg, "test.conf:4: handoff_allowed_peers: empty while 'handoff_socket' is set"));
 
     // max_payload raised above the default backlog: the max_payload line is blamed.
     assert_false(parse("authz = allow-all\ntopics = t\nlisten = a:1\nmax_payload = 8M\n", {}, &c, &msg));
     assert_string_equal(msg.c_str(),
-                        "test.conf:4: key 'client_backlog' (4M) must be at least max_payload (8M): "
+                        "test.conf:4: max_payload: client_backlog (4M) must be at least max_payload (8M): "
                         "a client must be able to queue one full message");
     assert_false(parse("authz = allow-all\ntopics = t\nlisten = a:1\nmax_payload = 8M\n",
                        {"max_payload=16M", "client_backlog=8M"}, &c, &msg));
-    assert_true(contains(msg, "-o: key 'client_backlog' (8M) must be at least max_payload (16M)"));
+    assert_true(contains(msg, "-o: client_backlog: client_backlog (8M) must be at least max_payload (16M)"));
 
     // Handoff socket path length: sun_path holds 107 bytes and the NUL.
     std::string path = "/" + std::string(106, 'x');
     assert_true(parse("authz = allow-all\ntopics = t\nhandoff_socket = " + path + "\n", {}, &c, &msg));
     assert_false(parse("authz = allow-all\ntopics = t\nhandoff_socket = " + path + "x\n", {}, &c, &msg));
-    assert_true(contains(msg, "test.conf:3: key 'handoff_socket': expected an absolute path of at most 107"));
+    assert_true(contains(msg, "test.conf:3: handoff_socket: expected an absolute path of at most 107"));
 }
 
 void test_untouched_on_error(void **) {
@@ -468,9 +475,9 @@ void test_untouched_on_error(void **) {
     ConfigError err{"old"};
     assert_false(psdm::config_parse("event = x\nfoo = 1\n", "f", {}, &c, &err));
     assert_string_equal(c.event.c_str(), "sentinel");
-    assert_string_equal(err.message.c_str(), "f:2: unknown key 'foo'");
+    assert_string_equal(err.message.c_str(), "f:2: foo: unknown key");
     assert_true(psdm::config_parse("authz=allow-all\nlisten=a:1\ntopics=t\n", "f", {}, &c, &err));
-    assert_string_equal(err.message.c_str(), "f:2: unknown key 'foo'");  // err untouched on success
+    assert_string_equal(err.message.c_str(), "f:2: foo: unknown key");  // err untouched on success
     assert_string_equal(c.event.c_str(), "psdm_ws_msg");
 }
 
@@ -508,10 +515,10 @@ void test_dump(void **) {
     Config back;
     assert_true(parse(dump, {}, &back, &msg));
     assert_string_equal(psdm::config_dump(back).c_str(), dump.c_str());
-    // One line per key: 22 keys + 2 kafka properties.
+    // One line per key: 23 keys + 2 kafka properties.
     size_t lines = 0;
     for (char ch : dump) lines += ch == '\n';
-    assert_int_equal(lines, 24);
+    assert_int_equal(lines, 25);
 }
 
 void test_topic_name_length(void **) {
@@ -520,13 +527,13 @@ void test_topic_name_length(void **) {
     const std::string base = "authz = allow-all\nlisten = 127.0.0.1:0\n";
     assert_true(parse(base + "topics = " + std::string(249, 't') + "\n", {}, &c, &msg));
     assert_false(parse(base + "topics = a, " + std::string(250, 't') + "\n", {}, &c, &msg));
-    assert_true(contains(msg, "test.conf:3: key 'topics': '" + std::string(100, 't') + "...' is not a Kafka topic"));
+    assert_true(contains(msg, "test.conf:3: topics: '" + std::string(100, 't') + "...' is not a Kafka topic"));
     // A '#' entry is a comment in the file (the list ends before it), and refused through -o.
     assert_true(parse(base + "topics = a, b #c\n", {}, &c, &msg));
     assert_true(c.topics == (std::vector<std::string>{"a", "b"}));
     assert_false(parse(base + "topics = a\n", {"topics=a, #b"}, &c, &msg));
     assert_string_equal(msg.c_str(),
-                        "-o: key 'topics': '#b' is not a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -, not '.' "
+                        "-o: topics: '#b' is not a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -, not '.' "
                         "or '..')");
 }
 
@@ -555,11 +562,11 @@ void test_quoted_values(void **) {
         const char *line;
         const char *msg;
     } bad[] = {
-        {"event = \"abc", "test.conf:4: key 'event': the quoted value '\"abc' has no closing '\"'"},
-        {"event = \"a\\nb\"", "test.conf:4: key 'event': in a quoted value '\\' must be followed by '\"' or '\\'"},
-        {"event = \"a\\", "test.conf:4: key 'event': in a quoted value '\\' must be followed by"},
-        {"event = \"a\" b", "test.conf:4: key 'event': unexpected text after the closing '\"' of '\"a\" b'"},
-        {"event = \"\"", "test.conf:4: key 'event': must not be empty"},
+        {"event = \"abc", "test.conf:4: event: the quoted value '\"abc' has no closing '\"'"},
+        {"event = \"a\\nb\"", "test.conf:4: event: in a quoted value '\\' must be followed by '\"' or '\\'"},
+        {"event = \"a\\", "test.conf:4: event: in a quoted value '\\' must be followed by"},
+        {"event = \"a\" b", "test.conf:4: event: unexpected text after the closing '\"' of '\"a\" b'"},
+        {"event = \"\"", "test.conf:4: event: must not be empty"},
     };
     for (auto &b : bad) {
         assert_false(parse(base + b.line + "\n", {}, &c, &msg));
@@ -642,6 +649,18 @@ std::string data_dir() {
     return d ? d : "";
 }
 
+// `c` has the built-in defaults in every key but those ops must set (authz, handoff_socket,
+// topics, kafka.*).
+void assert_defaults_but_required(const Config &c) {
+    Config d;
+    d.source = c.source;
+    d.authz = c.authz;
+    d.handoff_socket = c.handoff_socket;
+    d.topics = c.topics;
+    d.kafka = c.kafka;
+    assert_string_equal(psdm::config_dump(c).c_str(), psdm::config_dump(d).c_str());
+}
+
 void test_load(void **) {
     if (data_dir().empty()) {
         std::fprintf(stderr, "PSDM_TEST_DATA not set: skipping\n");
@@ -657,11 +676,11 @@ void test_load(void **) {
     assert_int_equal(c.max_payload, 2u << 20);
 
     assert_false(psdm::config_load(full, {"max_payload=1"}, &c, &err));
-    assert_string_equal(err.message.c_str(), "-o: key 'max_payload': must be between 1k and 64M, got '1'");
+    assert_string_equal(err.message.c_str(), "-o: max_payload: must be between 1k and 64M, got '1'");
 
     const std::string bad = data_dir() + "/config_bad.conf";
     assert_false(psdm::config_load(bad, {}, &c, &err));
-    assert_string_equal(err.message.c_str(), (bad + ":5: key 'ping_interval_ms' already set at line 3").c_str());
+    assert_string_equal(err.message.c_str(), (bad + ":5: ping_interval_ms: already set at line 3").c_str());
 
     assert_false(psdm::config_load(data_dir() + "/config_missing.conf", {}, &c, &err));
     assert_string_equal(
@@ -674,30 +693,134 @@ void test_load(void **) {
     const std::string example = data_dir() + "/../../../conf/psdm_socketd.conf";
     assert_false(psdm::config_load(example, {}, &c, &err));
     assert_string_equal(err.message.c_str(),
-                        (example + ": no 'authz' set: write 'authz = allow-all' explicitly to allow every user "
+                        (example + ": authz: not set: write 'authz = allow-all' explicitly to allow every user "
                                    "into every room")
                             .c_str());
     if (!psdm::config_load(example, {"authz=allow-all"}, &c, &err)) fail_msg("%s", err.message.c_str());
     // Its values are the built-in defaults, except for the keys ops must set.
-    Config d;
-    d.source = c.source;
-    d.authz = c.authz;
-    d.handoff_socket = c.handoff_socket;
-    d.topics = c.topics;
-    d.kafka = c.kafka;
-    assert_string_equal(psdm::config_dump(c).c_str(), psdm::config_dump(d).c_str());
+    assert_defaults_but_required(c);
+}
+
+// Where each key was set, and the one message format built on it.
+void test_locations(void **) {
+    Config c;
+    std::string msg;
+    assert_true(parse("authz = allow-all\n\nlisten = 127.0.0.1:0\ntopics = t1\nkafka.client.id = x\n", {"topics=t2"},
+                      &c, &msg));
+    assert_string_equal(psdm::config_where(c, "authz").c_str(), "test.conf:1");
+    assert_string_equal(psdm::config_where(c, "listen").c_str(), "test.conf:3");
+    assert_string_equal(psdm::config_where(c, "topics").c_str(), "-o");
+    assert_string_equal(psdm::config_where(c, "kafka.client.id").c_str(), "test.conf:5");
+    assert_string_equal(psdm::config_where(c, "max_payload").c_str(), "test.conf");  // default
+    assert_string_equal(psdm::config_problem(c, "kafka.client.id", "why").c_str(), "test.conf:5: kafka.client.id: why");
+}
+
+// config_check_system: what only the running system can tell, each problem naming its line.
+void test_system_checks(void **) {
+    char dir[] = "/tmp/psdm-test-config-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    const std::string d = dir, pem = d + "/ca.pem", sock = d + "/h.sock";
+    FILE *f = fopen(pem.c_str(), "w");
+    assert_non_null(f);
+    fclose(f);
+
+    Config c;
+    std::string msg;
+    std::vector<std::string> problems;
+    assert_true(parse("authz = allow-all\ntopics = t\nhandoff_socket = " + sock +
+                          "\nhandoff_allowed_peers = root, 4242\nlisten = localhost:0\n"
+                          "kafka.ssl.ca.location = " +
+                          d + "\nkafka.ssl.certificate.location = " + pem + "\nkafka.sasl.kerberos.keytab =\n",
+                      {"kafka.ssl.crl.location=" + pem}, &c, &msg));
+    if (!psdm::config_check_system(c, &problems)) fail_msg("unexpected: %s", problems.front().c_str());
+    std::vector<uid_t> uids;
+    assert_true(psdm::config_peer_uids(c, &uids, &problems));
+    assert_true(uids == (std::vector<uid_t>{0, 4242}));
+
+    assert_true(parse("authz = allow-all\ntopics = t\nhandoff_socket = " + d +
+                          "/missing/h.sock\nhandoff_allowed_peers = root, psdm-no-such-user, 33\n"
+                          "kafka.ssl.key.location = " +
+                          d + "/missing.pem\nkafka.ssl.certificate.location = " + d +
+                          "\nkafka.ssl.ca.location = probe\nkafka.ssl.key.password = x\n",
+                      {}, &c, &msg));
+    problems.clear();
+    assert_false(psdm::config_check_system(c, &problems));
+    const std::vector<std::string> expect = {
+        "test.conf:4: handoff_allowed_peers: no such user 'psdm-no-such-user'",
+        "test.conf:3: handoff_socket: directory " + d + "/missing: No such file or directory",
+        "test.conf:6: kafka.ssl.certificate.location: '" + d + "' is not a regular file",
+        "test.conf:5: kafka.ssl.key.location: cannot read '" + d + "/missing.pem': No such file or directory",
+    };
+    if (problems != expect) {
+        for (const std::string &p : problems) std::fprintf(stderr, "got: %s\n", p.c_str());
+        fail_msg("%zu problems, expected %zu", problems.size(), expect.size());
+    }
+    uids.clear();
+    problems.clear();
+    assert_false(psdm::config_peer_uids(c, &uids, &problems));
+    assert_true(uids == (std::vector<uid_t>{0, 33}));
+
+    // Something other than a socket where the socket goes.
+    assert_true(parse("authz = allow-all\ntopics = t\nhandoff_socket = " + pem + "\nhandoff_allowed_peers = 0\n", {},
+                      &c, &msg));
+    problems.clear();
+    assert_false(psdm::config_check_system(c, &problems));
+    assert_int_equal(problems.size(), 1);
+    assert_string_equal(problems[0].c_str(),
+                        ("test.conf:3: handoff_socket: " + pem + " exists and is not a socket").c_str());
+
+    assert_true(psdm::config_kafka_property_is_file("ssl.engine.location"));
+    assert_false(psdm::config_kafka_property_is_file("ssl.key.password"));
+    unlink(pem.c_str());
+    rmdir(dir);
+}
+
+// conf/psdm_socketd.conf documents each default as a commented-out "#key = value" line: with
+// those lines uncommented, the example still gives the built-in defaults (except the keys
+// whose commented lines are examples: authz, listen, kafka.*).
+void test_example_documents_defaults(void **) {
+    if (data_dir().empty()) skip();
+    const std::string example = data_dir() + "/../../../conf/psdm_socketd.conf";
+    FILE *f = fopen(example.c_str(), "r");
+    assert_non_null(f);
+    std::string text;
+    char line[4096];
+    size_t documented = 0;
+    while (fgets(line, sizeof line, f)) {
+        std::string l = line;
+        std::string key = l.size() > 1 && l[0] == '#' && l[1] != ' ' && l[1] != '\n' ? key_of(l.substr(1)) : "";
+        bool is_default = !key.empty() && key.find(' ') == std::string::npos && key != "authz" && key != "listen" &&
+                          key.compare(0, 6, "kafka.") != 0;
+        if (is_default) ++documented;
+        text += is_default ? l.substr(1) : l;
+    }
+    fclose(f);
+    assert_true(documented >= 18);
+    Config c;
+    std::string msg;
+    if (!parse(text, {"authz=allow-all"}, &c, &msg)) fail_msg("%s", msg.c_str());
+    assert_defaults_but_required(c);
 }
 
 }  // namespace
 
 int main() {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_table),         cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_syntax),        cmocka_unit_test(test_overrides),
-        cmocka_unit_test(test_cross_checks),  cmocka_unit_test(test_untouched_on_error),
-        cmocka_unit_test(test_dump),          cmocka_unit_test(test_listen_split),
-        cmocka_unit_test(test_load),          cmocka_unit_test(test_topic_name_length),
-        cmocka_unit_test(test_quoted_values), cmocka_unit_test(test_dump_round_trips_hostile_values),
+        cmocka_unit_test(test_table),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_syntax),
+        cmocka_unit_test(test_overrides),
+        cmocka_unit_test(test_cross_checks),
+        cmocka_unit_test(test_untouched_on_error),
+        cmocka_unit_test(test_dump),
+        cmocka_unit_test(test_listen_split),
+        cmocka_unit_test(test_load),
+        cmocka_unit_test(test_topic_name_length),
+        cmocka_unit_test(test_quoted_values),
+        cmocka_unit_test(test_dump_round_trips_hostile_values),
+        cmocka_unit_test(test_locations),
+        cmocka_unit_test(test_system_checks),
+        cmocka_unit_test(test_example_documents_defaults),
     };
     return cmocka_run_group_tests(tests, nullptr, nullptr);
 }

@@ -32,16 +32,17 @@
 #include <vector>
 
 #include "authz/authz.h"
+#include "base/config.h"  // defaults::
 
 namespace psdm {
 
 struct HttpAuthzOptions {
     std::string url_template;  // must contain {room}; may contain {user}
-    std::string user_header = "REMOTE-USER";
-    unsigned timeout_ms = 2000;
-    unsigned allow_ttl_ms = 60000;
-    unsigned deny_ttl_ms = 10000;
-    size_t max_in_flight = 16;
+    std::string user_header = defaults::kAuthzUserHeader;
+    unsigned timeout_ms = defaults::kAuthzTimeoutMs;
+    unsigned allow_ttl_ms = defaults::kAuthzAllowTtlMs;
+    unsigned deny_ttl_ms = defaults::kAuthzDenyTtlMs;
+    size_t max_in_flight = defaults::kAuthzMaxInFlight;
     size_t max_cache_entries = 100000;  // beyond this, expired answers are dropped, then all
 };
 

@@ -26,6 +26,11 @@ namespace {
 constexpr size_t kMaxFileSize = 1u << 20;
 constexpr size_t kMaxQuoted = 100;  // values longer than this are cut in error messages
 
+// A key for messages: cut when long, like quote() but bare (the message reads "KEY: reason").
+std::string key_text(std::string_view key) {
+    return key.size() > kMaxQuoted ? std::string(key.substr(0, kMaxQuoted)) + "..." : std::string(key);
+}
+
 std::string_view trim(std::string_view s) {
     const std::string_view ws = " \t\r";
     size_t b = s.find_first_not_of(ws);
@@ -433,6 +438,8 @@ const Key kKeys[] = {
      get_number<unsigned, &Config::authz_allow_ttl_ms>},
     {"authz_deny_ttl_ms", set_ms<&Config::authz_deny_ttl_ms, 0, kConfigAuthzTtlMaxMs>,
      get_number<unsigned, &Config::authz_deny_ttl_ms>},
+    {"shutdown_timeout_ms", set_ms<&Config::shutdown_timeout_ms, 0, kConfigShutdownMaxMs>,
+     get_number<unsigned, &Config::shutdown_timeout_ms>},
     {"authz_max_in_flight", set_count<&Config::authz_max_in_flight, kConfigAuthzInFlightMin, kConfigAuthzInFlightMax>,
      get_number<size_t, &Config::authz_max_in_flight>},
 };
@@ -495,7 +502,7 @@ Line split_line(std::string_view line, std::string_view *key, std::string *value
     const size_t lead = v.find_first_not_of(" \t");
     if (lead != std::string_view::npos && v[lead] == '"') {
         if (!unquote(v.substr(lead), value, why)) {
-            *why = "key " + quote(*key) + ": " + *why;
+            *why = key_text(*key) + ": " + *why;
             return Line::bad;
         }
         return Line::entry;
@@ -551,7 +558,7 @@ class Parser {
             std::string key_s(key);
             auto seen = file_lines_.find(key_s);
             if (seen != file_lines_.end())
-                return fail(loc, "key " + quote(key) + " already set at line " + std::to_string(seen->second));
+                return fail(loc, key_text(key_s) + ": already set at line " + std::to_string(seen->second));
             file_lines_[key_s] = line_no;
             if (!set(key_s, value, loc)) return false;
         }
@@ -564,7 +571,7 @@ class Parser {
         size_t eq = kv.find('=');
         std::string key(trim(kv.substr(0, eq)));
         if (eq == std::string_view::npos || key.empty()) return fail(loc, "expected key=value, got " + quote(kv));
-        if (!override_keys_.insert(key).second) return fail(loc, "key " + quote(key) + " given twice");
+        if (!override_keys_.insert(key).second) return fail(loc, key_text(key) + ": given twice");
         return set(key, trim(kv.substr(eq + 1)), loc);
     }
 
@@ -572,24 +579,27 @@ class Parser {
         const Config &c = config_;
         if (c.authz.empty())
             return fail(source_,
-                        "no 'authz' set: write 'authz = allow-all' explicitly to allow every "
+                        "authz: not set: write 'authz = allow-all' explicitly to allow every "
                         "user into every room");
         if (c.handoff_socket.empty() && c.listen.empty())
             return fail(source_,
-                        "nothing to listen on: set 'handoff_socket' (connections handed over by "
-                        "the Apache module) and/or 'listen' (direct WebSocket connections)");
+                        "handoff_socket, listen: nothing to listen on: set 'handoff_socket' (connections handed "
+                        "over by the Apache module) and/or 'listen' (direct WebSocket connections)");
         if (c.topics.empty())
             return fail(where("topics"),
-                        "no 'topics' set: list the Kafka topics to consume, "
+                        "topics: not set: list the Kafka topics to consume, "
                         "e.g. 'topics = experiments, runs'");
         if (!c.handoff_socket.empty() && c.handoff_allowed_peers.empty())
             return fail(where("handoff_allowed_peers"),
-                        "'handoff_allowed_peers' is empty while 'handoff_socket' is set: no process "
+                        "handoff_allowed_peers: empty while 'handoff_socket' is set: no process "
                         "could hand connections over");
-        if (c.client_backlog < c.max_payload)
-            return fail(where(locations_.count("client_backlog") ? "client_backlog" : "max_payload"),
-                        "key 'client_backlog' (" + size_text(c.client_backlog) + ") must be at least max_payload (" +
-                            size_text(c.max_payload) + "): a client must be able to queue one full message");
+        if (c.client_backlog < c.max_payload) {
+            const char *blamed = locations_.count("client_backlog") ? "client_backlog" : "max_payload";
+            return fail(where(blamed), std::string(blamed) + ": client_backlog (" + size_text(c.client_backlog) +
+                                           ") must be at least max_payload (" + size_text(c.max_payload) +
+                                           "): a client must be able to queue one full message");
+        }
+        config_.locations = locations_;
         *out = std::move(config_);
         return true;
     }
@@ -620,19 +630,19 @@ class Parser {
     bool set(const std::string &key, std::string_view value, const std::string &loc) {
         locations_[key] = loc;
         if (key.compare(0, 6, "kafka.") == 0) {
-            if (key.size() == 6) return fail(loc, "key 'kafka.': missing the librdkafka property name");
+            if (key.size() == 6) return fail(loc, "kafka.: missing the librdkafka property name");
             if (!only_name_chars(std::string_view(key).substr(6)))
-                return fail(loc, "key " + quote(key) + ": not a librdkafka property name (a-z A-Z 0-9 . _ -)");
+                return fail(loc, key_text(key) + ": not a librdkafka property name (a-z A-Z 0-9 . _ -)");
             config_.kafka[key.substr(6)] = std::string(value);
             return true;
         }
         for (const Key &k : kKeys) {
             if (key != k.name) continue;
             std::string why;
-            if (!k.set(config_, value, &why)) return fail(loc, "key " + quote(key) + ": " + why);
+            if (!k.set(config_, value, &why)) return fail(loc, key + ": " + why);
             return true;
         }
-        return fail(loc, "unknown key " + quote(key));
+        return fail(loc, key_text(key) + ": unknown key");
     }
 
     std::string source_;
@@ -688,6 +698,15 @@ std::string config_dump(const Config &c) {
     for (const Key &k : kKeys) line(k.name, k.get(c));
     for (const auto &[name, value] : c.kafka) line("kafka." + name, is_sensitive(name) ? "***" : value);
     return s;
+}
+
+std::string config_where(const Config &c, const std::string &key) {
+    auto it = c.locations.find(key);
+    return it == c.locations.end() ? c.source : it->second;
+}
+
+std::string config_problem(const Config &c, const std::string &key, const std::string &reason) {
+    return config_where(c, key) + ": " + key + ": " + reason;
 }
 
 bool config_listen_split(std::string_view listen, std::string *host, unsigned *port) {

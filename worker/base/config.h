@@ -17,10 +17,13 @@
 // applied after the file and may replace a file key; the same key given twice with -o is an error.
 // Names after "kafka." are librdkafka property names: [a-zA-Z0-9._-]+.
 //
-// Errors: every error is returned as one ConfigError whose message starts with its location,
-// "FILE:LINE: " for a line, "-o: " for an override. A cross-field check blames where the key
-// at fault was last set, or "FILE: " when it was left unset/default. Only the first error is
-// reported. Nothing here logs: the caller logs the message once.
+// Errors: every error is returned as one ConfigError, "WHERE: KEY: REASON" (config_problem):
+// WHERE is "FILE:LINE" for a line, "-o" for an override; a cross-field check blames where the
+// key at fault was last set, or "FILE" when it was left unset/default. Errors that concern no
+// one key (a line that is not `key = value`, a control character) are "WHERE: REASON". Only
+// the first error is reported. Nothing here logs: the caller logs the message once.
+// What only the running system can tell (users, files, librdkafka, the ACL) is checked
+// after parsing: base/config_check.h and main's startup checks.
 // Thread: all functions are reentrant; nothing is shared.
 #pragma once
 
@@ -36,6 +39,7 @@ namespace psdm {
 // (x1048576) suffix; integers are decimal only: no sign, no trailing text, no overflow.
 constexpr unsigned kConfigPingMinMs = 1000;           // ping_interval_ms, ping_timeout_ms: 1 s ..
 constexpr unsigned kConfigPingMaxMs = 3600000;        //   .. 1 h
+constexpr unsigned kConfigShutdownMaxMs = 600000;     // shutdown_timeout_ms: 0 .. 10 min
 constexpr unsigned kConfigAuthzTimeoutMinMs = 100;    // authz_timeout_ms: 100 ms ..
 constexpr unsigned kConfigAuthzTimeoutMaxMs = 60000;  //   .. 60 s
 constexpr unsigned kConfigAuthzAllowTtlMinMs = 1000;  // authz_allow_ttl_ms: 1 s ..
@@ -48,17 +52,46 @@ constexpr size_t kConfigMaxRoomsMin = 1;              // max_rooms_per_client: 1
 constexpr size_t kConfigMaxRoomsMax = 100000;         //   .. 100000
 constexpr unsigned kConfigSocketModeMax = 0777;       // handoff_socket_mode: octal, at most 0777
 
+// The built-in value of every key, the one place it is written: Config's members below and
+// the structures that take their values from a Config (SessionLimits, RoutingConfig,
+// HttpAuthzOptions) start from these, and conf/psdm_socketd.conf documents them (its commented
+// "#key = value" lines are checked against them by tests/unit/test_config.cpp).
+namespace defaults {
+inline constexpr unsigned kHandoffSocketMode = 0660;
+inline constexpr char kHandoffAllowedPeer[] = "www-data";  // Debian's Apache user
+inline constexpr char kGlobalRoomTopic[] = "experiments";
+inline constexpr char kRoomField[] = "experiment_name";
+inline constexpr char kNamespace[] = "/psdm_ws";
+inline constexpr char kEvent[] = "psdm_ws_msg";
+inline constexpr size_t kMaxConnections = 0;  // as many as the open-files limit allows
+inline constexpr size_t kMaxPayload = 1048576;
+inline constexpr size_t kClientBacklog = 4194304;
+inline constexpr unsigned kPingIntervalMs = 25000;
+inline constexpr unsigned kPingTimeoutMs = 20000;
+inline constexpr size_t kMaxRoomsPerClient = 100;
+inline constexpr char kLogLevel[] = "info";
+inline constexpr unsigned kAuthzTimeoutMs = 2000;
+inline constexpr char kAuthzUserHeader[] = "REMOTE-USER";
+inline constexpr unsigned kAuthzAllowTtlMs = 60000;
+inline constexpr unsigned kAuthzDenyTtlMs = 10000;
+inline constexpr size_t kAuthzMaxInFlight = 16;
+inline constexpr unsigned kShutdownTimeoutMs = 5000;
+}  // namespace defaults
+
 struct Config {
     std::string source;  // file path the config came from (for messages)
+    // Where each key was last set: "FILE:LINE" or "-o" ("kafka.<property>" for a property);
+    // keys left at their default are absent. For messages: see config_where().
+    std::map<std::string, std::string> locations;
 
     // Unix socket path for connections handed over by the Apache module; "" = no handoff
     // listener. When set: an absolute path that fits in sockaddr_un.sun_path.
     std::string handoff_socket;
-    unsigned handoff_socket_mode = 0660;  // key handoff_socket_mode, always read as octal
+    unsigned handoff_socket_mode = defaults::kHandoffSocketMode;  // key handoff_socket_mode, always read as octal
     // Key handoff_allowed_peers: comma list of user names or numeric uids allowed to connect
-    // (checked with SO_PEERCRED); an all-digit entry is a uid. Resolution to uids is NOT done
-    // here. Must not be empty when handoff_socket is set.
-    std::vector<std::string> handoff_allowed_peers{"www-data"};
+    // (checked with SO_PEERCRED); an all-digit entry is a uid. Names are resolved to uids by
+    // config_peer_uids (base/config_check.h). Must not be empty when handoff_socket is set.
+    std::vector<std::string> handoff_allowed_peers{defaults::kHandoffAllowedPeer};
     // "host:port" for direct WebSocket connections; "" = none. host is an IPv4 address, a
     // bracketed IPv6 address ("[::1]:8080") or a host name; port 0..65535 (0 = any free port).
     // Split it with config_listen_split().
@@ -71,32 +104,35 @@ struct Config {
     std::vector<std::string> topics;
     // Topics whose records go to every client of the namespace rather than to one room;
     // same list and name rules as topics, may be empty. Not required to be a subset of topics.
-    std::vector<std::string> global_room_topics{"experiments"};
-    std::string room_field = "experiment_name";  // JSON field naming a record's room; non-empty
+    std::vector<std::string> global_room_topics{defaults::kGlobalRoomTopic};
+    std::string room_field = defaults::kRoomField;  // JSON field naming a record's room; non-empty
     // Key "namespace": Socket.IO namespace; starts with '/', printable ASCII, no ',?#' or space.
-    std::string ns = "/psdm_ws";
-    std::string event = "psdm_ws_msg";  // Socket.IO event name for records; non-empty
+    std::string ns = defaults::kNamespace;
+    std::string event = defaults::kEvent;  // Socket.IO event name for records; non-empty
 
     // Required: "allow-all", "file:/ABSOLUTE/PATH", or an "http://HOST..." / "https://HOST..."
     // URL (the URL itself, scheme included). Only the syntax is checked here.
     std::string authz;
 
-    size_t max_connections = 0;  // 0 = as many as the open-files limit allows
-    size_t max_payload = 1048576;
-    size_t client_backlog = 4194304;
-    unsigned ping_interval_ms = 25000;
-    unsigned ping_timeout_ms = 20000;
-    size_t max_rooms_per_client = 100;
-    std::string log_level = "info";    // debug|info|notice|warn|error (see log_level_parse)
-    unsigned authz_timeout_ms = 2000;  // used by the authz provider
+    size_t max_connections = defaults::kMaxConnections;  // 0 = as many as the open-files limit allows
+    size_t max_payload = defaults::kMaxPayload;
+    size_t client_backlog = defaults::kClientBacklog;
+    unsigned ping_interval_ms = defaults::kPingIntervalMs;
+    unsigned ping_timeout_ms = defaults::kPingTimeoutMs;
+    size_t max_rooms_per_client = defaults::kMaxRoomsPerClient;
+    std::string log_level = defaults::kLogLevel;            // debug|info|notice|warn|error (see log_level_parse)
+    unsigned authz_timeout_ms = defaults::kAuthzTimeoutMs;  // used by the authz provider
     // The http provider (authz = http(s)://...): the header that carries the user (an RFC 7230
     // token), how long allowed / denied answers are cached (deny 0 = not cached; allow is also
     // how long a membership stays valid before it is checked again), and the most requests
     // to the application at once.
-    std::string authz_user_header = "REMOTE-USER";
-    unsigned authz_allow_ttl_ms = 60000;
-    unsigned authz_deny_ttl_ms = 10000;
-    size_t authz_max_in_flight = 16;
+    std::string authz_user_header = defaults::kAuthzUserHeader;
+    unsigned authz_allow_ttl_ms = defaults::kAuthzAllowTtlMs;
+    unsigned authz_deny_ttl_ms = defaults::kAuthzDenyTtlMs;
+    size_t authz_max_in_flight = defaults::kAuthzMaxInFlight;
+    // SIGTERM: how long the worker waits for its clients' close frames (and what was queued
+    // before them) to leave before it exits anyway. 0 = exit at once.
+    unsigned shutdown_timeout_ms = defaults::kShutdownTimeoutMs;
 };
 
 struct ConfigError {
@@ -117,11 +153,20 @@ bool config_load(const std::string &path, const std::vector<std::string> &overri
 
 // Every key, one "key = value" line each (kafka.* sorted by name), in file syntax, a value
 // quoted when it would not read back bare (blanks at either end, a leading '"', a '#' at its
-// start or after a blank): parsing the output always gives back the same Config (source aside),
+// start or after a blank): parsing the output always gives back the same Config (source and
+// locations aside),
 // except that kafka properties whose name contains "password" or "secret" (any case),
 // ssl.key.pem and sasl.oauthbearer.config (which librdkafka also treats as sensitive) are
 // printed as "***". For --check-config.
 std::string config_dump(const Config &c);
+
+// Where `key` ("max_payload", "kafka.bootstrap.servers") was set, for a message about it:
+// "FILE:LINE", "-o", or c.source when it was left at its default.
+std::string config_where(const Config &c, const std::string &key);
+
+// The one format of every configuration error about one key: "WHERE: KEY: REASON", WHERE as
+// config_where gives it (config_parse's own errors read the same way).
+std::string config_problem(const Config &c, const std::string &key, const std::string &reason);
 
 // Splits a listen value that config_parse accepted into host (brackets removed from IPv6) and
 // port. Returns false for a value config_parse would reject.

@@ -17,9 +17,6 @@ namespace {
 
 constexpr const char *kTag = "PSDM-KAFKA";
 
-struct ConfDeleter {
-    void operator()(rd_kafka_conf_t *c) const { rd_kafka_conf_destroy(c); }
-};
 struct MessageDeleter {
     void operator()(rd_kafka_message_t *m) const { rd_kafka_message_destroy(m); }
 };
@@ -49,6 +46,32 @@ void on_kafka_log(const rd_kafka_t *, int level, const char *fac, const char *bu
 
 }  // namespace
 
+std::map<std::string, std::string> kafka_consumer_properties(const std::map<std::string, std::string> &configured) {
+    std::map<std::string, std::string> props = {
+        {"auto.offset.reset", "latest"},
+        {"enable.auto.commit", "false"},
+        {"enable.auto.offset.store", "false"},
+        {"fetch.wait.max.ms", "100"},
+    };
+    for (const auto &kv : configured) props[kv.first] = kv.second;
+    if (!props.count("group.id")) props["group.id"] = unique_group_id();
+    return props;
+}
+
+KafkaConfPtr kafka_conf_build(const std::map<std::string, std::string> &properties,
+                              std::vector<KafkaPropertyError> *refused) {
+    char errstr[512]; /* librdkafka API error reporting buffer */
+    KafkaConfPtr conf(rd_kafka_conf_new());
+    const size_t before = refused->size();
+    for (const auto &kv : properties) {
+        if (rd_kafka_conf_set(conf.get(), kv.first.c_str(), kv.second.c_str(), errstr, sizeof errstr) !=
+            RD_KAFKA_CONF_OK)
+            refused->push_back({kv.first, errstr});
+    }
+    if (refused->size() != before) return nullptr;
+    return conf;
+}
+
 KafkaConsumer::~KafkaConsumer() {
     // Order matters: close while every member the rebalance callback uses is alive,
     // drop our queue reference, and only then destroy the handle.
@@ -60,25 +83,14 @@ KafkaConsumer::~KafkaConsumer() {
 std::unique_ptr<KafkaConsumer> KafkaConsumer::create(const std::map<std::string, std::string> &properties,
                                                      const std::vector<std::string> &topics, std::string *err) {
     char errstr[512]; /* librdkafka API error reporting buffer */
-    std::unique_ptr<rd_kafka_conf_t, ConfDeleter> conf(rd_kafka_conf_new());
     std::unique_ptr<KafkaConsumer> self(new KafkaConsumer());
-
-    std::map<std::string, std::string> props = {
-        {"auto.offset.reset", "latest"},
-        {"enable.auto.commit", "false"},
-        {"enable.auto.offset.store", "false"},
-        {"fetch.wait.max.ms", "100"},
-    };
-    for (const auto &kv : properties) props[kv.first] = kv.second;
-    if (!props.count("group.id")) props["group.id"] = unique_group_id();
+    std::map<std::string, std::string> props = kafka_consumer_properties(properties);
     self->group_id_ = props["group.id"];
-
-    for (const auto &kv : props) {
-        if (rd_kafka_conf_set(conf.get(), kv.first.c_str(), kv.second.c_str(), errstr, sizeof errstr) !=
-            RD_KAFKA_CONF_OK) {
-            *err = "kafka." + kv.first + ": " + errstr;
-            return nullptr;
-        }
+    std::vector<KafkaPropertyError> refused;
+    KafkaConfPtr conf = kafka_conf_build(props, &refused);
+    if (!conf) {
+        *err = "kafka." + refused.front().name + ": " + refused.front().reason;
+        return nullptr;
     }
     rd_kafka_conf_set_log_cb(conf.get(), on_kafka_log);
     rd_kafka_conf_set_rebalance_cb(conf.get(), on_rebalance);

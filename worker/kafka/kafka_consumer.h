@@ -31,6 +31,30 @@ struct KafkaRecord {
     std::string_view value;
 };
 
+struct KafkaConfDeleter {
+    void operator()(rd_kafka_conf_t *conf) const { rd_kafka_conf_destroy(conf); }
+};
+using KafkaConfPtr = std::unique_ptr<rd_kafka_conf_t, KafkaConfDeleter>;
+
+// The properties a KafkaConsumer is created with: the worker's defaults above
+// (auto.offset.reset=latest, enable.auto.commit=false, enable.auto.offset.store=false,
+// fetch.wait.max.ms=100), `configured` over them, and group.id made unique to this process
+// unless configured.
+std::map<std::string, std::string> kafka_consumer_properties(const std::map<std::string, std::string> &configured);
+
+// A property librdkafka refused: its name (without "kafka.") and librdkafka's reason.
+struct KafkaPropertyError {
+    std::string name;
+    std::string reason;  // e.g. No such configuration property: "bootstrap.server"
+};
+
+// Builds a librdkafka configuration: rd_kafka_conf_set for each of `properties`, in name
+// order. Returns it, or nullptr with one entry in *refused for each property librdkafka
+// refused (every property is tried). What KafkaConsumer::create builds its handle from, and
+// what the worker's startup checks (--check-config) run. refused must not be null.
+KafkaConfPtr kafka_conf_build(const std::map<std::string, std::string> &properties,
+                              std::vector<KafkaPropertyError> *refused);
+
 struct KafkaHandleDeleter {
     void operator()(rd_kafka_t *rk) const { rd_kafka_destroy(rk); }
 };
@@ -42,7 +66,7 @@ class KafkaConsumer {
  public:
     // Creates the consumer and subscribes to `topics`. `properties` go to librdkafka
     // unchanged (bootstrap.servers, security.protocol, sasl.*, ...); the defaults
-    // above apply only to keys not given. Returns nullptr and sets *err (naming the
+    // above apply only to keys not given (kafka_consumer_properties, kafka_conf_build). Returns nullptr and sets *err (naming the
     // property) on failure. The broker need not be reachable: librdkafka retries.
     static std::unique_ptr<KafkaConsumer> create(const std::map<std::string, std::string> &properties,
                                                  const std::vector<std::string> &topics, std::string *err);

@@ -18,12 +18,14 @@
 #include <string_view>
 #include <vector>
 
+#include "base/config.h"  // defaults::
+
 namespace psdm {
 
 struct RoutingConfig {
-    std::string room_field = "experiment_name";
-    std::vector<std::string> global_room_topics{"experiments"};
-    size_t max_payload = 1048576;  // bytes of record value, whitespace included
+    std::string room_field = defaults::kRoomField;
+    std::vector<std::string> global_room_topics{defaults::kGlobalRoomTopic};
+    size_t max_payload = defaults::kMaxPayload;  // bytes of record value, whitespace included
 };
 
 inline constexpr std::string_view kGlobalRoom = "the_global_room";

@@ -16,6 +16,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "server/server.h"
+#include "server/ws_protocol.h"
 
 namespace psdm {
 
@@ -49,7 +50,7 @@ struct DirectAcceptor::Pending {
     int64_t deadline_ms = 0;
 };
 
-DirectAcceptor::DirectAcceptor(Server &server) : server_(server) {}
+DirectAcceptor::DirectAcceptor(WorkerContext &worker) : worker_(worker) {}
 
 DirectAcceptor::~DirectAcceptor() {
     for (auto &kv : pending_) ::close(kv.first);
@@ -190,22 +191,21 @@ void DirectAcceptor::on_client(int fd) {
     case RequestHead::State::refused: refuse(fd, p, h.refusal); return;
     case RequestHead::State::complete: break;
     }
-    HttpAnswer verdict = check_upgrade(h.request);
-    if (verdict.accepted() && !server_.has_capacity()) verdict = http_refusal_at_capacity(server_.client_count());
+    const HttpAnswer verdict = worker_.server->admit(h.request);
     if (!verdict.accepted()) {
         refuse(fd, p, verdict);
         return;
     }
-    handover(fd, build_upgrade_replay(h.request, std::string_view(p.head).substr(h.length)));
+    handover(fd, h, verdict.version);
 }
 
-void log_refused_upgrade(const HttpAnswer &a, const char *client, bool handed_over) {
-    logf(a.status == 503 ? LogLevel::warn : LogLevel::info, kTag, "refused upgrade: %s; answered %u (client %s%s)",
-         a.reason.c_str(), a.status, client, handed_over ? ", handed over" : "");
+void log_refused_upgrade(const HttpAnswer &a, const char *client) {
+    logf(a.status == 503 ? LogLevel::warn : LogLevel::info, kTag, "refused upgrade: %s; answered %u (client %s)",
+         a.reason.c_str(), a.status, client);
 }
 
 void DirectAcceptor::refuse(int fd, Pending &p, const HttpAnswer &answer) {
-    log_refused_upgrade(answer, peer_of(fd).c_str(), false);
+    log_refused_upgrade(answer, peer_of(fd).c_str());
     const std::string bytes = http_answer_bytes(answer);
     // A fresh connection's send buffer takes these few hundred bytes at once; if it does not,
     // the client is not reading and gets nothing more.
@@ -219,12 +219,12 @@ void DirectAcceptor::refuse(int fd, Pending &p, const HttpAnswer &answer) {
     p.deadline_ms = monotonic_ms() + kDrainSecs * 1000;
 }
 
-void DirectAcceptor::handover(int fd, const std::string &replay) {
+void DirectAcceptor::handover(int fd, const RequestHead &h, EioVersion v) {
     // Out of our set before lws watches it (see the header); then it is lws's, also on failure.
     epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
+    const std::unique_ptr<Pending> p = std::move(pending_.at(fd));  // h views p->head
     pending_.erase(fd);
-    if (!lws_adopt_socket_vhost_readbuf(ws_vhost_, fd, replay.data(), replay.size()))
-        PSDM_LOG_DEBUG(kTag, "a direct connection ended in lws during its handshake");
+    accept_websocket(worker_, ws_vhost_, fd, h.request, v, std::string_view(p->head).substr(h.length), Identity{});
 }
 
 void DirectAcceptor::drop(int fd) {

@@ -5,28 +5,13 @@
 //   - a request the rules refuse (or one past max_connections) gets its HTTP status written
 //     here and one log line, then a lingering close: the client's further bytes are read and
 //     dropped for up to kDrainSecs, so that a reset does not destroy the answer;
-//   - an accepted upgrade is given to lws, on the vhost passed to start() (not listening),
-//     with lws_adopt_socket_vhost_readbuf: a minimal upgrade request rebuilt from the head,
-//     followed by whatever the client sent after its head (early data). lws completes the
-//     handshake (101, ESTABLISHED) inside that call and then reads those bytes as WebSocket
-//     frames, in order, before anything else from the socket.
+//   - an accepted upgrade is taken by accept_websocket (ws_protocol.h), anonymous (no
+//     identity: the direct port is not behind Apache's authentication), with whatever the
+//     client sent after its head as its first frames;
 //   - a client that sends no complete head within kHeadSecs is closed.
 // Out of descriptors (EMFILE), it stops accepting for kSweepSecs: the connections wait in the
 // listen backlog (or are refused by the kernel when it is full).
 //
-// Why not let lws accept and parse the upgrade itself (lws 4.1.6, checked in its source):
-//   - lws reads the request into its per-thread service buffer, and when the upgrade is
-//     accepted builds the 101 answer in that same buffer (handshake_0405 in
-//     lib/roles/ws/server-ws.c, at offset MAX_WEBSOCKET_04_KEY_LEN + 256 + LWS_PRE) before it
-//     moves the bytes that followed the head to the connection's buffer list (lws_read_h1 in
-//     lib/roles/h1/ops-h1.c, then lws_buflist_aware_finished_consuming): WebSocket frames sent
-//     together with a short upgrade request (more than about 380 bytes in all) are overwritten
-//     and parsed as garbage (close 1002 "rsv bits", "frag ctl", or a bad packet). Bytes given
-//     to lws_adopt_socket_vhost_readbuf go to the buffer list directly and are never in that
-//     buffer;
-//   - lws fails a head larger than its header space, or an Upgrade it does not know, with a
-//     bare close (lws_parse -> LPR_FAIL in lib/roles/http/parsers.c; lws_handshake_server in
-//     lib/roles/http/server/server.c), not an HTTP status.
 // Why its own epoll set (adopted into lws as one raw file, so it works on libev and on poll()):
 // a socket handed to lws must never have been watched under another descriptor number. libev
 // never removes a closed descriptor from its epoll set (it relies on close() doing it), and
@@ -51,15 +36,14 @@
 
 namespace psdm {
 
-class Server;
+struct WorkerContext;
 
-// The one log line of a refused upgrade, wherever it was refused (here, or in
-// LWS_CALLBACK_HTTP_CONFIRM_UPGRADE for the upgrades lws parses): a warning for 503, info else.
-void log_refused_upgrade(const HttpAnswer &a, const char *client, bool handed_over);
+// The one log line of an upgrade refused here: a warning for 503, info else.
+void log_refused_upgrade(const HttpAnswer &a, const char *client);
 
 class DirectAcceptor {
  public:
-    explicit DirectAcceptor(Server &server);
+    explicit DirectAcceptor(WorkerContext &worker);
     ~DirectAcceptor();  // closes the listener and the connections still pending
 
     // Listens on host:port (config_listen_split's values; port 0 = any) and has lws watch
@@ -87,15 +71,15 @@ class DirectAcceptor {
     void on_client(int fd);
     // Writes the refusal and starts the lingering close.
     void refuse(int fd, Pending &p, const HttpAnswer &answer);
-    void handover(int fd, const std::string &replay);
-    void drop(int fd);  // closes a pending connection
+    void handover(int fd, const RequestHead &h, EioVersion v);  // to accept_websocket
+    void drop(int fd);                                          // closes a pending connection
     // Every kSweepSecs while a connection is pending or accepting is paused: closes the
     // connections past their deadline and accepts again.
     void sweep();
     void arm_sweep();
     void set_listening(bool on);  // watches the listener or not (out of descriptors)
 
-    Server &server_;
+    WorkerContext &worker_;
     struct lws_vhost *ws_vhost_ = nullptr;
     UniqueFd listener_;
     UniqueFd timer_;     // timerfd, in the epoll set: deadlines

@@ -14,6 +14,8 @@
 #include "handoff/handoff_proto.h"
 #include "base/log.h"
 #include "server/server.h"
+#include "server/ws_protocol.h"
+#include "sio/ws_handshake.h"
 
 namespace psdm {
 
@@ -34,7 +36,7 @@ struct HandoffConn {
     std::string client_addr;
 };
 
-HandoffServer::HandoffServer(const Config &cfg, Server &server) : cfg_(cfg), server_(server) {}
+HandoffServer::HandoffServer(const Config &cfg, WorkerContext &worker) : cfg_(cfg), worker_(worker) {}
 
 HandoffServer::~HandoffServer() {
     if (created_socket_file_) unlink(cfg_.handoff_socket.c_str());
@@ -119,21 +121,6 @@ bool HandoffServer::peer_allowed(uid_t uid) const {
     return false;
 }
 
-std::optional<Identity> HandoffServer::take_identity(struct lws *wsi) {
-    if (adopting_ && lws_get_socket_fd(wsi) == adopting_fd_) {  // ESTABLISHED inside the adopt call
-        std::optional<Identity> who = std::move(adopting_);
-        adopting_.reset();
-        return who;
-    }
-    auto it = deferred_.find(wsi);
-    if (it == deferred_.end()) return std::nullopt;
-    Identity who = std::move(it->second);
-    deferred_.erase(it);
-    return who;
-}
-
-void HandoffServer::forget_identity(struct lws *wsi) { deferred_.erase(wsi); }
-
 void HandoffServer::on_listener_readable() {
     for (int i = 0; i < 64; i++) {
         UniqueFd sock(accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
@@ -170,22 +157,28 @@ void HandoffServer::on_listener_readable() {
     }
 }
 
-// Writes the spec's REFUSAL (503) to the client: on its socket (handoff) or into the
-// relay (the module passes it on). Best effort and non-blocking: nothing was written
-// to the connection before, so the socket buffer has room.
-int HandoffServer::refuse(HandoffConn *hc, const char *why) {
-    PSDM_LOG_WARN(kTag, "refused handoff from pid %d (client %s, user '%s'): %s; answered 503",
+// Answers the client with `answer` (the spec's REFUSAL, or the HTTP status of an upgrade the
+// rules refuse): on its socket (handoff) or into the relay (the module passes it on). Best
+// effort and non-blocking: nothing was written to the connection before, so the socket
+// buffer has room.
+int HandoffServer::refuse(HandoffConn *hc, const char *why, unsigned status, const std::string &answer) {
+    PSDM_LOG_WARN(kTag, "refused handoff from pid %d (client %s, user '%s'): %s; answered %u",
                   static_cast<int>(hc->pid), hc->client_addr.empty() ? "?" : hc->client_addr.c_str(),
-                  hc->who.user.c_str(), why);
+                  hc->who.user.c_str(), why, status);
     stats_.refused++;
-    char answer[256];
-    int n = psdm_handoff_build_refusal(answer, sizeof answer);
     int fd = hc->kind == PSDM_HS_KIND_HANDOFF ? hc->client.get() : hc->sock;
-    if (n > 0 && fd >= 0) {
-        ssize_t ignored = send(fd, answer, static_cast<size_t>(n), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (!answer.empty() && fd >= 0) {
+        ssize_t ignored = send(fd, answer.data(), answer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
         (void)ignored;
     }
     return -1;  // closes the Unix connection and (with hc) the client's fd
+}
+
+// The spec's REFUSAL: 503 with Retry-After.
+int HandoffServer::refuse_503(HandoffConn *hc, const char *why) {
+    char answer[256];
+    int n = psdm_handoff_build_refusal(answer, sizeof answer);
+    return refuse(hc, why, 503, n > 0 ? std::string(answer, static_cast<size_t>(n)) : std::string());
 }
 
 int HandoffServer::on_conn_readable(struct lws *wsi, HandoffConn *hc) {
@@ -218,13 +211,12 @@ int HandoffServer::on_conn_readable(struct lws *wsi, HandoffConn *hc) {
     if (rc < 0) {
         std::string why = std::string("unusable request: ") + psdm_handoff_strerror(rc) + (bad_tag ? " (field " : "") +
                           (bad_tag ? std::string(psdm_handoff_tag_name(bad_tag)) + ")" : "");
-        return refuse(hc, why.c_str());
+        return refuse_503(hc, why.c_str());
     }
     hc->client_addr.assign(req.client_addr.ptr ? req.client_addr.ptr : "", req.client_addr.len);
     hc->who.user.assign(req.user.ptr, req.user.len);
     for (unsigned i = 0; i < req.ngroups; i++) hc->who.groups.emplace_back(req.groups[i].ptr, req.groups[i].len);
 
-    if (!server_.has_capacity()) return refuse(hc, "at max_connections");
     // The one limit both sides apply (handoff_proto.h, REPLAY LIMIT); the module refuses
     // such a request itself, so this is a module of another version, or a bug.
     char upgrade[PSDM_HS_REPLAY_MAX];
@@ -232,13 +224,23 @@ int HandoffServer::on_conn_readable(struct lws *wsi, HandoffConn *hc) {
     if (n < 0) {
         std::string why = "upgrade request and early data (" + std::to_string(psdm_handoff_upgrade_len(&req)) +
                           " bytes) exceed the replay limit of " + std::to_string(PSDM_HS_REPLAY_MAX) + " bytes";
-        return refuse(hc, why.c_str());
+        return refuse_503(hc, why.c_str());
     }
-    return adopt(hc, std::string(upgrade, static_cast<size_t>(n)));
-}
+    // The same rules as on the direct port, on the request the module rebuilt: it checked
+    // them already, so a refusal here is a module of another version (or capacity).
+    const std::string_view bytes(upgrade, static_cast<size_t>(n));
+    const RequestHead head = parse_request_head(bytes);
+    HttpAnswer verdict;
+    switch (head.state) {
+    case RequestHead::State::complete: verdict = worker_.server->admit(head.request); break;
+    case RequestHead::State::refused: verdict = head.refusal; break;
+    case RequestHead::State::incomplete:  // psdm_handoff_build_upgrade always ends the head
+        return refuse_503(hc, "the rebuilt upgrade request has no end");
+    }
+    if (!verdict.accepted())
+        return verdict.status == 503 ? refuse_503(hc, verdict.reason.c_str())
+                                     : refuse(hc, verdict.reason.c_str(), verdict.status, http_answer_bytes(verdict));
 
-// Gives the client connection to lws with the rebuilt upgrade request to replay.
-int HandoffServer::adopt(HandoffConn *hc, const std::string &upgrade) {
     // Relay (TLS): the Unix connection itself carries the client's bytes from now on.
     int fd = hc->kind == PSDM_HS_KIND_HANDOFF ? hc->client.release() : dup(hc->sock);
     if (fd < 0) {
@@ -246,23 +248,7 @@ int HandoffServer::adopt(HandoffConn *hc, const std::string &upgrade) {
         return -1;
     }
     stats_.adopted++;
-    // lws completes the handshake (ESTABLISHED takes the identity) or fails it inside
-    // this call, unless it has to defer it (see the header).
-    adopting_fd_ = fd;
-    adopting_ = std::move(hc->who);
-    struct lws *wsi = lws_adopt_socket_vhost_readbuf(vh_, fd, upgrade.data(), upgrade.size());
-    std::optional<Identity> untaken = std::move(adopting_);
-    adopting_.reset();
-    adopting_fd_ = -1;
-    if (!wsi) {  // lws closed fd: a failed handshake, or no memory
-        if (untaken)
-            PSDM_LOG_INFO(kTag, "the handshake of client %s (user '%s') failed", hc->client_addr.c_str(),
-                          untaken->user.c_str());
-    } else if (untaken) {
-        PSDM_LOG_INFO(kTag, "the handshake of client %s did not complete in the adopt call; its identity waits",
-                      hc->client_addr.c_str());
-        deferred_.emplace(wsi, std::move(*untaken));
-    }
+    accept_websocket(worker_, vh_, fd, head.request, verdict.version, bytes.substr(head.length), std::move(hc->who));
     return -1;  // done with the Unix connection (a relay lives on in its dup)
 }
 

@@ -1,12 +1,30 @@
 // psdm_socketd: the worker. One process, one libwebsockets event loop.
 //
-//   psdm_socketd -c FILE [-o key=value]... [--check-config] [--version]
+//   psdm_socketd -c FILE [-o key=value]... [--check-config]
+//   psdm_socketd --version | --help
 //
-// Lifecycle: load and check the config, raise the open-files limit, create the lws
-// context and its vhosts (the `listen` port's DirectAcceptor, the Apache handoff socket),
-// start the Kafka bridge and the authorizer, serve until
-// SIGTERM/SIGINT. SIGHUP reloads the authorization rules (on the loop thread) and
-// re-checks every membership; connections stay open.
+// Lifecycle: load the config and run the startup checks (startup_checks: what the system
+// must provide, librdkafka's view of the kafka.* properties, the authz provider; the same
+// checks --check-config runs and stops after), raise the open-files limit, create the lws
+// context and its vhost (the `listen` port's DirectAcceptor, the Apache handoff socket),
+// start the Kafka bridge and the authorizer, tell systemd READY=1, serve until
+// SIGTERM/SIGINT.
+//
+// Signals:
+//   SIGTERM, SIGINT   stop: systemd is told STOPPING=1, the loop ends (begin_stop, the one
+//                     stop path), then everything is torn down; exit status 0.
+//   SIGHUP            reload the authorization rules (ACL file re-read, http cache dropped)
+//                     and re-check every membership, on the loop thread; connections stay.
+//                     systemd is told RELOADING=1, then READY=1 when done.
+//   SIGUSR1, SIGUSR2  ignored (reserved; they would kill the worker otherwise).
+//   SIGPIPE           ignored: a write to a closed connection fails with EPIPE instead.
+// All are set first thing in main(), so a signal during startup is not fatal: a stop
+// requested then is acted on as soon as the loop runs.
+//
+// systemd (Type=notify): sd_notify(3) READY=1 once the handoff socket and/or the `listen`
+// port are listening and the loop is about to run, RELOADING=1 / READY=1 around a SIGHUP
+// reload, STOPPING=1 when stopping, and a STATUS= line with each. Without NOTIFY_SOCKET in
+// the environment (not under systemd) sd_notify does nothing.
 //
 // Event loop: libev with its epoll backend, through lws's libev plugin
 // (libwebsockets-evlib_ev.so, Debian package libwebsockets-evlib-ev), on a loop we own
@@ -19,6 +37,7 @@
 #include <ev.h>
 #include <libwebsockets.h>
 #include <signal.h>
+#include <systemd/sd-daemon.h>
 #include <sys/resource.h>
 
 #include <cerrno>
@@ -32,6 +51,8 @@
 #include "authz/authz.h"
 #include "base/c_boundary.h"
 #include "base/config.h"
+#include "base/config_check.h"
+#include "kafka/kafka_consumer.h"
 #include "server/direct_acceptor.h"
 #include "server/handoff_server.h"
 #include "server/kafka_bridge.h"
@@ -59,14 +80,82 @@ void on_reload_signal(int) noexcept {
     if (g_context) lws_cancel_service(g_context);
 }
 
+void install_signal_handlers() {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_stop_signal;
+    sigaction(SIGTERM, &sa, nullptr);
+    sigaction(SIGINT, &sa, nullptr);
+    sa.sa_handler = on_reload_signal;
+    sigaction(SIGHUP, &sa, nullptr);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGUSR1, &sa, nullptr);
+    sigaction(SIGUSR2, &sa, nullptr);
+    sigaction(SIGPIPE, &sa, nullptr);
+}
+
 int usage(FILE *out, int status) {
     fprintf(out,
             "usage: psdm_socketd -c FILE [-o key=value]... [--check-config]\n"
-            "       psdm_socketd --version\n"
-            "  -c FILE          configuration file (key = value lines; see conf/psdm_socketd.conf)\n"
+            "       psdm_socketd --version | --help\n"
+            "  -c FILE          configuration file, `key = value` lines: psdm_socketd.conf(5)\n"
             "  -o key=value     override one configuration key (repeatable)\n"
-            "  --check-config   validate the configuration, print it, and exit\n");
+            "  --check-config   run every check a start runs (keys, users, files, Kafka properties,\n"
+            "                   the ACL), print the effective configuration, and exit: 0 when the\n"
+            "                   worker would start, 1 with one line per problem, FILE:LINE: key: reason\n"
+            "  --version        print the versions and exit\n"
+            "Signals: SIGTERM/SIGINT stop, SIGHUP reloads the authorization rules.\n"
+            "See psdm_socketd(8), psdm_socketd.conf(5) and /usr/share/doc/psdm-socket/.\n");
     return status;
+}
+
+// Everything a start checks about its configuration before it serves, after config_load:
+// the system (users, files, names: base/config_check.h), librdkafka's verdict on every
+// kafka.* property (the rd_kafka_conf_t the consumer is built from), and the authz provider
+// (its ACL file read and parsed by its own parser). --check-config runs exactly this, so
+// that its "configuration OK" means the start will not fail on configuration. Appends one
+// "WHERE: KEY: REASON" line per problem; returns the authorizer the start uses, or nullptr
+// when there was any problem.
+std::unique_ptr<psdm::Authorizer> startup_checks(const psdm::Config &cfg, std::vector<std::string> *problems) {
+    psdm::config_check_system(cfg, problems);
+    std::vector<psdm::KafkaPropertyError> refused;
+    if (!psdm::kafka_conf_build(psdm::kafka_consumer_properties(cfg.kafka), &refused)) {
+        for (const psdm::KafkaPropertyError &r : refused)
+            problems->push_back(psdm::config_problem(cfg, "kafka." + r.name, r.reason));
+    }
+    std::string err;
+    std::unique_ptr<psdm::Authorizer> authz = psdm::authorizer_create(cfg, &err);
+    if (!authz) problems->push_back(psdm::config_problem(cfg, "authz", err));
+    if (!problems->empty()) return nullptr;
+    return authz;
+}
+
+// A configuration problem, once: --check-config prints "psdm_socketd: MESSAGE" (for a
+// person at a terminal, or systemd's ExecStartPre); a start logs it.
+void report_config_problem(bool check_only, const std::string &message) {
+    if (check_only) {
+        fprintf(stderr, "psdm_socketd: %s\n", message.c_str());
+    } else {
+        PSDM_LOG_ERROR("PSDM-CONFIG", "%s", message.c_str());
+    }
+}
+
+// sd_notify(3) with a STATUS= line; does nothing outside systemd (no NOTIFY_SOCKET).
+void notify(const char *state, const std::string &status) {
+    std::string msg = std::string(state) + "\nSTATUS=" + status;
+    sd_notify(0, msg.c_str());
+}
+
+// RELOADING=1 with the time systemd's Type=notify-reload (systemd >= 253) asks for.
+void notify_reloading() {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    char state[64];
+    snprintf(
+        state, sizeof state, "RELOADING=1\nMONOTONIC_USEC=%llu",
+        static_cast<unsigned long long>(ts.tv_sec) * 1000000ull + static_cast<unsigned long long>(ts.tv_nsec) / 1000);
+    notify(state, "reloading the authorization rules");
 }
 
 // Raises the soft open-files limit to the hard limit; returns the limit in force.
@@ -135,8 +224,7 @@ struct lws_context *create_context(struct lws_context_creation_info *info, EvLoo
     return lws_create_context(info);
 }
 
-// A vhost with the worker's protocols that listens nowhere; `port` is CONTEXT_PORT_NO_LISTEN
-// or CONTEXT_PORT_NO_LISTEN_SERVER (why each vhost has its own: in main).
+// A vhost with the worker's protocols; `port` CONTEXT_PORT_NO_LISTEN_SERVER listens nowhere.
 struct lws_vhost *create_vhost(struct lws_context *context, const char *name, int port) {
     struct lws_context_creation_info vinfo;
     memset(&vinfo, 0, sizeof vinfo);
@@ -149,6 +237,8 @@ struct lws_vhost *create_vhost(struct lws_context *context, const char *name, in
 }  // namespace
 
 int main(int argc, char **argv) {
+    install_signal_handlers();
+    psdm::log_init_sink();
     std::string config_path;
     std::vector<std::string> overrides;
     bool check_only = false;
@@ -176,11 +266,15 @@ int main(int argc, char **argv) {
     psdm::Config cfg;
     psdm::ConfigError cerr;
     if (!psdm::config_load(config_path, overrides, &cfg, &cerr)) {
-        PSDM_LOG_ERROR("PSDM-CONFIG", "%s", cerr.message.c_str());
+        report_config_problem(check_only, cerr.message);
         return 1;
     }
     psdm::LogLevel level;
     if (psdm::log_level_parse(cfg.log_level, &level)) psdm::log_set_level(level);
+    std::vector<std::string> problems;
+    std::unique_ptr<psdm::Authorizer> authz = startup_checks(cfg, &problems);
+    for (const std::string &p : problems) report_config_problem(check_only, p);
+    if (!authz) return 1;
     if (check_only) {
         fputs(psdm::config_dump(cfg).c_str(), stdout);
         fprintf(stderr, "psdm_socketd: %s: configuration OK\n", config_path.c_str());
@@ -188,11 +282,6 @@ int main(int argc, char **argv) {
     }
 
     std::string err;
-    std::unique_ptr<psdm::Authorizer> authz = psdm::authorizer_create(cfg, &err);
-    if (!authz) {
-        PSDM_LOG_ERROR("PSDM-CONFIG", "%s: authz: %s", config_path.c_str(), err.c_str());
-        return 1;
-    }
 
     // Every connection costs one fd; keep some for the handoff socket, Kafka and logs.
     rlim_t nofile = raise_open_files_limit();
@@ -220,27 +309,22 @@ int main(int argc, char **argv) {
         return 1;
     }
 
-    // Two vhosts with the same protocols, listening nowhere: "direct" receives the
-    // connections of the `listen` port (DirectAcceptor reads their request heads and hands
-    // lws the upgrades it accepts), "handoff" those Apache hands over. Which one a
-    // connection is on decides whether it carries an identity (ws_protocol.cpp).
-    // Their `port` values differ on purpose: when lws has parsed a request it moves the
-    // connection to the vhost the Host header names among the vhosts of the same port, or
-    // else to the first of them (lws_select_vhost, lib/roles/http/server/server.c), so two
-    // vhosts with one port value would let a client choose. "direct" has
-    // CONTEXT_PORT_NO_LISTEN (lws: "serving disabled", which only skips the listening socket
-    // and server TLS; adopted sockets are served) and "handoff" CONTEXT_PORT_NO_LISTEN_SERVER.
-    struct lws_vhost *direct_vh = nullptr, *handoff_vh = nullptr;
+    // One vhost, listening nowhere (CONTEXT_PORT_NO_LISTEN_SERVER): lws carries the sockets
+    // the worker adopts (raw), and parses no HTTP on them (ws_protocol.h).
+    struct lws_vhost *vh = create_vhost(g_context, "worker", CONTEXT_PORT_NO_LISTEN_SERVER);
+    if (!vh) {
+        PSDM_LOG_ERROR(kTag, "cannot create the lws vhost");
+        lws_context_destroy(g_context);
+        return 1;
+    }
     std::unique_ptr<psdm::DirectAcceptor> direct;
     if (!cfg.listen.empty()) {
         std::string host;
         unsigned port = 0;
         psdm::config_listen_split(cfg.listen, &host, &port);
-        direct_vh = create_vhost(g_context, "direct", CONTEXT_PORT_NO_LISTEN);
-        direct = std::make_unique<psdm::DirectAcceptor>(server);
+        direct = std::make_unique<psdm::DirectAcceptor>(wctx);
         wctx.direct = direct.get();
-        if (!direct_vh) err = "cannot create its lws vhost";
-        if (!direct_vh || !direct->start(direct_vh, host, port, &err)) {
+        if (!direct->start(vh, host, port, &err)) {
             PSDM_LOG_ERROR(kTag, "cannot listen on %s: %s", cfg.listen.c_str(), err.c_str());
             lws_context_destroy(g_context);
             return 1;
@@ -249,18 +333,16 @@ int main(int argc, char **argv) {
     }
     std::unique_ptr<psdm::HandoffServer> handoff;
     if (!cfg.handoff_socket.empty()) {
-        handoff_vh = create_vhost(g_context, "handoff", CONTEXT_PORT_NO_LISTEN_SERVER);
-        handoff = std::make_unique<psdm::HandoffServer>(cfg, server);
+        handoff = std::make_unique<psdm::HandoffServer>(cfg, wctx);
         wctx.handoff = handoff.get();
-        wctx.handoff_vhost = handoff_vh;
-        if (!handoff_vh || !handoff->start(g_context, handoff_vh, &err)) {
+        if (!handoff->start(g_context, vh, &err)) {
             PSDM_LOG_ERROR("PSDM-CONFIG", "%s: %s", config_path.c_str(), err.c_str());
             lws_context_destroy(g_context);
             return 1;
         }
     }
 
-    if (!bridge.start(g_context, direct_vh ? direct_vh : handoff_vh, &err)) {
+    if (!bridge.start(g_context, vh, &err)) {
         PSDM_LOG_ERROR(kTag, "Kafka: %s", err.c_str());
         lws_context_destroy(g_context);
         return 1;
@@ -274,42 +356,67 @@ int main(int argc, char **argv) {
 
     server.start_heartbeats(g_context);
 
+    // What systemctl status shows while the worker serves.
+    std::string serving = "serving";
+    if (handoff) serving += " handoff " + cfg.handoff_socket;
+    if (direct) {
+        std::string host;
+        unsigned port = 0;
+        psdm::config_listen_split(cfg.listen, &host, &port);
+        if (host.find(':') != std::string::npos) host = "[" + host + "]";
+        serving += std::string(handoff ? "," : "") + " listen " + host + ":" + std::to_string(direct->port());
+    }
+
+    // The stop path, one place for every stop: begin_stop runs on the loop thread once a
+    // stop signal arrived (and after the loop if it ended by itself). It tells systemd,
+    // then drains (Server::start_drain: new upgrades 503, every client closed with 1001,
+    // the loop serving until their close frames have left or shutdown_timeout_ms) and ends
+    // the loop with leave_loop; main() then tears everything down below.
+    bool stopping = false, leave = false, loop_failed = false;
+    auto leave_loop = [&ev, &leave] {
+        leave = true;
+        if (ev.loop) ev_break(ev.loop, EVBREAK_ALL);
+    };
+    auto begin_stop = [&stopping, &server, &leave_loop, &cfg, &leave] {
+        if (stopping) return;
+        stopping = true;
+        notify("STOPPING=1", "stopping: " + std::to_string(server.client_count()) + " client(s)");
+        if (leave) return;  // the loop already ended (failed): nothing runs a drain
+        server.start_drain(cfg.shutdown_timeout_ms, leave_loop);
+    };
+
     // Signals are acted on by the loop thread, when the handler's lws_cancel_service()
-    // wakes it (Server::on_wake, once per vhost: idempotent).
-    bool loop_failed = false;
-    server.set_wake_hook([&ev, &server] {
+    // wakes it (Server::on_wake): flags, so that repeated wakes are harmless.
+    server.set_wake_hook([&server, &serving, &begin_stop] {
         if (g_reload) {
             g_reload = 0;
+            notify_reloading();
             server.reload_authz();
+            notify("READY=1", serving);
         }
-        if (g_stop && ev.loop) ev_break(ev.loop, EVBREAK_ALL);
+        if (g_stop) begin_stop();
     });
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop_signal;
-    sigaction(SIGTERM, &sa, nullptr);
-    sigaction(SIGINT, &sa, nullptr);
-    sa.sa_handler = on_reload_signal;
-    sigaction(SIGHUP, &sa, nullptr);
-    signal(SIGPIPE, SIG_IGN);
-
     PSDM_LOG_NOTICE(kTag, "psdm_socketd %s ready", PSDM_VERSION);
+    notify("READY=1", serving);
+    // A signal that came during startup (g_context was not set yet) is acted on now; and
+    // lws (4.1) arms libev's timer for its timers (heartbeats, Kafka, authz) only after an
+    // I/O event: wake it once, so that those scheduled before now run.
+    lws_cancel_service(g_context);
     if (ev.loop) {
-        // lws (4.1) arms libev's timer for its timers (heartbeats, Kafka, authz) only
-        // after an I/O event: wake it once, so that those scheduled before now run.
-        lws_cancel_service(g_context);
-        while (!g_stop) {
-            if (!ev_run(ev.loop, 0) && !g_stop) {  // returns 0 only when nothing is watched
+        while (!leave) {
+            if (!ev_run(ev.loop, 0) && !leave) {  // returns 0 only when nothing is watched
                 PSDM_LOG_ERROR(kTag, "the event loop has nothing left to watch; stopping");
                 loop_failed = true;
                 break;
             }
         }
     } else {
-        while (!g_stop && lws_service(g_context, 0) >= 0) {
+        while (!leave && lws_service(g_context, 0) >= 0) {
         }
     }
+    leave = true;
+    begin_stop();  // the loop ended by itself (failed): systemd is told all the same
     PSDM_LOG_NOTICE(kTag, "stopping: %zu client(s), %" PRIu64 " record(s) routed, %" PRIu64 " deliveries",
                     server.client_count(), server.stats().records_routed, server.stats().deliveries);
     const psdm::AuthzCounters &ac = server.authorizer().counters();
@@ -320,10 +427,8 @@ int main(int argc, char **argv) {
                     server.stats().memberships_revoked);
     if (handoff) {
         const psdm::HandoffServer::Stats &hs = handoff->stats();
-        PSDM_LOG_NOTICE("PSDM-HANDOFF",
-                        "handoffs: %" PRIu64 " adopted, %" PRIu64 " refused, %" PRIu64
-                        " withdrawn; handoff identities pending: %zu",
-                        hs.adopted, hs.refused, hs.withdrawn, handoff->pending_identities());
+        PSDM_LOG_NOTICE("PSDM-HANDOFF", "handoffs: %" PRIu64 " adopted, %" PRIu64 " refused, %" PRIu64 " withdrawn",
+                        hs.adopted, hs.refused, hs.withdrawn);
     }
     server.set_wake_hook(nullptr);
     server.stop_heartbeats();

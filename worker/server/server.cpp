@@ -42,6 +42,7 @@ Server::Server(const Config &cfg, std::unique_ptr<Authorizer> authz, size_t max_
       max_connections_(max_connections) {
     revalidate_timer_.self = this;
     heartbeat_timer_.self = this;
+    drain_timer_.self = this;
     limits_.ns = cfg.ns;
     limits_.ping_interval_ms = cfg.ping_interval_ms;
     limits_.ping_timeout_ms = cfg.ping_timeout_ms;
@@ -49,9 +50,50 @@ Server::Server(const Config &cfg, std::unique_ptr<Authorizer> authz, size_t max_
 }
 
 Server::~Server() {
+    if (drained_ && context_) lws_sul_cancel(&drain_timer_.sul);
     // lws closes every wsi (and so calls on_closed) before the context goes; whatever
     // is left here was never closed by lws.
     for (auto &kv : by_id_) delete kv.second;
+}
+
+HttpAnswer Server::admit(const UpgradeRequest &r) const {
+    HttpAnswer verdict = check_upgrade(r);
+    if (verdict.accepted() && draining_) {
+        verdict = http_refusal_at_capacity(client_count());
+        verdict.reason = "the worker is stopping";
+    } else if (verdict.accepted() && !has_capacity()) {
+        verdict = http_refusal_at_capacity(client_count());
+    }
+    return verdict;
+}
+
+void Server::start_drain(unsigned timeout_ms, std::function<void()> done) {
+    if (draining_) return;
+    draining_ = true;
+    drained_ = std::move(done);
+    PSDM_LOG_NOTICE(kTag, "stopping: closing %zu client(s) with 1001, waiting up to %u ms for them", by_id_.size(),
+                    timeout_ms);
+    for (auto &kv : by_id_) start_close(kv.second, kWsCloseGoingAway, "server stopping");
+    if (by_id_.empty() || timeout_ms == 0 || !context_) {
+        finish_drain();
+        return;
+    }
+    lws_sul_schedule(context_, 0, &drain_timer_.sul, on_drain_timer,
+                     static_cast<lws_usec_t>(timeout_ms) * LWS_US_PER_MS);
+}
+
+void Server::on_drain_timer(lws_sorted_usec_list_t *sul) {
+    Server *self = reinterpret_cast<DrainTimer *>(sul)->self;
+    PSDM_LOG_WARN(kTag, "stopping: %zu client(s) still open after the shutdown timeout", self->by_id_.size());
+    guarded("drain timer", [self] { self->finish_drain(); });
+}
+
+void Server::finish_drain() {
+    if (!drained_) return;
+    if (context_) lws_sul_cancel(&drain_timer_.sul);
+    std::function<void()> done = std::move(drained_);
+    drained_ = nullptr;
+    done();
 }
 
 Client *Server::on_established(struct lws *wsi, EioVersion v, Identity who) {
@@ -69,40 +111,52 @@ Client *Server::on_established(struct lws *wsi, EioVersion v, Identity who) {
     return c;
 }
 
-int Server::on_receive(Client *c, const char *data, size_t len, bool first, bool final, bool binary,
-                       size_t remaining_in_frame) {
-    if (c->closing) return 0;
-    if (binary) {
-        request_close(c, kWsCloseUnsupportedData, "binary frames are not supported");
-        return 0;
+void Server::on_receive(Client *c, std::string_view bytes) {
+    while (!bytes.empty() && !c->closing) {
+        WsEvent ev;
+        bytes.remove_prefix(c->rx.read(bytes, &ev));
+        switch (ev.kind) {
+        case WsEvent::Kind::none: break;
+        case WsEvent::Kind::text: {
+            std::vector<SessionAction> actions;
+            c->session.on_text(ev.payload, monotonic_ms(), actions);
+            c->rx.release();  // idle connections keep no buffer
+            apply(c, actions);
+            arm_timer(c);
+            break;
+        }
+        case WsEvent::Kind::binary: request_close(c, kWsCloseUnsupportedData, "binary frames are not supported"); break;
+        case WsEvent::Kind::ping: enqueue(c, Frame::make(ws_frame(kWsOpPong, ev.payload), LWS_PRE)); break;
+        case WsEvent::Kind::pong: break;
+        case WsEvent::Kind::close:  // echo its code (RFC 6455 5.5.1), quietly: the client ended it
+            PSDM_LOG_DEBUG(kTag, "client %" PRIu64 " sent a close (%d)", c->id, ev.code);
+            start_close(c, ev.code == kWsCloseNoStatus ? kWsCloseNormal : ev.code, "");
+            break;
+        case WsEvent::Kind::error: request_close(c, ev.code, ev.reason); break;
+        }
     }
-    std::string_view message;
-    switch (c->rx.feed(std::string_view(data, len), first, final && remaining_in_frame == 0, &message)) {
-    case WsMessage::Status::partial: return 0;
-    case WsMessage::Status::too_big: request_close(c, kWsCloseTooBig, "frame too large"); return 0;
-    case WsMessage::Status::complete: break;
-    }
-    std::vector<SessionAction> actions;
-    c->session.on_text(message, monotonic_ms(), actions);
-    c->rx.release();  // idle connections keep no buffer
-    apply(c, actions);
-    arm_timer(c);
-    return 0;
 }
 
 // Writes what is queued, several frames per call: every queued frame is a complete
 // WebSocket frame (ws_frame.h), so consecutive frames are concatenated and written
 // with LWS_WRITE_RAW, which lws sends as they are (and buffers itself if the socket
-// takes only part). A client that fell behind catches up in a few writes instead of
-// one write per message per loop turn. One lws_write per WRITEABLE, as lws requires.
+// takes only part: it calls WRITEABLE again only once that part has left). A client that
+// fell behind catches up in a few writes instead of one write per message per loop turn.
+// One lws_write per WRITEABLE, as lws requires. Closing, the close frame goes last; the
+// WRITEABLE after it closes the connection.
 int Server::on_writeable(Client *c) {
-    if (c->closing) {
-        lws_close_reason(c->wsi, static_cast<enum lws_close_status>(c->close_code),
-                         reinterpret_cast<unsigned char *>(c->close_reason.data()), c->close_reason.size());
-        return -1;
-    }
+    if (c->close_sent) return -1;
     const Frame *first = c->outbox.front();
-    if (!first) return 0;
+    if (!first) {
+        if (!c->closing) return 0;
+        std::string buf(LWS_PRE, '\0');
+        buf += ws_close_frame(c->close_code, c->close_reason);
+        const size_t len = buf.size() - LWS_PRE;
+        c->close_sent = true;
+        if (lws_write(c->wsi, reinterpret_cast<unsigned char *>(&buf[LWS_PRE]), len, LWS_WRITE_RAW) < 0) return -1;
+        lws_callback_on_writable(c->wsi);
+        return 0;
+    }
     unsigned char *buf = first->writable_payload();
     size_t len = first->size();
     size_t frames = 1;
@@ -118,7 +172,7 @@ int Server::on_writeable(Client *c) {
         PSDM_LOG_INFO(kTag, "client %" PRIu64 ": write failed, closing", c->id);
         return -1;
     }
-    if (!c->outbox.empty()) lws_callback_on_writable(c->wsi);
+    if (!c->outbox.empty() || c->closing) lws_callback_on_writable(c->wsi);
     return 0;
 }
 
@@ -138,6 +192,7 @@ void Server::on_closed(Client *c) {
     by_id_.erase(c->id);
     PSDM_LOG_DEBUG(kTag, "client %" PRIu64 " closed", c->id);
     delete c;
+    if (draining_ && by_id_.empty()) finish_drain();
 }
 
 size_t Server::publish(const Route &route) {
@@ -318,11 +373,18 @@ void Server::close_slow_consumer(Client *c, size_t incoming_bytes) {
 void Server::request_close(Client *c, int code, std::string reason) {
     if (c->closing) return;
     PSDM_LOG_INFO(kTag, "client %" PRIu64 ": closing (%d %s)", c->id, code, reason.c_str());
+    start_close(c, code, std::move(reason));
+}
+
+void Server::start_close(Client *c, int code, std::string reason) {
+    if (c->closing) return;
     c->closing = true;
     c->close_code = code;
-    if (reason.size() > 120) reason.resize(120);  // a close frame holds 123 bytes of reason
-    c->close_reason = std::move(reason);
+    c->close_reason = std::move(reason);  // ws_close_frame keeps what fits
     membership_.leave_all(member_of(c));  // no more deliveries to it
+    // A client that does not read cannot hold the connection open: what is queued and the
+    // close frame have kCloseSecs to leave.
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, kCloseSecs);
     lws_callback_on_writable(c->wsi);
 }
 

@@ -45,7 +45,8 @@
 #include "fanout/outbox.h"
 #include "kafka/routing.h"
 #include "sio/session.h"
-#include "sio/ws_message.h"
+#include "sio/ws_handshake.h"
+#include "sio/ws_reader.h"
 #include "base/timer_wheel.h"
 
 struct lws;
@@ -65,13 +66,16 @@ struct Client {
     uint64_t id;  // unique for the life of the process; names it in logs and async answers
     struct lws *wsi;
     Session session;
-    WsMessage rx;  // a received message that arrives in several pieces
+    WsReader rx;  // the client's frames, as they arrive
     Outbox outbox;
     Identity who;
     // The heartbeat deadline this client has in the server's wheel (INT64_MAX: none).
     // Wheel entries with another deadline are stale and ignored.
     int64_t armed_deadline = INT64_MAX;
-    bool closing = false;  // close requested: the next WRITEABLE closes it
+    // Closing (RFC 6455 section 7): once requested, nothing more is read or queued; what is
+    // queued is written, then the close frame; once that has left, the connection closes.
+    bool closing = false;
+    bool close_sent = false;
     int close_code = 0;
     std::string close_reason;
 };
@@ -93,15 +97,19 @@ class Server : private Membership::Events {
     // True if one more client may connect (max_connections, fd limit).
     bool has_capacity() const { return by_id_.size() < max_connections_; }
 
-    // A websocket was established on `wsi`. Returns the new Client (owned by the
-    // server until on_closed). Sends the Engine.IO open packet.
+    // The verdict on an upgrade request, however it arrived: check_upgrade's rules
+    // (sio/ws_handshake.h), then capacity (503).
+    HttpAnswer admit(const UpgradeRequest &r) const;
+
+    // A websocket was established on `wsi` (its 101 written). Returns the new Client (owned
+    // by the server until on_closed). Queues the Engine.IO open packet.
     Client *on_established(struct lws *wsi, EioVersion v, Identity who);
 
-    // One piece of a received message. Returns -1 if the connection must close now.
-    int on_receive(Client *c, const char *data, size_t len, bool first, bool final, bool binary,
-                   size_t remaining_in_frame);
+    // Bytes the client sent (WebSocket frames, in any pieces): read with the client's
+    // WsReader, messages to the Session, pings answered, a close or a protocol error closes.
+    void on_receive(Client *c, std::string_view bytes);
 
-    // The socket can take one frame. Returns -1 to close the connection.
+    // The socket can take a write. Returns -1 to close the connection (after its close frame).
     int on_writeable(Client *c);
 
     // The connection is gone: leave every room, free the Client.
@@ -122,6 +130,13 @@ class Server : private Membership::Events {
     void stop_heartbeats();
     // Clients whose heartbeat is armed in the wheel, and wheel entries (stale included).
     size_t heartbeat_entries() const { return wheel_.size(); }
+
+    // SIGTERM's drain: from now on upgrades are refused (503), every client is closed with
+    // 1001 "going away" (a WebSocket close only: socket.io-client reconnects after it, where a
+    // Socket.IO disconnect would tell it not to), and `done` runs once, on the loop, when the
+    // last client has gone or after `timeout_ms`, whichever comes first.
+    void start_drain(unsigned timeout_ms, std::function<void()> done);
+    bool draining() const { return draining_; }
 
     // Called from the loop whenever it is woken (after on_wake's own work): the worker's
     // main sets it to act on signals (stop, reload) on the loop thread.
@@ -157,12 +172,18 @@ class Server : private Membership::Events {
     bool push_frame(Client *c, FrameRef frame);  // false: over the client's backlog, not queued
     void close_slow_consumer(Client *c, size_t incoming_bytes);
     void send_text(Client *c, std::string_view text);
+    // Closes `c` with `code`: one log line, then start_close. Idempotent.
     void request_close(Client *c, int code, std::string reason);
+    // The close itself, without a log line (the client's own close is not news).
+    void start_close(Client *c, int code, std::string reason);
+    static constexpr int kCloseSecs = 5;
     // Puts the client's next heartbeat deadline into the wheel if it changed.
     void arm_timer(Client *c);
     // A client's heartbeat deadline came: Session::on_tick, then re-arm.
     void on_timer(Client *c);
     static void on_heartbeat_timer(lws_sorted_usec_list_t *sul);
+    static void on_drain_timer(lws_sorted_usec_list_t *sul);
+    void finish_drain();
     size_t deliver_to_room(std::string_view room, const FrameRef &frame);
 
     const Config &cfg_;
@@ -185,6 +206,12 @@ class Server : private Membership::Events {
         Server *self;
     } heartbeat_timer_{};
     bool heartbeats_running_ = false;
+    bool draining_ = false;
+    std::function<void()> drained_;  // set while a drain waits
+    struct DrainTimer {
+        lws_sorted_usec_list_t sul;
+        Server *self;
+    } drain_timer_{};
     std::function<void()> wake_hook_;
     Membership membership_;
     size_t max_connections_;

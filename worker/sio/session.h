@@ -25,17 +25,11 @@
 #include <string_view>
 #include <vector>
 
+#include "base/config.h"  // defaults::
 #include "sio/sio_codec.h"
+#include "sio/ws_frame.h"  // the close codes a close action carries
 
 namespace psdm {
-
-// Websocket close codes (RFC 6455 section 7.4.1) used by Session.
-constexpr int kWsCloseNormal = 1000;           // client asked to close; ping timeout
-constexpr int kWsCloseProtocolError = 1002;    // malformed Engine.IO / Socket.IO packet
-constexpr int kWsCloseUnsupportedData = 1003;  // binary Socket.IO packets
-constexpr int kWsCloseInvalidPayload = 1007;   // a text frame that is not valid UTF-8
-constexpr int kWsCloseTooBig = 1009;           // frame longer than max_payload
-constexpr int kWsCloseInternalError = 1011;    // the server failed (an exception at the C boundary)
 
 // Longest room name a client may join, in bytes.
 constexpr size_t kMaxRoomBytes = 256;
@@ -48,10 +42,10 @@ constexpr size_t kMaxRoomBytes = 256;
 bool room_name_ok(std::string_view room);
 
 struct SessionLimits {
-    std::string ns = "/psdm_ws";  // the namespace that carries room events
-    unsigned ping_interval_ms = 25000;
-    unsigned ping_timeout_ms = 20000;
-    size_t max_payload = 1000000;  // longest accepted received frame, bytes
+    std::string ns = defaults::kNamespace;  // the namespace that carries room events
+    unsigned ping_interval_ms = defaults::kPingIntervalMs;
+    unsigned ping_timeout_ms = defaults::kPingTimeoutMs;
+    size_t max_payload = defaults::kMaxPayload;  // longest accepted received frame, bytes
 };
 
 struct SessionAction {

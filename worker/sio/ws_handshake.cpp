@@ -6,6 +6,9 @@
 // section 5 (431), the Engine.IO protocol (error codes 0, 3, 5 and their JSON body).
 #include "sio/ws_handshake.h"
 
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
 namespace psdm {
 
 namespace {
@@ -270,18 +273,24 @@ RequestHead parse_request_head(std::string_view bytes) {
     return h;
 }
 
-std::string build_upgrade_replay(const UpgradeRequest &r, std::string_view early_data) {
-    std::string out;
-    out.reserve(256 + r.path.size() + r.query.size() + early_data.size());
-    out.append("GET ").append(r.path);
-    if (!r.query.empty()) out.append("?").append(r.query);
-    out.append(" HTTP/1.1\r\nHost: ").append(r.host.value_or(""));
-    out.append("\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ").append(r.key.value_or(""));
-    out.append("\r\nSec-WebSocket-Version: 13\r\n");
+std::string ws_accept_value(std::string_view key) {
+    static constexpr std::string_view kGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";  // RFC 6455 section 1.3
+    std::string text(key);
+    text.append(kGuid);
+    unsigned char digest[SHA_DIGEST_LENGTH];
+    SHA1(reinterpret_cast<const unsigned char *>(text.data()), text.size(), digest);
+    unsigned char b64[4 * ((SHA_DIGEST_LENGTH + 2) / 3) + 1];
+    const int n = EVP_EncodeBlock(b64, digest, SHA_DIGEST_LENGTH);
+    return std::string(reinterpret_cast<const char *>(b64), static_cast<size_t>(n));
+}
+
+std::string ws_accept_answer_bytes(const UpgradeRequest &r) {
+    std::string out =
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ";
+    out.append(ws_accept_value(r.key.value_or(""))).append(kCrlf);
     if (r.protocol && !trim_ows(*r.protocol).empty())
-        out.append("Sec-WebSocket-Protocol: ").append(*r.protocol).append(kCrlf);
-    out.append(kCrlf).append(early_data);
-    return out;
+        out.append("Sec-WebSocket-Protocol: ").append(kSocketIoSubprotocol).append(kCrlf);
+    return out.append(kCrlf);
 }
 
 std::string http_answer_bytes(const HttpAnswer &a) {

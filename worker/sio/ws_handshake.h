@@ -2,12 +2,12 @@
 // answer it gives instead when it does not: pure functions, bytes in, verdict out; no lws, no
 // logging (the caller logs the verdict's reason once).
 //
-// Two callers apply the same rules (check_upgrade):
-//   - the direct `listen` port reads each request head itself (server/direct_acceptor):
-//     parse_request_head, check_upgrade, then either the refusal (http_answer_bytes) or the
-//     replay of a minimal upgrade request for lws (build_upgrade_replay);
-//   - any upgrade lws parses (handed over by Apache, replayed above) is checked again in
-//     LWS_CALLBACK_HTTP_CONFIRM_UPGRADE (server/ws_protocol.cpp), from lws's headers.
+// Both ways a connection arrives take the same path: the direct `listen` port reads each
+// request head from the socket (server/direct_acceptor), the handoff rebuilds it from
+// Apache's request (server/handoff_server); then parse_request_head, check_upgrade, and
+// either the refusal (http_answer_bytes) or the 101 (ws_accept_answer_bytes), written by
+// the worker itself: lws never parses HTTP here, it carries the connection as a raw socket
+// and sio/ws_reader.h reads its frames.
 //
 // What is accepted: GET <path ending in /socket.io/ or /socket.io>?EIO=3|4&transport=websocket
 // over HTTP/1.1, with Upgrade: websocket, a Connection list holding "upgrade", a Host,
@@ -36,18 +36,17 @@ namespace psdm {
 
 // Longest request line (method, target, version; CRLF excluded) the direct port reads.
 constexpr size_t kMaxRequestLine = 2048;
-// Longest request head (request line and header lines, final empty line included): lws's
-// own header space (LWS_DEF_HEADER_LEN), so the limit of the direct port is unchanged.
+// Longest request head (request line and header lines, final empty line included).
 constexpr size_t kMaxRequestHead = 4096;
-// The only WebSocket subprotocol served. Every lws protocol name of the worker starts with
-// kInternalProtocolPrefix; a client may not ask for any other of them (ws_protocol.cpp).
+// The only WebSocket subprotocol served. Names starting with kInternalProtocolPrefix are
+// reserved for the worker: a client may not ask for any other of them.
 constexpr std::string_view kSocketIoSubprotocol = "psdm-socketio";
 constexpr std::string_view kInternalProtocolPrefix = "psdm-";
 // Seconds a client is told to wait after a 503 (Retry-After), as handoff_proto.h's refusal.
 constexpr unsigned kRetryAfterSecs = 5;
 
 // The parts of a request the rules look at: views into the caller's bytes. An absent header
-// is nullopt; http_version is empty when the caller does not know it (lws).
+// is nullopt.
 struct UpgradeRequest {
     std::string_view method;
     std::string_view http_version;  // "HTTP/1.1"
@@ -105,10 +104,14 @@ struct RequestHead {
 // result point into `bytes`.
 RequestHead parse_request_head(std::string_view bytes);
 
-// The minimal upgrade request lws is given to complete the handshake of a request that
-// passed check_upgrade (the headers lws and the rules use, nothing else), followed by
-// `early_data`, the bytes the client sent after its head.
-std::string build_upgrade_replay(const UpgradeRequest &r, std::string_view early_data);
+// Sec-WebSocket-Accept for a Sec-WebSocket-Key (RFC 6455 section 4.2.2): the base64 of the
+// SHA-1 of the key followed by the protocol's GUID.
+std::string ws_accept_value(std::string_view key);
+
+// The 101 answer to an upgrade that passed check_upgrade: Upgrade, Connection,
+// Sec-WebSocket-Accept, and Sec-WebSocket-Protocol: kSocketIoSubprotocol when the client
+// offered subprotocols (check_upgrade accepts a list only when it offers that one).
+std::string ws_accept_answer_bytes(const UpgradeRequest &r);
 
 // The bytes of a refusal: status line, the answer's headers, Content-Type, Content-Length,
 // Connection: close (426: "Upgrade, close", since it names Upgrade), then its body (text
