@@ -11,6 +11,7 @@
 #   make demo     install what is missing, build, run the stack on embedded defaults
 #   make bench    benchmarks (not tests)
 #   make install  install the module, the worker and the example config
+#   make deb      the Debian package psdm-socket_<version>_<arch>.deb (+ -dbgsym) in build-deb/, lintian-checked
 #   make deps     install the Debian and npm packages everything needs (as root)
 #   make clean
 
@@ -33,6 +34,7 @@ FORMAT_FILES ?= $(shell git ls-files '*.c' '*.cpp' '*.h' ':!:node_modules/*' ':!
 
 .PHONY: all build configure test test-unit test-integration test-asan demo bench install deps clean format format-check
 .PHONY: fuzz fuzz-build test-fuzz
+.PHONY: deb
 
 all: build
 
@@ -94,6 +96,30 @@ bench:
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
+
+# The Debian package (debian/), built from a copy of the files git tracks or would track
+# (untracked but not ignored) in $(DEB_BUILD)/src, so the tree stays clean; the .deb, the
+# -dbgsym .deb, .buildinfo and .changes end in $(DEB_BUILD)/. DEB_BUILD_OPTIONS=nocheck
+# skips the unit tests. The version is the project's (CMakeLists.txt), which
+# debian/changelog must carry.
+DEB_BUILD ?= build-deb
+DEB_VERSION = $(shell sed -n 's/^project.psdm_socket VERSION \([0-9.]*\).*/\1/p' CMakeLists.txt)
+
+deb:
+	@command -v dpkg-buildpackage >/dev/null && command -v dh >/dev/null || { \
+	    echo "make deb: needs the Debian packages dpkg-dev debhelper fakeroot (scripts/deps.sh test, as root)" >&2; exit 1; }
+	@v=$$(dpkg-parsechangelog -l debian/changelog -S Version); [ "$$v" = "$(DEB_VERSION)" ] || { \
+	    echo "make deb: debian/changelog has version '$$v' but CMakeLists.txt has '$(DEB_VERSION)': add a changelog entry (dch -v $(DEB_VERSION))" >&2; exit 1; }
+	rm -rf $(DEB_BUILD)
+	mkdir -p $(DEB_BUILD)/src
+	git ls-files -z --cached --others --exclude-standard | \
+	    tar --null --ignore-failed-read -T - -cf - | tar -xf - -C $(DEB_BUILD)/src
+	cd $(DEB_BUILD)/src && dpkg-buildpackage -us -uc -b -J$(JOBS)
+	@if command -v lintian >/dev/null; then \
+	    echo "lintian $(DEB_BUILD)/psdm-socket_$(DEB_VERSION)_*.changes"; \
+	    lintian --fail-on error $(DEB_BUILD)/psdm-socket_$(DEB_VERSION)_*.changes; \
+	else echo "make deb: lintian not installed, package not checked" >&2; fi
+	@ls -1 $(DEB_BUILD)/*.deb
 
 # Stops make when there is nothing to name (clang-format would then wait on stdin).
 need_format_files = $(if $(strip $(FORMAT_FILES)),,$(error $@: no tracked C/C++ sources (not a git checkout?)))

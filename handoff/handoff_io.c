@@ -46,6 +46,7 @@ int psdm_handoff_send(int sock, const unsigned char *msg, size_t len, int fd) {
     struct msghdr mh = one_iov_msg(&iov, fd >= 0 ? ctl.buf : NULL, fd >= 0 ? sizeof ctl.buf : 0);
     if (fd >= 0) {
         struct cmsghdr *cmsg = CMSG_FIRSTHDR(&mh);
+        if (!cmsg) return PSDM_HS_E_INVALID_ARG; /* cannot be: the control buffer is sized for one */
         cmsg->cmsg_level = SOL_SOCKET;
         cmsg->cmsg_type = SCM_RIGHTS;
         cmsg->cmsg_len = CMSG_LEN(sizeof(int));

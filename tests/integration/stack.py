@@ -3,7 +3,7 @@ the Kafka-protocol broker, psdm_socketd behind its handoff socket, and Apache wi
 mod_psdm_socket serving the browser client (js/) and the demo pages (js/demo/)."""
 import os
 
-from harness import REPO, worker_config
+from harness import APACHE_MODULES, REPO, worker_config
 
 DEMO_USER = "demo"
 
@@ -24,30 +24,49 @@ def start_worker(h, broker, sock, authz="allow-all", name="worker", peers=None, 
     return h.start_worker(worker_config(**keys), name=name)
 
 
-def apache_body(sock, user=DEMO_USER):
+ADMIN_PATH = "/psdm_admin/"
+ADMIN_RX = r"admin listener on 127\.0\.0\.1:(\d+)"
+
+
+def apache_body(sock, user=DEMO_USER, admin_port=None):
     """Apache config: the handoff location with a WebAuth-style identity, the client
-    script under /psdm_socket/, the demo pages under /demo/, and socket.io-client 4.x
-    and 2.x bundles (from node_modules) for pages that bring their own."""
+    script under /psdm_socket/, the demo pages under /demo/ (and `/` redirected there),
+    and socket.io-client 4.x and 2.x bundles (from node_modules) for pages that bring
+    their own. With admin_port, the worker's admin listener on that loopback port is
+    proxied at /psdm_admin/metrics and /psdm_admin/healthz (only those two), so the
+    demo page can poll them from its own origin."""
     modules = os.path.join(REPO, "node_modules")
+    admin = ""
+    if admin_port:
+        admin = (f"LoadModule proxy_module {APACHE_MODULES}/mod_proxy.so\n"
+                 f"LoadModule proxy_http_module {APACHE_MODULES}/mod_proxy_http.so\n"
+                 f"ProxyPass {ADMIN_PATH}metrics http://127.0.0.1:{admin_port}/metrics retry=0\n"
+                 f"ProxyPass {ADMIN_PATH}healthz http://127.0.0.1:{admin_port}/healthz retry=0\n")
     return (f"PsdmSocketWorker unix:{sock}\n"
             f"PsdmSocketTimeout 2\n"
             f"Alias /psdm_socket/ {REPO}/js/\n"
             f"Alias /demo/ {REPO}/js/demo/\n"
+            f"RedirectMatch 302 ^/$ /demo/\n"
             f"Alias /vendor/socket.io-4/ {modules}/socket.io-client/dist/\n"
             f"Alias /vendor/socket.io-2/ {modules}/socket.io-client-v2/dist/\n"
             f'<LocationMatch "^/[^/]+_socketio/">\n'
             f"  SetHandler psdm-socket\n"
             f"  SetEnv WEBAUTH_USER {user}\n"
             f"  PsdmSocketUser env:WEBAUTH_USER\n"
-            f"</LocationMatch>\n")
+            f"</LocationMatch>\n"
+            f"{admin}")
 
 
-def start(h, port=None, authz="allow-all"):
-    """Starts broker, worker and Apache; returns (broker, worker, httpd, sock)."""
+def start(h, port=None, authz="allow-all", admin=False):
+    """Starts broker, worker and Apache; returns (broker, worker, httpd, sock). With
+    admin, the worker's admin listener is on (a free loopback port, worker.admin_port)
+    and Apache proxies it under ADMIN_PATH."""
     broker = h.start_broker(topics=["elog", "experiments"])
     sock = os.path.join(h.sock_dir, "handoff.sock")
-    worker = start_worker(h, broker, sock, authz=authz)
-    httpd = h.start_httpd(apache_body(sock), port=port)
+    extra = dict(admin_listen="127.0.0.1:0") if admin else {}
+    worker = start_worker(h, broker, sock, authz=authz, **extra)
+    worker.admin_port = int(worker.wait_log(ADMIN_RX, what="the admin listener").group(1)) if admin else None
+    httpd = h.start_httpd(apache_body(sock, admin_port=worker.admin_port), port=port)
     return broker, worker, httpd, sock
 
 

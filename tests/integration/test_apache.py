@@ -79,9 +79,16 @@ def test_worker_sees_the_identity_apache_authenticated_not_the_clients(harness):
     broker, worker, httpd, _ = start_stack(harness)
     raw = RawEio(httpd.url, headers=["X-Psdm-User: mallory", "REMOTE_USER: mallory", "X-Remote-User: mallory"])
     raw.connect_ns()
-    line = worker.wait_log(r"client \d+ connected \(user '([^']*)'").group(1)
-    assert line == "alice"  # realm dropped, client headers ignored
+    m = worker.wait_log(r"client (\d+) connected \(user '([^']*)', Engine.IO v4\) from ([0-9.]+):(\d+) via handoff")
+    assert m.group(2) == "alice"  # realm dropped, client headers ignored
+    # The address is the one Apache saw: the client's own socket.
+    assert (m.group(3), int(m.group(4))) == raw.ws.sock.getsockname()
+    raw.send('42/psdm_ws,1["join","xpptut15"]')
+    assert raw.next_text().startswith("43/psdm_ws,1[]")
     raw.close()
+    # One line when it ends: who, where from, why, how long, rooms, bytes each way.
+    worker.wait_log(rf"client {m.group(1)} closed \(user 'alice', {m.group(3)}:{m.group(4)}\): the client closed "
+                    r"\(1000\); \d+\.\d s, 1 room\(s\) joined, \d+ bytes in, \d+ bytes out")
 
 
 def test_header_identity_from_a_trusted_front_proxy(harness):

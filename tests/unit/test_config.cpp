@@ -128,6 +128,22 @@ const Case kCases[] = {
     {"listen", "bad_host:80", false, "neither an IPv4"},
     {"listen", "-a.b:80", false, "neither an IPv4"},
     {"listen", "a..b:80", false, "neither an IPv4"},
+    {"admin_listen", "127.0.0.1:9100", true, "127.0.0.1:9100"},
+    {"admin_listen", "[::1]:0", true, "[::1]:0"},
+    {"admin_listen", "localhost:9100", true, "localhost:9100"},
+    {"admin_listen", "", true, ""},
+    {"admin_listen", "127.0.0.1:0", true, "127.0.0.1:0"},  // listen is 127.0.0.1:0 too: two free ports
+    {"admin_listen", "127.0.0.2:8080", true, "127.0.0.2:8080", "listen = 127.0.0.1:8080"},
+    {"admin_listen", "9100", false, "expected host:port like"},
+    {"admin_listen", "::1:9100", false, "must be in brackets"},
+    {"admin_listen", "localhost:65536", false, "port must be"},
+    {"admin_listen", "bad_host:80", false, "neither an IPv4"},
+    {"admin_listen", "127.0.0.1:8080", false,
+     "admin_listen: '127.0.0.1:8080' is the port of 'listen' ('127.0.0.1:8080'): the admin port must be a port of "
+     "its own",
+     "listen = 127.0.0.1:8080"},
+    {"admin_listen", "0.0.0.0:8080", false, "is the port of 'listen'", "listen = 127.0.0.1:8080"},
+    {"admin_listen", "[::1]:8080", false, "is the port of 'listen'", "listen = [::]:8080"},
     {"topics", "t1", true, "t1"},
     {"topics", " a , b,c ", true, "a, b, c"},
     {"topics", "", false, "topics: not set"},
@@ -515,10 +531,10 @@ void test_dump(void **) {
     Config back;
     assert_true(parse(dump, {}, &back, &msg));
     assert_string_equal(psdm::config_dump(back).c_str(), dump.c_str());
-    // One line per key: 23 keys + 2 kafka properties.
+    // One line per key: 24 keys + 2 kafka properties.
     size_t lines = 0;
     for (char ch : dump) lines += ch == '\n';
-    assert_int_equal(lines, 25);
+    assert_int_equal(lines, 26);
 }
 
 void test_topic_name_length(void **) {
@@ -728,7 +744,7 @@ void test_system_checks(void **) {
     std::string msg;
     std::vector<std::string> problems;
     assert_true(parse("authz = allow-all\ntopics = t\nhandoff_socket = " + sock +
-                          "\nhandoff_allowed_peers = root, 4242\nlisten = localhost:0\n"
+                          "\nhandoff_allowed_peers = root, 4242\nlisten = localhost:0\nadmin_listen = localhost:0\n"
                           "kafka.ssl.ca.location = " +
                           d + "\nkafka.ssl.certificate.location = " + pem + "\nkafka.sasl.kerberos.keytab =\n",
                       {"kafka.ssl.crl.location=" + pem}, &c, &msg));

@@ -249,6 +249,17 @@ bool split_listen(std::string_view v, std::string *host, unsigned *port, std::st
     return true;
 }
 
+// True when two listen values that split_listen accepted name the same fixed port on the same
+// address, or on addresses that overlap (one is a wildcard). Port 0 (any free port) never
+// clashes. Host names are not resolved: that is for bind() to find.
+bool same_listener(std::string_view a, std::string_view b) {
+    std::string host_a, host_b, why;
+    unsigned port_a = 0, port_b = 0;
+    if (!split_listen(a, &host_a, &port_a, &why) || !split_listen(b, &host_b, &port_b, &why)) return false;
+    const auto wildcard = [](const std::string &h) { return h == "0.0.0.0" || h == "::"; };
+    return port_a != 0 && port_a == port_b && (host_a == host_b || wildcard(host_a) || wildcard(host_b));
+}
+
 // A key: how to set it from a trimmed value (false + *why on a bad value) and how to print it.
 struct Key {
     const char *name;
@@ -364,6 +375,15 @@ const Key kKeys[] = {
          return true;
      },
      [](const Config &c) { return c.listen; }},
+    {"admin_listen",
+     [](Config &c, std::string_view v, std::string *why) {
+         std::string host;
+         unsigned port = 0;
+         if (!v.empty() && !split_listen(v, &host, &port, why)) return false;
+         c.admin_listen = std::string(v);
+         return true;
+     },
+     [](const Config &c) { return c.admin_listen; }},
     {"topics", [](Config &c, std::string_view v, std::string *why) { return parse_topics(v, &c.topics, why); },
      [](const Config &c) { return join(c.topics); }},
     {"global_room_topics",
@@ -593,6 +613,10 @@ class Parser {
             return fail(where("handoff_allowed_peers"),
                         "handoff_allowed_peers: empty while 'handoff_socket' is set: no process "
                         "could hand connections over");
+        if (!c.admin_listen.empty() && !c.listen.empty() && same_listener(c.admin_listen, c.listen))
+            return fail(where("admin_listen"), "admin_listen: " + quote(c.admin_listen) + " is the port of 'listen' (" +
+                                                   quote(c.listen) +
+                                                   "): the admin port must be a port of its own, never the clients'");
         if (c.client_backlog < c.max_payload) {
             const char *blamed = locations_.count("client_backlog") ? "client_backlog" : "max_payload";
             return fail(where(blamed), std::string(blamed) + ": client_backlog (" + size_text(c.client_backlog) +

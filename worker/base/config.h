@@ -96,6 +96,9 @@ struct Config {
     // bracketed IPv6 address ("[::1]:8080") or a host name; port 0..65535 (0 = any free port).
     // Split it with config_listen_split().
     std::string listen;
+    // "host:port" of the admin listener (GET /metrics, GET /healthz: server/admin_server.h);
+    // "" = none. Same syntax as listen; a fixed port must not be listen's.
+    std::string admin_listen;
 
     // Keys "kafka.<property>" with the prefix stripped, passed unchanged to librdkafka.
     std::map<std::string, std::string> kafka;
@@ -141,7 +144,8 @@ struct ConfigError {
 
 // Parses `text` (contents of the file named `source`) and then applies `overrides`
 // ("key=value" strings from -o), then runs the cross-field checks (authz set, something to
-// listen on, topics non-empty, client_backlog >= max_payload, peers non-empty with handoff).
+// listen on, topics non-empty, client_backlog >= max_payload, peers non-empty with handoff,
+// admin_listen not listen's port).
 // Returns true and replaces *out, or false and sets *err leaving *out untouched.
 // Never throws (allocation failure becomes an error). out and err must not be null.
 bool config_parse(std::string_view text, std::string_view source, const std::vector<std::string> &overrides,
@@ -168,8 +172,8 @@ std::string config_where(const Config &c, const std::string &key);
 // config_where gives it (config_parse's own errors read the same way).
 std::string config_problem(const Config &c, const std::string &key, const std::string &reason);
 
-// Splits a listen value that config_parse accepted into host (brackets removed from IPv6) and
-// port. Returns false for a value config_parse would reject.
+// Splits a listen or admin_listen value that config_parse accepted into host (brackets
+// removed from IPv6) and port. Returns false for a value config_parse would reject.
 bool config_listen_split(std::string_view listen, std::string *host, unsigned *port);
 
 }  // namespace psdm

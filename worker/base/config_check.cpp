@@ -43,11 +43,12 @@ void check_handoff_socket(const Config &c, std::vector<std::string> *problems) {
         problems->push_back(config_problem(c, "handoff_socket", path + " exists and is not a socket"));
 }
 
-// The host part of listen must resolve as the listener will resolve it (passive, TCP).
-void check_listen(const Config &c, std::vector<std::string> *problems) {
+// The host part of `key` (listen, admin_listen: `value`) must resolve as the listener will
+// resolve it (passive, TCP).
+void check_listen(const Config &c, const char *key, const std::string &value, std::vector<std::string> *problems) {
     std::string host;
     unsigned port = 0;
-    if (!config_listen_split(c.listen, &host, &port)) return;  // config_parse refused it already
+    if (!config_listen_split(value, &host, &port)) return;  // config_parse refused it already
     struct addrinfo hints {};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -55,7 +56,7 @@ void check_listen(const Config &c, std::vector<std::string> *problems) {
     struct addrinfo *ai = nullptr;
     const std::string service = std::to_string(port);
     if (int rc = getaddrinfo(host.c_str(), service.c_str(), &hints, &ai)) {
-        problems->push_back(config_problem(c, "listen", "cannot resolve '" + host + "': " + gai_strerror(rc)));
+        problems->push_back(config_problem(c, key, "cannot resolve '" + host + "': " + gai_strerror(rc)));
         return;
     }
     freeaddrinfo(ai);
@@ -115,7 +116,8 @@ bool config_check_system(const Config &c, std::vector<std::string> *problems) {
         config_peer_uids(c, &uids, problems);
         check_handoff_socket(c, problems);
     }
-    if (!c.listen.empty()) check_listen(c, problems);
+    if (!c.listen.empty()) check_listen(c, "listen", c.listen, problems);
+    if (!c.admin_listen.empty()) check_listen(c, "admin_listen", c.admin_listen, problems);
     for (const auto &[name, value] : c.kafka) {
         if (!config_kafka_property_is_file(name) || value.empty()) continue;
         if (name == "ssl.ca.location" && value == "probe") continue;  // librdkafka searches itself

@@ -34,7 +34,7 @@ bool config_kafka_property_is_file(std::string_view name);
 // Every system check, appending one problem per finding; returns true if there was none:
 //   - handoff_allowed_peers resolve (config_peer_uids), when handoff_socket is set;
 //   - handoff_socket's directory exists, and the path is not something other than a socket;
-//   - listen's host resolves (getaddrinfo, as the listener will);
+//   - the hosts of listen and admin_listen resolve (getaddrinfo, as the listeners will);
 //   - every kafka.* file (config_kafka_property_is_file) opens for reading: a regular file,
 //     or a directory for ssl.ca.location ("probe" and empty values are left to librdkafka).
 bool config_check_system(const Config &c, std::vector<std::string> *problems);

@@ -9,15 +9,16 @@ namespace psdm {
 
 // ---- Frame ----
 
-Frame::Frame(Token, std::string_view payload, size_t headroom)
+Frame::Frame(Token, std::string_view payload, size_t headroom, int64_t origin_ms)
     : buf_(new unsigned char[headroom + payload.size()]),  // headroom left uninitialised
       size_(payload.size()),
-      headroom_(headroom) {
+      headroom_(headroom),
+      origin_ms_(origin_ms) {
     if (!payload.empty()) std::memcpy(buf_.get() + headroom_, payload.data(), payload.size());
 }
 
-std::shared_ptr<const Frame> Frame::make(std::string_view payload, size_t headroom) {
-    return std::make_shared<const Frame>(Token{}, payload, headroom);
+std::shared_ptr<const Frame> Frame::make(std::string_view payload, size_t headroom, int64_t origin_ms) {
+    return std::make_shared<const Frame>(Token{}, payload, headroom, origin_ms);
 }
 
 // ---- Outbox ----

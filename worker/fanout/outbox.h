@@ -14,9 +14,11 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace psdm {
 
@@ -27,9 +29,11 @@ namespace psdm {
 // (this unit does not include libwebsockets).
 class Frame {
  public:
-    // Copies payload into one new buffer of headroom + payload.size() bytes.
-    // Returns the only reference; allocates (the Frame + control block, and the buffer).
-    static std::shared_ptr<const Frame> make(std::string_view payload, size_t headroom);
+    // Copies payload into one new buffer of headroom + payload.size() bytes. `origin_ms`: when
+    // the message it carries was made (wall clock, ms since the epoch; a Kafka record's
+    // timestamp), -1 if unknown. Returns the only reference; allocates (the Frame + control
+    // block, and the buffer).
+    static std::shared_ptr<const Frame> make(std::string_view payload, size_t headroom, int64_t origin_ms = -1);
 
     // The first payload byte. The `headroom` bytes before it are writable scratch. The
     // payload bytes themselves must not be modified: they are shared by every recipient.
@@ -43,6 +47,12 @@ class Frame {
     std::string_view view() const {
         return std::string_view(reinterpret_cast<const char *>(buf_.get() + headroom_), size_);
     }
+    int64_t origin_ms() const { return origin_ms_; }
+
+    // True the first time it is called on this Frame, false after: the writer measures the
+    // time from origin to the first write to any recipient once. The only state a Frame
+    // changes after make() (one thread: see the top of this file).
+    bool first_write() const { return !std::exchange(written_, true); }
 
     Frame(const Frame &) = delete;
     Frame &operator=(const Frame &) = delete;
@@ -53,12 +63,14 @@ class Frame {
     };
 
  public:
-    Frame(Token, std::string_view payload, size_t headroom);  // for make_shared only
+    Frame(Token, std::string_view payload, size_t headroom, int64_t origin_ms);  // for make_shared only
 
  private:
     std::unique_ptr<unsigned char[]> buf_;
     size_t size_;
     size_t headroom_;
+    int64_t origin_ms_;
+    mutable bool written_ = false;
 };
 
 using FrameRef = std::shared_ptr<const Frame>;

@@ -73,6 +73,7 @@ Rooms::JoinResult Rooms::join(MemberId m, std::string_view room, size_t max_room
     const auto entry = static_cast<uint32_t>(list.size());
     r->members.push_back(Slot{m, entry});
     list.push_back(Entry{r, slot});
+    memberships_++;
     return JoinResult::joined;
 }
 
@@ -115,6 +116,7 @@ void Rooms::remove_membership(EntryList &list, size_t ei) {
         s.entry = static_cast<uint32_t>(ei);
     }
     list.pop_back();
+    memberships_--;
 }
 
 bool Rooms::leave(MemberId m, std::string_view room) {
@@ -211,7 +213,7 @@ bool Rooms::check_invariants() const {
         }
         entries += list.size();
     }
-    return slots == entries;
+    return slots == entries && slots == memberships_;
 }
 
 }  // namespace psdm

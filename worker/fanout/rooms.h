@@ -84,6 +84,7 @@ class Rooms {
     bool is_member(MemberId m, std::string_view room) const;
 
     size_t room_count() const { return rooms_.size(); }
+    size_t membership_count() const { return memberships_; }      // (member, room) pairs, O(1)
     size_t member_count(std::string_view room) const;             // 0 if the room does not exist
     size_t rooms_of_count(MemberId m) const;                      // 0 if m is in no room
     std::vector<std::string> rooms_of(MemberId m) const;          // unspecified order; allocates
@@ -132,6 +133,7 @@ class Rooms {
     void remove_slot(Room *r, uint32_t si);
     void erase_room(Room *r);
 
+    size_t memberships_ = 0;
     std::unordered_map<std::string_view, std::unique_ptr<Room>> rooms_;
     std::unordered_map<MemberId, EntryList> members_;
     mutable int iterating_ = 0;  // depth of for_each_member walks in progress

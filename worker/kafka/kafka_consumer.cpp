@@ -155,7 +155,8 @@ size_t KafkaConsumer::poll(int timeout_ms, size_t max_records,
             continue;
         }
         KafkaRecord rec{rd_kafka_topic_name(rkm->rkt), rkm->partition, rkm->offset,
-                        std::string_view(static_cast<const char *>(rkm->payload), rkm->payload ? rkm->len : 0)};
+                        std::string_view(static_cast<const char *>(rkm->payload), rkm->payload ? rkm->len : 0),
+                        rd_kafka_message_timestamp(rkm.get(), nullptr)};
         on_record(rec);
         served++;
     }
@@ -177,6 +178,22 @@ void KafkaConsumer::on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kaf
             PSDM_LOG_INFO(kTag, "group %s: partitions revoked (%s)", self->group_id_.c_str(), rd_kafka_err2str(err));
         }
     });
+}
+
+std::vector<KafkaPartitionState> KafkaConsumer::partition_states() const {
+    std::vector<KafkaPartitionState> out;
+    rd_kafka_topic_partition_list_t *parts = nullptr;
+    if (rd_kafka_assignment(rk_.get(), &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts) return out;
+    rd_kafka_position(rk_.get(), parts);  // sets each offset: the last served + 1, or a logical one
+    for (int i = 0; i < parts->cnt; i++) {
+        const rd_kafka_topic_partition_t &p = parts->elems[i];
+        int64_t low = -1, high = -1;
+        if (rd_kafka_get_watermark_offsets(rk_.get(), p.topic, p.partition, &low, &high) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            high = -1;
+        out.push_back({p.topic, p.partition, p.offset >= 0 ? p.offset : -1, high});
+    }
+    rd_kafka_topic_partition_list_destroy(parts);
+    return out;
 }
 
 }  // namespace psdm

@@ -29,6 +29,15 @@ struct KafkaRecord {
     int32_t partition;
     int64_t offset;
     std::string_view value;
+    int64_t timestamp_ms = -1;  // the record's timestamp (create or log-append time), -1 if none
+};
+
+// Where the consumer stands on one assigned partition, for the lag metric.
+struct KafkaPartitionState {
+    std::string topic;
+    int32_t partition;
+    int64_t position;    // the next offset the worker will serve, -1 before the first fetch
+    int64_t high_water;  // the broker's end of the partition as last seen, -1 unknown
 };
 
 struct KafkaConfDeleter {
@@ -89,6 +98,9 @@ class KafkaConsumer {
 
     // Partitions currently assigned by the group (0 until the first rebalance).
     int assigned_partitions() const { return assigned_partitions_; }
+    // Each assigned partition's position and high watermark, from librdkafka's local state
+    // (rd_kafka_position, rd_kafka_get_watermark_offsets: no broker round trip).
+    std::vector<KafkaPartitionState> partition_states() const;
     uint64_t error_count() const { return errors_; }
     const std::string &group_id() const { return group_id_; }
 

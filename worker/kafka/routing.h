@@ -38,6 +38,7 @@ enum class RouteStatus {
     not_object,     // valid JSON, but not an object
     no_room_field,  // room_field absent, not a string, or "" (and the topic is not global)
 };
+inline constexpr size_t kRouteStatusCount = 5;
 
 struct Route {
     RouteStatus status = RouteStatus::not_json;

@@ -161,11 +161,13 @@ void HandoffServer::on_listener_readable() {
 // rules refuse): on its socket (handoff) or into the relay (the module passes it on). Best
 // effort and non-blocking: nothing was written to the connection before, so the socket
 // buffer has room.
-int HandoffServer::refuse(HandoffConn *hc, const char *why, unsigned status, const std::string &answer) {
+int HandoffServer::refuse(HandoffConn *hc, const char *reason, const char *why, unsigned status,
+                          const std::string &answer) {
     PSDM_LOG_WARN(kTag, "refused handoff from pid %d (client %s, user '%s'): %s; answered %u",
                   static_cast<int>(hc->pid), hc->client_addr.empty() ? "?" : hc->client_addr.c_str(),
                   hc->who.user.c_str(), why, status);
     stats_.refused++;
+    stats_.refused_by[reason]++;
     int fd = hc->kind == PSDM_HS_KIND_HANDOFF ? hc->client.get() : hc->sock;
     if (!answer.empty() && fd >= 0) {
         ssize_t ignored = send(fd, answer.data(), answer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -175,10 +177,10 @@ int HandoffServer::refuse(HandoffConn *hc, const char *why, unsigned status, con
 }
 
 // The spec's REFUSAL: 503 with Retry-After.
-int HandoffServer::refuse_503(HandoffConn *hc, const char *why) {
+int HandoffServer::refuse_503(HandoffConn *hc, const char *reason, const char *why) {
     char answer[256];
     int n = psdm_handoff_build_refusal(answer, sizeof answer);
-    return refuse(hc, why, 503, n > 0 ? std::string(answer, static_cast<size_t>(n)) : std::string());
+    return refuse(hc, reason, why, 503, n > 0 ? std::string(answer, static_cast<size_t>(n)) : std::string());
 }
 
 int HandoffServer::on_conn_readable(struct lws *wsi, HandoffConn *hc) {
@@ -200,6 +202,7 @@ int HandoffServer::on_conn_readable(struct lws *wsi, HandoffConn *hc) {
         PSDM_LOG_ERROR(kTag, "unusable handoff request from pid %d: %s (module and worker of different versions?)",
                        static_cast<int>(hc->pid), psdm_handoff_strerror(rc));
         stats_.refused++;
+        stats_.refused_by["unusable_request"]++;
         return -1;
     }
 
@@ -211,7 +214,7 @@ int HandoffServer::on_conn_readable(struct lws *wsi, HandoffConn *hc) {
     if (rc < 0) {
         std::string why = std::string("unusable request: ") + psdm_handoff_strerror(rc) + (bad_tag ? " (field " : "") +
                           (bad_tag ? std::string(psdm_handoff_tag_name(bad_tag)) + ")" : "");
-        return refuse_503(hc, why.c_str());
+        return refuse_503(hc, "unusable_request", why.c_str());
     }
     hc->client_addr.assign(req.client_addr.ptr ? req.client_addr.ptr : "", req.client_addr.len);
     hc->who.user.assign(req.user.ptr, req.user.len);
@@ -224,7 +227,7 @@ int HandoffServer::on_conn_readable(struct lws *wsi, HandoffConn *hc) {
     if (n < 0) {
         std::string why = "upgrade request and early data (" + std::to_string(psdm_handoff_upgrade_len(&req)) +
                           " bytes) exceed the replay limit of " + std::to_string(PSDM_HS_REPLAY_MAX) + " bytes";
-        return refuse_503(hc, why.c_str());
+        return refuse_503(hc, "replay_limit", why.c_str());
     }
     // The same rules as on the direct port, on the request the module rebuilt: it checked
     // them already, so a refusal here is a module of another version (or capacity).
@@ -235,11 +238,12 @@ int HandoffServer::on_conn_readable(struct lws *wsi, HandoffConn *hc) {
     case RequestHead::State::complete: verdict = worker_.server->admit(head.request); break;
     case RequestHead::State::refused: verdict = head.refusal; break;
     case RequestHead::State::incomplete:  // psdm_handoff_build_upgrade always ends the head
-        return refuse_503(hc, "the rebuilt upgrade request has no end");
+        return refuse_503(hc, "unusable_request", "the rebuilt upgrade request has no end");
     }
     if (!verdict.accepted())
-        return verdict.status == 503 ? refuse_503(hc, verdict.reason.c_str())
-                                     : refuse(hc, verdict.reason.c_str(), verdict.status, http_answer_bytes(verdict));
+        return verdict.status == 503
+                   ? refuse_503(hc, worker_.server->draining() ? "stopping" : "over_capacity", verdict.reason.c_str())
+                   : refuse(hc, "upgrade_rules", verdict.reason.c_str(), verdict.status, http_answer_bytes(verdict));
 
     // Relay (TLS): the Unix connection itself carries the client's bytes from now on.
     int fd = hc->kind == PSDM_HS_KIND_HANDOFF ? hc->client.release() : dup(hc->sock);
@@ -248,7 +252,8 @@ int HandoffServer::on_conn_readable(struct lws *wsi, HandoffConn *hc) {
         return -1;
     }
     stats_.adopted++;
-    accept_websocket(worker_, vh_, fd, head.request, verdict.version, bytes.substr(head.length), std::move(hc->who));
+    accept_websocket(worker_, vh_, fd, head.request, verdict.version, bytes.substr(head.length), std::move(hc->who),
+                     hc->client_addr.empty() ? "?" : hc->client_addr, Via::handoff);
     return -1;  // done with the Unix connection (a relay lives on in its dup)
 }
 

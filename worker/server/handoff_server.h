@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -46,8 +47,11 @@ class HandoffServer {
     // What became of the handoff requests so far (logged when the worker stops).
     struct Stats {
         uint64_t adopted = 0;    // taken as websockets
-        uint64_t refused = 0;    // answered with the 503 refusal (capacity, unusable request)
+        uint64_t refused = 0;    // answered with a refusal (or unanswerable), all reasons
         uint64_t withdrawn = 0;  // cut short: the module kept the connection
+        // Refusals by reason: "unusable_request", "replay_limit", "upgrade_rules",
+        // "over_capacity", "stopping".
+        std::map<std::string, uint64_t> refused_by;
     };
     const Stats &stats() const { return stats_; }
 
@@ -61,8 +65,9 @@ class HandoffServer {
 
  private:
     bool peer_allowed(uid_t uid) const;
-    int refuse(HandoffConn *hc, const char *why, unsigned status, const std::string &answer);
-    int refuse_503(HandoffConn *hc, const char *why);
+    // Counts the refusal under `reason` (Stats::refused_by), logs `why`, answers the client.
+    int refuse(HandoffConn *hc, const char *reason, const char *why, unsigned status, const std::string &answer);
+    int refuse_503(HandoffConn *hc, const char *reason, const char *why);
 
     const Config &cfg_;
     WorkerContext &worker_;

@@ -74,14 +74,24 @@ void KafkaBridge::on_readable() {
     lws_sul_schedule(context_, 0, &continue_.sul, on_continue, stopped_early ? 1 : 500 * LWS_US_PER_MS);
 }
 
+int KafkaBridge::assigned_partitions() const { return consumer_ ? consumer_->assigned_partitions() : 0; }
+
+std::vector<KafkaPartitionState> KafkaBridge::partition_states() const {
+    return consumer_ ? consumer_->partition_states() : std::vector<KafkaPartitionState>{};
+}
+
 size_t KafkaBridge::on_record(const KafkaRecord &rec) {
-    records_++;
+    auto it = topics_.find(rec.topic);
+    if (it == topics_.end()) it = topics_.emplace(std::string(rec.topic), TopicCounters{}).first;
+    TopicCounters &t = it->second;
+    t.consumed++;
     Route route = route_kafka_record(rec.topic, rec.value, routing_);
     if (route.status == RouteStatus::ok) {
-        server_.publish(route);
+        t.routed++;
+        server_.publish(route, rec.timestamp_ms);
         return route.payload.size();
     }
-    skipped_[static_cast<size_t>(route.status)]++;
+    t.skipped[static_cast<size_t>(route.status)]++;
     skipped_since_log_++;
     int64_t now = monotonic_ms();
     if (now - last_skip_log_ms_ >= 1000) {  // one line a second at most

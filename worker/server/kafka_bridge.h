@@ -11,8 +11,10 @@
 #include <libwebsockets.h>
 
 #include <array>
+#include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "kafka/kafka_consumer.h"
 #include "kafka/routing.h"
@@ -34,8 +36,16 @@ class KafkaBridge {
     // (base/c_boundary.h), and the batch resumes at the next loop turn.
     void on_readable();
 
-    uint64_t records() const { return records_; }
-    uint64_t skipped(RouteStatus s) const { return skipped_[static_cast<size_t>(s)]; }
+    // What each topic brought so far (for the metrics): records consumed, routed, and skipped
+    // by RouteStatus.
+    struct TopicCounters {
+        uint64_t consumed = 0, routed = 0;
+        std::array<uint64_t, kRouteStatusCount> skipped{};
+    };
+    const std::map<std::string, TopicCounters, std::less<>> &topic_counters() const { return topics_; }
+    // The consumer's assigned partitions and where it stands on each (empty before start).
+    int assigned_partitions() const;
+    std::vector<KafkaPartitionState> partition_states() const;
 
     static constexpr const char *kKafkaProtocolName = "psdm-kafka";
 
@@ -54,8 +64,7 @@ class KafkaBridge {
         lws_sorted_usec_list_t sul;
         KafkaBridge *self;
     } continue_{};
-    uint64_t records_ = 0;
-    std::array<uint64_t, 8> skipped_{};
+    std::map<std::string, TopicCounters, std::less<>> topics_;
     int64_t last_skip_log_ms_ = 0;
     uint64_t skipped_since_log_ = 0;
     int last_assigned_ = -1;

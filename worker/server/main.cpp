@@ -6,8 +6,8 @@
 // Lifecycle: load the config and run the startup checks (startup_checks: what the system
 // must provide, librdkafka's view of the kafka.* properties, the authz provider; the same
 // checks --check-config runs and stops after), raise the open-files limit, create the lws
-// context and its vhost (the `listen` port's DirectAcceptor, the Apache handoff socket),
-// start the Kafka bridge and the authorizer, tell systemd READY=1, serve until
+// context and its vhost (the `listen` port's DirectAcceptor, the Apache handoff socket), the
+// admin listener (admin_listen: GET /metrics, GET /healthz), start the Kafka bridge and the authorizer, tell systemd READY=1, serve until
 // SIGTERM/SIGINT.
 //
 // Signals:
@@ -53,9 +53,11 @@
 #include "base/config.h"
 #include "base/config_check.h"
 #include "kafka/kafka_consumer.h"
+#include "server/admin_server.h"
 #include "server/direct_acceptor.h"
 #include "server/handoff_server.h"
 #include "server/kafka_bridge.h"
+#include "server/metrics_report.h"
 #include "base/log.h"
 #include "server/server.h"
 #include "server/ws_protocol.h"
@@ -342,6 +344,24 @@ int main(int argc, char **argv) {
         }
     }
 
+    // The admin listener (GET /metrics, GET /healthz) on a port of its own; its handlers run on
+    // the loop and read wctx.
+    std::unique_ptr<psdm::AdminServer> admin;
+    if (!cfg.admin_listen.empty()) {
+        std::string host;
+        unsigned port = 0;
+        psdm::config_listen_split(cfg.admin_listen, &host, &port);
+        admin = std::make_unique<psdm::AdminServer>(psdm::AdminServer::Handlers{
+            [&wctx] { return psdm::render_metrics(wctx); }, [&wctx] { return psdm::health_of(wctx); }});
+        if (!admin->start(g_context, host, port, &err)) {
+            PSDM_LOG_ERROR(kTag, "cannot listen: %s", err.c_str());
+            lws_context_destroy(g_context);
+            return 1;
+        }
+        if (host.find(':') != std::string::npos) host = "[" + host + "]";
+        PSDM_LOG_INFO(kTag, "admin listener on %s:%u (GET /metrics, GET /healthz)", host.c_str(), admin->port());
+    }
+
     if (!bridge.start(g_context, vh, &err)) {
         PSDM_LOG_ERROR(kTag, "Kafka: %s", err.c_str());
         lws_context_destroy(g_context);
@@ -435,6 +455,7 @@ int main(int argc, char **argv) {
     server.stop_authz();  // its thread wakes the context: stop it first
     lws_context_destroy(g_context);
     g_context = nullptr;
+    admin.reset();  // its epoll set went with the context; now its listener and connections
     ev.reset();
     return loop_failed ? 1 : 0;  // handoff (declared after the context) removes its socket file first
 }

@@ -73,7 +73,7 @@ void Server::start_drain(unsigned timeout_ms, std::function<void()> done) {
     drained_ = std::move(done);
     PSDM_LOG_NOTICE(kTag, "stopping: closing %zu client(s) with 1001, waiting up to %u ms for them", by_id_.size(),
                     timeout_ms);
-    for (auto &kv : by_id_) start_close(kv.second, kWsCloseGoingAway, "server stopping");
+    for (auto &kv : by_id_) start_close(kv.second, kWsCloseGoingAway, "server stopping", CloseKind::server_stopping);
     if (by_id_.empty() || timeout_ms == 0 || !context_) {
         finish_drain();
         return;
@@ -96,14 +96,53 @@ void Server::finish_drain() {
     done();
 }
 
-Client *Server::on_established(struct lws *wsi, EioVersion v, Identity who) {
+const char *via_name(Via v) { return v == Via::handoff ? "handoff" : "direct"; }
+
+const char *close_kind_name(CloseKind k) {
+    switch (k) {
+    case CloseKind::client_gone: return "client_gone";
+    case CloseKind::client_close: return "client_close";
+    case CloseKind::ping_timeout: return "ping_timeout";
+    case CloseKind::protocol_error: return "protocol_error";
+    case CloseKind::unsupported_data: return "unsupported_data";
+    case CloseKind::invalid_payload: return "invalid_payload";
+    case CloseKind::too_big: return "too_big";
+    case CloseKind::slow_consumer: return "slow_consumer";
+    case CloseKind::server_stopping: return "server_stopping";
+    case CloseKind::internal_error: return "internal_error";
+    case CloseKind::write_failed: return "write_failed";
+    case CloseKind::count: break;
+    }
+    return "?";
+}
+
+// Why the worker closes with `code` (and the Session's reason for 1000).
+static CloseKind close_kind_of(int code, std::string_view reason) {
+    switch (code) {
+    case kWsCloseNormal: return reason == "ping timeout" ? CloseKind::ping_timeout : CloseKind::client_close;
+    case kWsCloseGoingAway: return CloseKind::server_stopping;
+    case kWsCloseProtocolError: return CloseKind::protocol_error;
+    case kWsCloseUnsupportedData: return CloseKind::unsupported_data;
+    case kWsCloseInvalidPayload: return CloseKind::invalid_payload;
+    case kWsCloseTooBig: return CloseKind::too_big;
+    case kWsCloseInternalError: return CloseKind::internal_error;
+    case kCloseTryAgainLater: return CloseKind::slow_consumer;
+    default: return CloseKind::client_close;
+    }
+}
+
+static size_t eio_index(EioVersion v) { return v == EioVersion::v3 ? 0 : 1; }
+
+Client *Server::on_established(struct lws *wsi, EioVersion v, Identity who, std::string peer, Via via) {
     uint64_t id = ++next_id_;
-    auto *c = new Client(id, wsi, v, limits_, make_sid(id), std::move(who), cfg_.client_backlog, monotonic_ms());
+    auto *c = new Client(id, wsi, v, limits_, make_sid(id), std::move(who), cfg_.client_backlog, monotonic_ms(),
+                         std::move(peer), via);
     by_id_.emplace(id, c);
     membership_.add(member_of(c), c->who);
     stats_.connections_total++;
-    PSDM_LOG_DEBUG(kTag, "client %" PRIu64 " connected (user '%s', Engine.IO v%d)", id, c->who.user.c_str(),
-                   static_cast<int>(v));
+    stats_.open[static_cast<size_t>(via)][eio_index(v)]++;
+    PSDM_LOG_INFO(kTag, "client %" PRIu64 " connected (user '%s', Engine.IO v%d) from %s via %s", id,
+                  c->who.user.c_str(), static_cast<int>(v), c->peer.c_str(), via_name(via));
     std::vector<SessionAction> actions;
     c->session.on_open(actions);
     apply(c, actions);
@@ -112,6 +151,8 @@ Client *Server::on_established(struct lws *wsi, EioVersion v, Identity who) {
 }
 
 void Server::on_receive(Client *c, std::string_view bytes) {
+    c->bytes_in += bytes.size();
+    stats_.bytes_read += bytes.size();
     while (!bytes.empty() && !c->closing) {
         WsEvent ev;
         bytes.remove_prefix(c->rx.read(bytes, &ev));
@@ -129,8 +170,7 @@ void Server::on_receive(Client *c, std::string_view bytes) {
         case WsEvent::Kind::ping: enqueue(c, Frame::make(ws_frame(kWsOpPong, ev.payload), LWS_PRE)); break;
         case WsEvent::Kind::pong: break;
         case WsEvent::Kind::close:  // echo its code (RFC 6455 5.5.1), quietly: the client ended it
-            PSDM_LOG_DEBUG(kTag, "client %" PRIu64 " sent a close (%d)", c->id, ev.code);
-            start_close(c, ev.code == kWsCloseNoStatus ? kWsCloseNormal : ev.code, "");
+            start_close(c, ev.code == kWsCloseNoStatus ? kWsCloseNormal : ev.code, "", CloseKind::client_close);
             break;
         case WsEvent::Kind::error: request_close(c, ev.code, ev.reason); break;
         }
@@ -154,6 +194,8 @@ int Server::on_writeable(Client *c) {
         const size_t len = buf.size() - LWS_PRE;
         c->close_sent = true;
         if (lws_write(c->wsi, reinterpret_cast<unsigned char *>(&buf[LWS_PRE]), len, LWS_WRITE_RAW) < 0) return -1;
+        c->bytes_out += len;
+        stats_.bytes_written += len;
         lws_callback_on_writable(c->wsi);
         return 0;
     }
@@ -167,13 +209,24 @@ int Server::on_writeable(Client *c) {
         len = c->outbox.coalesce(buf, kCoalesceBytes, &frames);
     }
     int n = lws_write(c->wsi, buf, len, LWS_WRITE_RAW);
-    for (size_t i = 0; i < frames; i++) c->outbox.pop();
+    for (size_t i = 0; i < frames; i++) {
+        note_first_write(*c->outbox.front());
+        c->outbox.pop();
+    }
     if (n < 0) {
-        PSDM_LOG_INFO(kTag, "client %" PRIu64 ": write failed, closing", c->id);
+        c->close_kind = CloseKind::write_failed;
         return -1;
     }
+    c->bytes_out += len;
+    stats_.bytes_written += len;
     if (!c->outbox.empty() || c->closing) lws_callback_on_writable(c->wsi);
     return 0;
+}
+
+void Server::note_first_write(const Frame &f) {
+    if (f.origin_ms() < 0 || !f.first_write()) return;
+    const int64_t ms = wall_ms() - f.origin_ms();
+    latency_.observe(ms > 0 ? static_cast<double>(ms) / 1000.0 : 0.0);  // clocks of two hosts: never < 0
 }
 
 size_t Server::publish_budget_per_turn() const {
@@ -190,13 +243,28 @@ void Server::on_timer(Client *c) {
 void Server::on_closed(Client *c) {
     membership_.remove(member_of(c));
     by_id_.erase(c->id);
-    PSDM_LOG_DEBUG(kTag, "client %" PRIu64 " closed", c->id);
+    stats_.open[static_cast<size_t>(c->via)][eio_index(c->eio)]--;
+    stats_.closed[static_cast<size_t>(c->close_kind)]++;
+    std::string why;
+    switch (c->close_kind) {
+    case CloseKind::client_gone: why = "the client went away"; break;
+    case CloseKind::write_failed: why = "a write failed"; break;
+    case CloseKind::client_close: why = "the client closed (" + std::to_string(c->close_code) + ")"; break;
+    default: why = std::to_string(c->close_code) + " " + c->close_reason;
+    }
+    PSDM_LOG_INFO(kTag,
+                  "client %" PRIu64 " closed (user '%s', %s): %s; %.1f s, %zu room(s) joined, %" PRIu64
+                  " bytes in, %" PRIu64 " bytes out",
+                  c->id, c->who.user.c_str(), c->peer.c_str(), why.c_str(),
+                  static_cast<double>(monotonic_ms() - c->opened_ms) / 1000.0, c->rooms_joined, c->bytes_in,
+                  c->bytes_out);
     delete c;
     if (draining_ && by_id_.empty()) finish_drain();
 }
 
-size_t Server::publish(const Route &route) {
-    FrameRef frame = Frame::make(ws_text_frame(sio_encode_event(cfg_.ns, cfg_.event, route.payload)), LWS_PRE);
+size_t Server::publish(const Route &route, int64_t origin_ms) {
+    FrameRef frame = Frame::make(ws_text_frame(sio_encode_event(cfg_.ns, cfg_.event, route.payload)), LWS_PRE,
+                                 origin_ms);
     size_t n = 0;
     if (!route.room.empty()) n += deliver_to_room(route.room, frame);
     if (route.to_global_room && route.room != kGlobalRoom) n += deliver_to_room(kGlobalRoom, frame);
@@ -241,6 +309,7 @@ void Server::answered(MemberId m, const std::string &room, std::optional<uint64_
     Client *c = client_of(m);
     if (c->closing) return;
     if (!d.allowed) log_denial(c, room, d, "may not join");
+    if (d.allowed) c->rooms_joined++;
     if (ack_id) send_text(c, c->session.join_ack(*ack_id, d.allowed, room));
 }
 
@@ -263,6 +332,7 @@ void Server::log_denial(const Client *c, const std::string &room, const AuthzDec
 ServerStats Server::stats() const {
     ServerStats s = stats_;
     s.memberships_revoked = membership_.revoked_total();
+    for (const auto &kv : by_id_) s.backlog_bytes += kv.second->outbox.queued_bytes();
     return s;
 }
 
@@ -373,12 +443,14 @@ void Server::close_slow_consumer(Client *c, size_t incoming_bytes) {
 void Server::request_close(Client *c, int code, std::string reason) {
     if (c->closing) return;
     PSDM_LOG_INFO(kTag, "client %" PRIu64 ": closing (%d %s)", c->id, code, reason.c_str());
-    start_close(c, code, std::move(reason));
+    const CloseKind kind = close_kind_of(code, reason);
+    start_close(c, code, std::move(reason), kind);
 }
 
-void Server::start_close(Client *c, int code, std::string reason) {
+void Server::start_close(Client *c, int code, std::string reason, CloseKind kind) {
     if (c->closing) return;
     c->closing = true;
+    c->close_kind = kind;
     c->close_code = code;
     c->close_reason = std::move(reason);  // ws_close_frame keeps what fits
     membership_.leave_all(member_of(c));  // no more deliveries to it

@@ -30,6 +30,7 @@
 
 #include <libwebsockets.h>
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -44,6 +45,7 @@
 #include "fanout/membership.h"
 #include "fanout/outbox.h"
 #include "kafka/routing.h"
+#include "metrics/prometheus.h"
 #include "sio/session.h"
 #include "sio/ws_handshake.h"
 #include "sio/ws_reader.h"
@@ -53,15 +55,41 @@ struct lws;
 
 namespace psdm {
 
+// How a connection came: handed over by Apache (with an identity), or on the worker's own
+// `listen` port (anonymous).
+enum class Via { handoff, direct };
+const char *via_name(Via v);
+
+// Why a connection ended, for its close log line and the metrics.
+enum class CloseKind {
+    client_gone,       // EOF or reset without a close frame
+    client_close,      // the client's close frame, or Engine.IO close packet
+    ping_timeout,      // no pong within ping_timeout_ms
+    protocol_error,    // 1002
+    unsupported_data,  // 1003: binary
+    invalid_payload,   // 1007: not UTF-8
+    too_big,           // 1009
+    slow_consumer,     // 1013
+    server_stopping,   // 1001: SIGTERM's drain
+    internal_error,    // 1011
+    write_failed,      // the socket refused a write
+    count
+};
+const char *close_kind_name(CloseKind k);
+
 struct Client {
     Client(uint64_t client_id, struct lws *w, EioVersion v, const SessionLimits &limits, std::string sid,
-           Identity identity, size_t backlog, int64_t now_ms)
+           Identity identity, size_t backlog, int64_t now_ms, std::string peer_addr, Via via_)
         : id(client_id),
           wsi(w),
           session(v, limits, std::move(sid), now_ms),
           rx(limits.max_payload),
           outbox(backlog),
-          who(std::move(identity)) {}
+          who(std::move(identity)),
+          peer(std::move(peer_addr)),
+          via(via_),
+          eio(v),
+          opened_ms(now_ms) {}
 
     uint64_t id;  // unique for the life of the process; names it in logs and async answers
     struct lws *wsi;
@@ -78,15 +106,27 @@ struct Client {
     bool close_sent = false;
     int close_code = 0;
     std::string close_reason;
+    CloseKind close_kind = CloseKind::client_gone;  // until a close is started
+    // For its log lines and the metrics.
+    std::string peer;  // the client's address: as Apache saw it (handoff), or the socket's peer
+    Via via;
+    EioVersion eio;
+    int64_t opened_ms;
+    uint64_t bytes_in = 0, bytes_out = 0;
+    size_t rooms_joined = 0;  // joins granted over its life
 };
 
 struct ServerStats {
     uint64_t connections_total = 0;
-    uint64_t refused_over_capacity = 0;
     uint64_t records_routed = 0;
-    uint64_t deliveries = 0;
+    uint64_t deliveries = 0;  // frames queued for a client
     uint64_t slow_consumers_closed = 0;
     uint64_t memberships_revoked = 0;  // removed by a re-check (reload, expiry)
+    uint64_t bytes_written = 0, bytes_read = 0;
+    // Open connections by how they came and Engine.IO version ([via][v3, v4]).
+    std::array<std::array<uint64_t, 2>, 2> open{};
+    std::array<uint64_t, static_cast<size_t>(CloseKind::count)> closed{};  // by why
+    size_t backlog_bytes = 0;  // queued for all clients (stats() adds it up)
 };
 
 class Server : private Membership::Events {
@@ -101,9 +141,10 @@ class Server : private Membership::Events {
     // (sio/ws_handshake.h), then capacity (503).
     HttpAnswer admit(const UpgradeRequest &r) const;
 
-    // A websocket was established on `wsi` (its 101 written). Returns the new Client (owned
-    // by the server until on_closed). Queues the Engine.IO open packet.
-    Client *on_established(struct lws *wsi, EioVersion v, Identity who);
+    // A websocket was established on `wsi` (its 101 written), from `peer`, arrived `via`.
+    // Returns the new Client (owned by the server until on_closed). Queues the Engine.IO open
+    // packet; logs one line.
+    Client *on_established(struct lws *wsi, EioVersion v, Identity who, std::string peer, Via via);
 
     // Bytes the client sent (WebSocket frames, in any pieces): read with the client's
     // WsReader, messages to the Session, pings answered, a close or a protocol error closes.
@@ -112,12 +153,14 @@ class Server : private Membership::Events {
     // The socket can take a write. Returns -1 to close the connection (after its close frame).
     int on_writeable(Client *c);
 
-    // The connection is gone: leave every room, free the Client.
+    // The connection is gone: leave every room, log its close line, free the Client.
     void on_closed(Client *c);
 
     // Emits a routed Kafka record to its room and/or the global room. The frame is
     // encoded once and shared by every recipient. Returns the number of deliveries.
-    size_t publish(const Route &route);
+    // `origin_ms`: the record's timestamp (wall clock), -1 if none; the time from it to the
+    // frame's first write is the delivery latency the metrics report.
+    size_t publish(const Route &route, int64_t origin_ms = -1);
 
     // Bytes the Kafka bridge may publish per loop turn before it lets the clients'
     // writes run: a quarter of client_backlog (at most kCoalesceBytes, what one
@@ -156,6 +199,9 @@ class Server : private Membership::Events {
 
     ServerStats stats() const;
     size_t client_count() const { return by_id_.size(); }
+    const Rooms &rooms() const { return membership_.rooms(); }
+    // Seconds from a record's Kafka timestamp to the first write of its frame to a client.
+    const Histogram &delivery_latency() const { return latency_; }
     const Config &config() const { return cfg_; }
 
  private:
@@ -169,13 +215,14 @@ class Server : private Membership::Events {
     int64_t revalidate_period_ms() const;
     void schedule_revalidate();
     void enqueue(Client *c, FrameRef frame);
+    void note_first_write(const Frame &f);       // the delivery latency of a record's frame, once
     bool push_frame(Client *c, FrameRef frame);  // false: over the client's backlog, not queued
     void close_slow_consumer(Client *c, size_t incoming_bytes);
     void send_text(Client *c, std::string_view text);
     // Closes `c` with `code`: one log line, then start_close. Idempotent.
     void request_close(Client *c, int code, std::string reason);
     // The close itself, without a log line (the client's own close is not news).
-    void start_close(Client *c, int code, std::string reason);
+    void start_close(Client *c, int code, std::string reason, CloseKind kind);
     static constexpr int kCloseSecs = 5;
     // Puts the client's next heartbeat deadline into the wheel if it changed.
     void arm_timer(Client *c);
@@ -224,6 +271,7 @@ class Server : private Membership::Events {
     // gathered in (with LWS_PRE headroom) is shared by all clients (one thread).
     static constexpr size_t kCoalesceBytes = 64 * 1024;
     std::vector<unsigned char> write_scratch_;
+    Histogram latency_{{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}};
 };
 
 }  // namespace psdm

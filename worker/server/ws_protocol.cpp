@@ -135,7 +135,7 @@ const struct lws_protocols kProtocols[] = {
 const struct lws_protocols *worker_protocols() { return kProtocols; }
 
 bool accept_websocket(WorkerContext &w, struct lws_vhost *vh, int fd, const UpgradeRequest &request, EioVersion v,
-                      std::string_view early_data, Identity who) {
+                      std::string_view early_data, Identity who, std::string peer, Via via) {
     // A fresh connection's send buffer takes the ~150 bytes at once; one that does not is
     // already gone.
     const std::string answer = ws_accept_answer_bytes(request);
@@ -154,7 +154,7 @@ bool accept_websocket(WorkerContext &w, struct lws_vhost *vh, int fd, const Upgr
         PSDM_LOG_WARN(kTag, "lws could not take a websocket connection");
         return false;
     }
-    Client *c = w.server->on_established(wsi, v, std::move(who));
+    Client *c = w.server->on_established(wsi, v, std::move(who), std::move(peer), via);
     lws_set_opaque_user_data(wsi, c);
     if (!early_data.empty()) w.server->on_receive(c, early_data);
     return true;

@@ -21,6 +21,7 @@
 #include <string_view>
 
 #include "authz/authz.h"
+#include "server/server.h"
 #include "sio/sio_codec.h"
 #include "sio/ws_handshake.h"
 
@@ -47,10 +48,11 @@ const struct lws_protocols *worker_protocols();
 // Takes over a client connection whose upgrade Server::admit accepted (`request` views its
 // head, `v` is the verdict's Engine.IO version, `early_data` what the client sent after its
 // head): writes the 101, has lws carry the socket on `vh` as a raw socket of
-// kSocketIoProtocol, creates its Client with `who` (empty: anonymous) and reads the early
-// data as its first frames. Returns false when the client was gone before its 101 or lws
-// could not take it. Either way `fd` is no longer the caller's.
+// kSocketIoProtocol, creates its Client with `who` (empty: anonymous), `peer` (the client's
+// address, for logs) and `via`, and reads the early data as its first frames. Returns false
+// when the client was gone before its 101 or lws could not take it. Either way `fd` is no
+// longer the caller's.
 bool accept_websocket(WorkerContext &w, struct lws_vhost *vh, int fd, const UpgradeRequest &request, EioVersion v,
-                      std::string_view early_data, Identity who);
+                      std::string_view early_data, Identity who, std::string peer, Via via);
 
 }  // namespace psdm
