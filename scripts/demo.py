@@ -2,17 +2,19 @@
 """make demo: the whole stack on embedded defaults, until Ctrl-C.
 
 Starts, on loopback, the Kafka-protocol broker, psdm_socketd behind its handoff
-socket, a private Apache on http://127.0.0.1:8080/ with mod_psdm_socket loaded and a
-demo identity set as WebAuth would (WEBAUTH_USER=demo), and a sample producer that
-publishes elog-like messages for two experiments and an `experiments` message now
-and then. Prints the URL of the demo page and how to publish your own message.
+socket (with its admin listener on), a private Apache on http://127.0.0.1:8080/ with
+mod_psdm_socket loaded and a demo identity set as WebAuth would (WEBAUTH_USER=demo),
+and a sample producer that publishes elog-like messages for two experiments and an
+`experiments` message now and then. `/` redirects to the demo page, which shows the
+live messages and the worker's metrics (/metrics and /healthz of the admin listener,
+proxied by Apache under /psdm_admin/). Prints the URL of the demo page and how to
+publish your own message. start_demo() is what the tests start (test_demo.py).
 """
 import argparse
 import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -43,6 +45,33 @@ def sample_producer(broker, stop):
             print(f"demo: producing failed: {e}", file=sys.stderr)
 
 
+class Demo:
+    """The running demo stack: .broker, .worker, .httpd (from stack.start), .url of the
+    page, .metrics_url of the proxied admin listener; stop() stops the producer (the
+    harness stops the processes)."""
+
+    def __init__(self, broker, worker, httpd, stop):
+        self.broker, self.worker, self.httpd, self._stop = broker, worker, httpd, stop
+        self.url = f"{httpd.url}/"
+        self.metrics_url = f"{httpd.url}/psdm_admin/metrics"
+
+    def stop(self):
+        self._stop.set()
+
+
+def start_demo(h, port=None, producer=True):
+    """Starts the demo in harness h: the stack with the demo ACL and the worker's admin
+    listener (on a free loopback port, proxied by Apache under /psdm_admin/), Apache on
+    `port` (default a free one), and with producer the sample producer thread. Raises
+    harness.HarnessError when a part does not start."""
+    import stack  # after PSDM_BUILD_DIR is set
+    broker, worker, httpd, _ = stack.start(h, port=port, authz=stack.demo_acl(h), admin=True)
+    stop = threading.Event()
+    if producer:
+        threading.Thread(target=sample_producer, args=(broker, stop), daemon=True).start()
+    return Demo(broker, worker, httpd, stop)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build-dir", default=None)
@@ -51,38 +80,46 @@ def main():
     if args.build_dir:
         os.environ["PSDM_BUILD_DIR"] = args.build_dir
     import harness  # after PSDM_BUILD_DIR is set
-    import stack
 
     log_root = tempfile.mkdtemp(prefix="psdm-demo-")
     h = harness.Harness("demo", log_root=log_root)
-    stop = threading.Event()
+    demo = None
     try:
         try:
             if harness.port_open(args.port):
                 raise harness.HarnessError(f"port {args.port} is in use; try: make demo DEMO_PORT=8081")
-            acl = stack.demo_acl(h)
-            broker, worker, httpd, _ = stack.start(h, port=args.port, authz=acl)
-        except harness.HarnessError as e:
+            demo = start_demo(h, port=args.port)
+        except (harness.HarnessError, KeyboardInterrupt) as e:
             print(f"demo: {e}", file=sys.stderr)
             h.close(failed=True)
             return 1
-        threading.Thread(target=sample_producer, args=(broker, stop), daemon=True).start()
         print(f"""
 psdm-socket demo is running (logs in {h.run_dir})
 
-  Open  {httpd.url}/demo/
+  Open  {demo.url}
         live messages for an experiment and for the global room, as user 'demo'
-        (who may read xpptut15 and mfxc00118, but not secret_exp)
+        (who may read xpptut15 and mfxc00118, but not secret_exp), and the worker's
+        metrics: {demo.metrics_url}
+        (its admin listener, 127.0.0.1:{demo.worker.admin_port}, proxied by Apache)
 
   Publish your own message:
-    echo '{{"experiment_name":"xpptut15","content":"hello"}}' | kcat -P -b {broker.bootstrap} -t elog
+    echo '{{"experiment_name":"xpptut15","content":"hello"}}' | kcat -P -b {demo.broker.bootstrap} -t elog
 
 Ctrl-C stops everything.""", flush=True)
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        # Ctrl-C (SIGINT) and SIGTERM raise KeyboardInterrupt here. (Not sigwait: the
+        # mask it needs would be inherited by every process started, which would then
+        # ignore the harness's SIGTERM and wait for its SIGKILL.)
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            pass
         print("demo: stopping", flush=True)
         return 0
     finally:
-        stop.set()
+        for s in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C does not cut the cleanup short
+            signal.signal(s, signal.SIG_IGN)
+        if demo:
+            demo.stop()
         try:
             h.close(failed=False)
         except harness.HarnessError as e:
@@ -90,6 +127,10 @@ Ctrl-C stops everything.""", flush=True)
         shutil.rmtree(log_root, ignore_errors=True)
 
 
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
 if __name__ == "__main__":
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    signal.signal(signal.SIGTERM, _interrupted)  # stops what started, as Ctrl-C does
     sys.exit(main())

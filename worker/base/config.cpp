@@ -137,13 +137,6 @@ constexpr std::string_view kNameChars =
 
 bool only_name_chars(std::string_view s) { return s.find_first_not_of(kNameChars) == std::string_view::npos; }
 
-// Kafka's rule for topic names (its Topic.validate): 1 to 249 of [a-zA-Z0-9._-], not "." or "..".
-constexpr size_t kMaxTopicName = 249;
-
-bool kafka_topic_ok(std::string_view t) {
-    return !t.empty() && t.size() <= kMaxTopicName && t != "." && t != ".." && only_name_chars(t);
-}
-
 // Comma list: entries trimmed, none empty, no duplicates. An empty value gives an empty list.
 bool parse_list(std::string_view v, std::vector<std::string> *out, std::string *why) {
     std::vector<std::string> items;
@@ -171,12 +164,12 @@ bool parse_list(std::string_view v, std::vector<std::string> *out, std::string *
     return true;
 }
 
-// A list of Kafka topic names (parse_list, then kafka_topic_ok for each).
+// A list of Kafka topic names (parse_list, then kafka_topic_name_ok for each).
 bool parse_topics(std::string_view v, std::vector<std::string> *out, std::string *why) {
     std::vector<std::string> topics;
     if (!parse_list(v, &topics, why)) return false;
     for (const std::string &t : topics) {
-        if (!kafka_topic_ok(t)) {
+        if (!kafka_topic_name_ok(t)) {
             *why = quote(t) + " is not a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -, not '.' or '..')";
             return false;
         }
@@ -685,6 +678,10 @@ bool is_sensitive(const std::string &name) {
 }
 
 }  // namespace
+
+bool kafka_topic_name_ok(std::string_view t) {
+    return !t.empty() && t.size() <= kMaxKafkaTopicName && t != "." && t != ".." && only_name_chars(t);
+}
 
 bool config_parse(std::string_view text, std::string_view source, const std::vector<std::string> &overrides,
                   Config *out, ConfigError *err) {

@@ -138,6 +138,11 @@ struct Config {
     unsigned shutdown_timeout_ms = defaults::kShutdownTimeoutMs;
 };
 
+// Kafka's rule for topic names (its Topic.validate): 1 to kMaxKafkaTopicName of
+// [a-zA-Z0-9._-], not "." or "..". The config's topics, and positions (kafka/position.h).
+inline constexpr size_t kMaxKafkaTopicName = 249;
+bool kafka_topic_name_ok(std::string_view topic);
+
 struct ConfigError {
     std::string message;  // "FILE:LINE: ...", "-o: ..." or "FILE: ..."
 };

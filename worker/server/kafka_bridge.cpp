@@ -85,10 +85,13 @@ size_t KafkaBridge::on_record(const KafkaRecord &rec) {
     if (it == topics_.end()) it = topics_.emplace(std::string(rec.topic), TopicCounters{}).first;
     TopicCounters &t = it->second;
     t.consumed++;
+    // Kafka's own topic names and offsets: always within position.h's forms.
+    const bool positioned = rec.offset >= 0 && rec.offset < kMaxPositionOffset && kafka_topic_name_ok(rec.topic);
     Route route = route_kafka_record(rec.topic, rec.value, routing_);
     if (route.status == RouteStatus::ok) {
         t.routed++;
-        server_.publish(route, rec.timestamp_ms);
+        server_.publish(route, rec.timestamp_ms,
+                        positioned ? record_position(rec.topic, rec.partition, rec.offset) : std::string());
         return route.payload.size();
     }
     t.skipped[static_cast<size_t>(route.status)]++;

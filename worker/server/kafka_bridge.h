@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "kafka/kafka_consumer.h"
+#include "kafka/position.h"
 #include "kafka/routing.h"
 #include "server/server.h"
 

@@ -209,15 +209,17 @@ std::string sio_encode_connect_error(EioVersion v, std::string_view nsp, std::st
     return out;
 }
 
-std::string sio_encode_event(std::string_view nsp, std::string_view event, std::string_view json_arg) {
+std::string sio_encode_event(std::string_view nsp, std::string_view event, std::string_view json_arg,
+                             std::string_view json_arg2) {
     std::string out;
-    out.reserve(8 + nsp.size() + event.size() + json_arg.size());
+    out.reserve(9 + nsp.size() + event.size() + json_arg.size() + json_arg2.size());
     append_prefix(out, '2', nsp);
     out += '[';
     out += json_escape_string(event);
-    if (!json_arg.empty()) {
+    for (std::string_view arg : {json_arg, json_arg2}) {
+        if (arg.empty()) continue;
         out += ',';
-        out.append(json_arg);
+        out.append(arg);
     }
     out += ']';
     return out;
