@@ -38,7 +38,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size > 8 && data[size - 1] == 0xFF) cfg.max_payload = data[size - 2];
     cfg.global_room_topics = {"experiments", "g"};
 
-    const psdm::Route r = psdm::route_kafka_record(topic, value, cfg);
+    // Half the inputs with a position (what the worker passes: always plain ASCII).
+    const std::string position = (data[0] & 0x80) ? "elog/" + std::to_string(size) + "/" + std::to_string(topic_len)
+                                                  : "";
+    const psdm::Route r = psdm::route_kafka_record(topic, value, cfg, position);
     CHECK(std::strcmp(psdm::route_status_name(r.status), "unknown") != 0);
     const bool global = topic == "experiments" || topic == "g";
     CHECK(r.to_global_room == global);
@@ -64,10 +67,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     CHECK(root != nullptr && cJSON_IsObject(root.get()));
     const cJSON *type = nullptr;
     const cJSON *room = nullptr;
+    const cJSON *pos = nullptr;
     for (const cJSON *i = root->child; i != nullptr; i = i->next) {
         if (std::strcmp(i->string, "psdm_ws_msg_type") == 0) type = i;
+        if (std::strcmp(i->string, "psdm_ws_msg_position") == 0) pos = i;
         if (cfg.room_field == i->string) room = i;
     }
+    // The last psdm_ws_msg_position is ours (the one a browser keeps).
+    if (!position.empty()) CHECK(pos != nullptr && cJSON_IsString(pos) && position == pos->valuestring);
     CHECK(type != nullptr && cJSON_IsString(type));
     const psdm::JsonPtr topic_json = psdm::json_parse_strict(psdm::json_escape_string(topic));
     CHECK(topic_json != nullptr && std::strcmp(type->valuestring, topic_json->valuestring) == 0);

@@ -190,23 +190,12 @@ def record(seq):
     return msg("xpptut15", seq, pad="p" * 120)
 
 
-LOST_POSITION = (
-    "product bug (worker/kafka/kafka_consumer.cpp): the consumer neither commits nor stores offsets "
-    "(enable.auto.commit=false, enable.auto.offset.store=false) and on_rebalance() assigns the partitions "
-    "as given (offset RD_KAFKA_OFFSET_INVALID). When librdkafka's session times out during the outage "
-    "(SESSTMOUT: 'revoking assignment and rejoining group') and the group assigns the partitions again, "
-    "the position is taken from auto.offset.reset: with 'latest' (the default, production) every record "
-    "appended between the revoke and the re-assignment is skipped (here the 20 records acknowledged "
-    "just after the broker came back); with 'earliest' the whole partition is delivered again. "
-    "Any Kafka outage longer than session.timeout.ms (45 s by default) does it.")
-
-
 @pytest.mark.parametrize("outage_s, session_timeout_ms", [
     (2, 45000),
     (12, 45000),
     # An outage longer than the consumer's session timeout (6 s here, 45 s by default):
     # the consumer leaves its group and joins it again when the broker is back.
-    pytest.param(12, 6000, marks=pytest.mark.xfail(strict=True, reason=LOST_POSITION)),
+    (12, 6000),
 ], ids=["2s", "12s", "12s-past-session-timeout"])
 def test_no_record_lost_or_doubled_across_a_broker_outage(harness, outage_s, session_timeout_ms):
     # The worker as deployed: it starts at the latest offsets (auto.offset.reset is

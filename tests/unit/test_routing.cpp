@@ -228,6 +228,20 @@ void test_nesting_depth(void **) {
     assert_true(route_exact("runs", std::string(100000, '['), cfg).status == RouteStatus::not_json);
 }
 
+// With a position, it follows the type field; a record's own psdm_ws_msg_position loses.
+void test_position_field(void **) {
+    RoutingConfig cfg;
+    Route r = psdm::route_kafka_record("elog", R"({"experiment_name":"x","psdm_ws_msg_position":"forged"})", cfg,
+                                       "elog/3/1234");
+    assert_true(r.status == RouteStatus::ok);
+    assert_string_equal(r.payload.c_str(),
+                        R"({"experiment_name":"x","psdm_ws_msg_position":"forged","psdm_ws_msg_type":"elog",)"
+                        R"("psdm_ws_msg_position":"elog/3/1234"})");
+    r = psdm::route_kafka_record("experiments", "{}", cfg, "experiments/0/0");
+    assert_string_equal(r.payload.c_str(),
+                        R"({"psdm_ws_msg_type":"experiments","psdm_ws_msg_position":"experiments/0/0"})");
+}
+
 void test_status_names(void **) {
     assert_string_equal(psdm::route_status_name(RouteStatus::ok), "ok");
     assert_string_equal(psdm::route_status_name(RouteStatus::too_large), "too_large");
@@ -243,7 +257,7 @@ int main() {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_table),         cmocka_unit_test(test_too_large_boundary),
         cmocka_unit_test(test_custom_config), cmocka_unit_test(test_nesting_depth),
-        cmocka_unit_test(test_status_names),
+        cmocka_unit_test(test_status_names),  cmocka_unit_test(test_position_field),
     };
     return cmocka_run_group_tests(tests, nullptr, nullptr);
 }

@@ -157,6 +157,14 @@ size_t KafkaConsumer::poll(int timeout_ms, size_t max_records,
         KafkaRecord rec{rd_kafka_topic_name(rkm->rkt), rkm->partition, rkm->offset,
                         std::string_view(static_cast<const char *>(rkm->payload), rkm->payload ? rkm->len : 0),
                         rd_kafka_message_timestamp(rkm.get(), nullptr)};
+        auto topic = next_.find(rec.topic);  // allocates once per topic, no more
+        if (topic == next_.end()) topic = next_.emplace(std::string(rec.topic), std::vector<int64_t>{}).first;
+        std::vector<int64_t> &next = topic->second;
+        if (rec.partition >= 0) {
+            if (static_cast<size_t>(rec.partition) >= next.size())
+                next.resize(static_cast<size_t>(rec.partition) + 1, -1);
+            next[static_cast<size_t>(rec.partition)] = rec.offset + 1;
+        }
         on_record(rec);
         served++;
     }
@@ -169,6 +177,20 @@ void KafkaConsumer::on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kaf
     guarded("Kafka rebalance callback", [&] {
         auto *self = static_cast<KafkaConsumer *>(opaque);
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+            int resumed = 0;
+            for (int i = 0; i < parts->cnt; i++) {  // where the worker stands, if it served there before
+                rd_kafka_topic_partition_t &p = parts->elems[i];
+                auto it = self->next_.find(std::string_view(p.topic));
+                if (it == self->next_.end() || p.partition < 0 ||
+                    static_cast<size_t>(p.partition) >= it->second.size() ||
+                    it->second[static_cast<size_t>(p.partition)] < 0)
+                    continue;
+                p.offset = it->second[static_cast<size_t>(p.partition)];
+                resumed++;
+            }
+            if (resumed > 0)
+                PSDM_LOG_INFO(kTag, "group %s: %d partition(s) resume where the worker stood", self->group_id_.c_str(),
+                              resumed);
             rd_kafka_assign(rk, parts);
             self->assigned_partitions_ = parts->cnt;
             PSDM_LOG_INFO(kTag, "group %s: assigned %d partition(s)", self->group_id_.c_str(), parts->cnt);

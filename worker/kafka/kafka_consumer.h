@@ -114,6 +114,11 @@ class KafkaConsumer {
     UniqueFd wake_read_, wake_write_;
     std::string group_id_;
     int assigned_partitions_ = 0;
+    // Where the worker stands: for each partition it served a record of, one past that
+    // record's offset (by topic, then partition number; -1: none yet). An assignment starts
+    // there, not at auto.offset.reset: after the group took the partitions away (a session
+    // timeout during a broker outage, a rebalance), no record is skipped nor served twice.
+    std::map<std::string, std::vector<int64_t>, std::less<>> next_;
     uint64_t errors_ = 0;
     int64_t last_error_log_ms_ = 0;
 };

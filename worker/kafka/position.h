@@ -8,7 +8,8 @@
 // THE FORMS (the contract with js/websocket_client.js and any page that keeps positions):
 //
 //   record position   "TOPIC/PARTITION/OFFSET"   e.g. "elog/0/1234"
-//       The trailing argument of each psdm_ws_msg event: the record's own position.
+//       The field "psdm_ws_msg_position" of each psdm_ws_msg event's object (routing.h): the
+//       record's own position.
 //   partition key     "TOPIC/PARTITION"          e.g. "elog/0"
 //   positions         {"elog/0": 1235, "experiments/0": 88}
 //       For each partition key, the NEXT offset: one past the last record the client has

@@ -26,7 +26,8 @@ bool topic_is_global(std::string_view topic, const RoutingConfig &cfg) {
 
 }  // namespace
 
-Route route_kafka_record(std::string_view topic, std::string_view value, const RoutingConfig &cfg) {
+Route route_kafka_record(std::string_view topic, std::string_view value, const RoutingConfig &cfg,
+                         std::string_view position) {
     Route r;
     r.to_global_room = topic_is_global(topic, cfg);
 
@@ -61,14 +62,22 @@ Route route_kafka_record(std::string_view topic, std::string_view value, const R
         return r;
     }
 
-    // Splice ,"psdm_ws_msg_type":"<topic>" in before the closing brace.
+    // Splice ,"psdm_ws_msg_type":"<topic>"[,"psdm_ws_msg_position":"<position>"] in before the
+    // closing brace.
     const bool empty_object = root->child == nullptr;
-    r.payload.reserve(text.size() + kMsgTypeField.size() + 6 * topic.size() + 8);
+    r.payload.reserve(text.size() + kMsgTypeField.size() + 6 * topic.size() + kMsgPositionField.size() +
+                      6 * position.size() + 12);
     r.payload.append(text.data(), text.size() - 1);
     if (!empty_object) r.payload += ',';
     r.payload += json_escape_string(kMsgTypeField);
     r.payload += ':';
     r.payload += json_escape_string(topic);  // a topic is any bytes: escaped, invalid UTF-8 replaced
+    if (!position.empty()) {
+        r.payload += ',';
+        r.payload += json_escape_string(kMsgPositionField);
+        r.payload += ':';
+        r.payload += json_escape_string(position);
+    }
     r.payload += '}';
     r.status = RouteStatus::ok;
     return r;

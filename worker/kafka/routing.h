@@ -3,7 +3,10 @@
 // A record's value is a JSON object. Its room is the string value of cfg.room_field (by
 // default "experiment_name"); records of the topics in cfg.global_room_topics also go to
 // kGlobalRoom, and may lack the room field. The clients receive the object itself with
-// "psdm_ws_msg_type":"<topic>" added, so they can tell the record kinds apart.
+// "psdm_ws_msg_type":"<topic>" added, so they can tell the record kinds apart, and
+// "psdm_ws_msg_position":"<topic>/<partition>/<offset>" (kafka/position.h), so that they can
+// resume after it. Fields, not extra event arguments: a python-socketio handler written for one
+// argument fails on every event that has two.
 //
 // The payload is spliced into the record's own text, never re-serialised: cJSON stores
 // numbers as double, so re-serialising would corrupt 64-bit integer ids (and cost time).
@@ -30,6 +33,7 @@ struct RoutingConfig {
 
 inline constexpr std::string_view kGlobalRoom = "the_global_room";
 inline constexpr std::string_view kMsgTypeField = "psdm_ws_msg_type";
+inline constexpr std::string_view kMsgPositionField = "psdm_ws_msg_position";
 
 enum class RouteStatus {
     ok,
@@ -48,9 +52,10 @@ struct Route {
     // The topic is in cfg.global_room_topics. Set whatever the status, for the caller's log.
     bool to_global_room = false;
     // status ok only: the object's text, leading/trailing whitespace trimmed, with
-    // ,"psdm_ws_msg_type":<topic as a JSON string> inserted before its closing brace (no comma
-    // for an empty object). JSON parsers keep the last of duplicate keys, so this one wins
-    // over a psdm_ws_msg_type the record may already have.
+    // ,"psdm_ws_msg_type":<topic as a JSON string> (and, given a position,
+    // ,"psdm_ws_msg_position":<position as a JSON string>) inserted before its closing brace
+    // (no first comma for an empty object). JSON parsers keep the last of duplicate keys, so
+    // these win over fields of the same names the record may already have.
     std::string payload;
 };
 
@@ -72,7 +77,9 @@ struct Route {
 //
 // Complexity: O(value.size()) plus cJSON's allocations for the parse tree; the payload is
 // built with one allocation. value need not be NUL-terminated; it is never read past its end.
-Route route_kafka_record(std::string_view topic, std::string_view value, const RoutingConfig &cfg);
+// `position`: the record's position (kafka/position.h's record_position), or empty for none.
+Route route_kafka_record(std::string_view topic, std::string_view value, const RoutingConfig &cfg,
+                         std::string_view position = {});
 
 // "ok", "too_large", "not_json", "not_object", "no_room_field". Never null.
 const char *route_status_name(RouteStatus status);

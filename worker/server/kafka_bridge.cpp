@@ -86,12 +86,14 @@ size_t KafkaBridge::on_record(const KafkaRecord &rec) {
     TopicCounters &t = it->second;
     t.consumed++;
     // Kafka's own topic names and offsets: always within position.h's forms.
-    const bool positioned = rec.offset >= 0 && rec.offset < kMaxPositionOffset && kafka_topic_name_ok(rec.topic);
-    Route route = route_kafka_record(rec.topic, rec.value, routing_);
+    const bool positioned = rec.offset >= 0 && rec.offset <= kMaxPositionOffset && rec.partition >= 0 &&
+                            kafka_topic_name_ok(rec.topic);
+    Route route = route_kafka_record(
+        rec.topic, rec.value, routing_,
+        positioned ? record_position(rec.topic, rec.partition, rec.offset) : std::string());
     if (route.status == RouteStatus::ok) {
         t.routed++;
-        server_.publish(route, rec.timestamp_ms,
-                        positioned ? record_position(rec.topic, rec.partition, rec.offset) : std::string());
+        server_.publish(route, rec.timestamp_ms);
         return route.payload.size();
     }
     t.skipped[static_cast<size_t>(route.status)]++;

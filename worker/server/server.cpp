@@ -8,7 +8,6 @@
 #include <random>
 
 #include "base/c_boundary.h"
-#include "base/json.h"
 #include "base/log.h"
 #include "sio/ws_frame.h"
 
@@ -263,9 +262,8 @@ void Server::on_closed(Client *c) {
     if (draining_ && by_id_.empty()) finish_drain();
 }
 
-size_t Server::publish(const Route &route, int64_t origin_ms, std::string_view position) {
-    const std::string pos_json = position.empty() ? std::string() : json_escape_string(position);
-    FrameRef frame = Frame::make(ws_text_frame(sio_encode_event(cfg_.ns, cfg_.event, route.payload, pos_json)), LWS_PRE,
+size_t Server::publish(const Route &route, int64_t origin_ms) {
+    FrameRef frame = Frame::make(ws_text_frame(sio_encode_event(cfg_.ns, cfg_.event, route.payload)), LWS_PRE,
                                  origin_ms);
     size_t n = 0;
     if (!route.room.empty()) n += deliver_to_room(route.room, frame);

@@ -159,10 +159,8 @@ class Server : private Membership::Events {
     // Emits a routed Kafka record to its room and/or the global room. The frame is
     // encoded once and shared by every recipient. Returns the number of deliveries.
     // `origin_ms`: the record's timestamp (wall clock), -1 if none; the time from it to the
-    // frame's first write is the delivery latency the metrics report. `position`: the
-    // record's position (kafka/position.h, "elog/0/1234"), sent as the event's last argument;
-    // empty: none.
-    size_t publish(const Route &route, int64_t origin_ms = -1, std::string_view position = {});
+    // frame's first write is the delivery latency the metrics report.
+    size_t publish(const Route &route, int64_t origin_ms = -1);
 
     // Bytes the Kafka bridge may publish per loop turn before it lets the clients'
     // writes run: a quarter of client_backlog (at most kCoalesceBytes, what one

@@ -209,17 +209,15 @@ std::string sio_encode_connect_error(EioVersion v, std::string_view nsp, std::st
     return out;
 }
 
-std::string sio_encode_event(std::string_view nsp, std::string_view event, std::string_view json_arg,
-                             std::string_view json_arg2) {
+std::string sio_encode_event(std::string_view nsp, std::string_view event, std::string_view json_arg) {
     std::string out;
-    out.reserve(9 + nsp.size() + event.size() + json_arg.size() + json_arg2.size());
+    out.reserve(8 + nsp.size() + event.size() + json_arg.size());
     append_prefix(out, '2', nsp);
     out += '[';
     out += json_escape_string(event);
-    for (std::string_view arg : {json_arg, json_arg2}) {
-        if (arg.empty()) continue;
+    if (!json_arg.empty()) {
         out += ',';
-        out.append(arg);
+        out.append(json_arg);
     }
     out += ']';
     return out;

@@ -130,11 +130,10 @@ std::string sio_encode_connect_ack(EioVersion v, std::string_view nsp, std::stri
 //   v3: 44/nsp,"Invalid namespace"
 std::string sio_encode_connect_error(EioVersion v, std::string_view nsp, std::string_view message);
 
-// Event, identical for v3 and v4: 42/psdm_ws,["psdm_ws_msg",{...},"elog/0/12"]
-// `event` is JSON-escaped; each of `json_args` must already be JSON and is inserted verbatim,
-// in order. An empty json_arg means "no argument": 42/psdm_ws,["psdm_ws_msg"].
-std::string sio_encode_event(std::string_view nsp, std::string_view event, std::string_view json_arg,
-                             std::string_view json_arg2 = {});
+// Event, identical for v3 and v4: 42/psdm_ws,["psdm_ws_msg",{...}]
+// `event` is JSON-escaped; `json_arg` must already be JSON and is inserted verbatim. An empty
+// json_arg means "no argument": 42/psdm_ws,["psdm_ws_msg"].
+std::string sio_encode_event(std::string_view nsp, std::string_view event, std::string_view json_arg);
 
 // Acknowledgement: 43/psdm_ws,12[...]. `json_args_array` must be a JSON array and is inserted
 // verbatim; empty means "[]".
