@@ -268,6 +268,10 @@ const Case kCases[] = {
     {"shutdown_timeout_ms", "0", true, "0"},
     {"shutdown_timeout_ms", "600000", true, "600000"},
     {"shutdown_timeout_ms", "600001", false, "must be between 0 and 600000"},
+    {"recovery_window_ms", "0", true, "0"},
+    {"recovery_window_ms", "86400001", false, "must be between 0 and 86400000"},
+    {"recovery_max_bytes", "0", true, "0"},
+    {"recovery_max_bytes", "1024M", true, "1073741824"},
     {"authz_max_in_flight", "1", true, "1"},
     {"authz_max_in_flight", "1024", true, "1024"},
     {"authz_max_in_flight", "0", false, "must be between 1 and 1024, got '0'"},
@@ -345,6 +349,8 @@ void test_defaults(void **) {
     assert_int_equal(c.authz_allow_ttl_ms, 60000);
     assert_int_equal(c.authz_deny_ttl_ms, 10000);
     assert_int_equal(c.shutdown_timeout_ms, 5000);
+    assert_int_equal(c.recovery_window_ms, 300000);
+    assert_int_equal(c.recovery_max_bytes, 64 * 1024 * 1024);
     assert_int_equal(c.authz_max_in_flight, 16);
     // The defaults of the struct are those of the parser.
     Config copy = d;
@@ -531,10 +537,10 @@ void test_dump(void **) {
     Config back;
     assert_true(parse(dump, {}, &back, &msg));
     assert_string_equal(psdm::config_dump(back).c_str(), dump.c_str());
-    // One line per key: 24 keys + 2 kafka properties.
+    // One line per key: 26 keys + 2 kafka properties.
     size_t lines = 0;
     for (char ch : dump) lines += ch == '\n';
-    assert_int_equal(lines, 26);
+    assert_int_equal(lines, 28);
 }
 
 void test_topic_name_length(void **) {

@@ -453,6 +453,10 @@ const Key kKeys[] = {
      get_number<unsigned, &Config::authz_deny_ttl_ms>},
     {"shutdown_timeout_ms", set_ms<&Config::shutdown_timeout_ms, 0, kConfigShutdownMaxMs>,
      get_number<unsigned, &Config::shutdown_timeout_ms>},
+    {"recovery_window_ms", set_ms<&Config::recovery_window_ms, 0, kConfigRecoveryMaxMs>,
+     get_number<unsigned, &Config::recovery_window_ms>},
+    {"recovery_max_bytes", set_size<&Config::recovery_max_bytes, 0, SIZE_MAX>,
+     get_number<size_t, &Config::recovery_max_bytes>},
     {"authz_max_in_flight", set_count<&Config::authz_max_in_flight, kConfigAuthzInFlightMin, kConfigAuthzInFlightMax>,
      get_number<size_t, &Config::authz_max_in_flight>},
 };

@@ -40,6 +40,7 @@ namespace psdm {
 constexpr unsigned kConfigPingMinMs = 1000;           // ping_interval_ms, ping_timeout_ms: 1 s ..
 constexpr unsigned kConfigPingMaxMs = 3600000;        //   .. 1 h
 constexpr unsigned kConfigShutdownMaxMs = 600000;     // shutdown_timeout_ms: 0 .. 10 min
+constexpr unsigned kConfigRecoveryMaxMs = 86400000;   // recovery_window_ms: 0 .. 1 day
 constexpr unsigned kConfigAuthzTimeoutMinMs = 100;    // authz_timeout_ms: 100 ms ..
 constexpr unsigned kConfigAuthzTimeoutMaxMs = 60000;  //   .. 60 s
 constexpr unsigned kConfigAuthzAllowTtlMinMs = 1000;  // authz_allow_ttl_ms: 1 s ..
@@ -76,6 +77,8 @@ inline constexpr unsigned kAuthzAllowTtlMs = 60000;
 inline constexpr unsigned kAuthzDenyTtlMs = 10000;
 inline constexpr size_t kAuthzMaxInFlight = 16;
 inline constexpr unsigned kShutdownTimeoutMs = 5000;
+inline constexpr unsigned kRecoveryWindowMs = 300000;          // 5 minutes
+inline constexpr size_t kRecoveryMaxBytes = 64 * 1024 * 1024;  // ~100 000 records of 500 bytes
 }  // namespace defaults
 
 struct Config {
@@ -136,6 +139,10 @@ struct Config {
     // SIGTERM: how long the worker waits for its clients' close frames (and what was queued
     // before them) to leave before it exits anyway. 0 = exit at once.
     unsigned shutdown_timeout_ms = defaults::kShutdownTimeoutMs;
+    // The records kept in memory for clients that resume (fanout/replay_window.h): at most
+    // this old and, all partitions together, this many bytes. 0 bytes: none kept.
+    unsigned recovery_window_ms = defaults::kRecoveryWindowMs;
+    size_t recovery_max_bytes = defaults::kRecoveryMaxBytes;
 };
 
 // Kafka's rule for topic names (its Topic.validate): 1 to kMaxKafkaTopicName of

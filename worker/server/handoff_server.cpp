@@ -1,13 +1,18 @@
 #include "server/handoff_server.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <pwd.h>
+#include <systemd/sd-daemon.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cctype>
+#include <cstdlib>
 #include <cstring>
 
 #include "handoff/handoff_io.h"
@@ -39,7 +44,90 @@ struct HandoffConn {
 HandoffServer::HandoffServer(const Config &cfg, WorkerContext &worker) : cfg_(cfg), worker_(worker) {}
 
 HandoffServer::~HandoffServer() {
-    if (created_socket_file_) unlink(cfg_.handoff_socket.c_str());
+    // Only the file this worker bound: a successor (or systemd's socket unit, started while
+    // this worker stopped) may have bound a new socket at the same path meanwhile.
+    struct stat st;
+    if (created_socket_file_ && lstat(cfg_.handoff_socket.c_str(), &st) == 0 && st.st_dev == socket_dev_ &&
+        st.st_ino == socket_ino_)
+        unlink(cfg_.handoff_socket.c_str());
+}
+
+// What a descriptor is, for an error message: "a TCP socket listening on 127.0.0.1:8080",
+// "a Unix datagram socket on /run/x.sock", "a descriptor that is not a socket".
+static std::string describe_fd(int fd) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return "descriptor " + std::to_string(fd) + " (" + strerror(errno) + ")";
+    if (!S_ISSOCK(st.st_mode)) return "a descriptor that is not a socket";
+    int domain = 0, type = 0, listening = 0;
+    socklen_t len = sizeof domain;
+    getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len);
+    len = sizeof type;
+    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
+    len = sizeof listening;
+    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len);
+    struct sockaddr_storage ss {};
+    len = sizeof ss;
+    getsockname(fd, reinterpret_cast<struct sockaddr *>(&ss), &len);
+    const char *how = listening ? " listening on " : " (not listening) on ";
+    if (domain == AF_UNIX) {
+        const char *kind = type == SOCK_STREAM      ? "stream"
+                           : type == SOCK_DGRAM     ? "datagram"
+                           : type == SOCK_SEQPACKET ? "seqpacket"
+                                                    : "other";
+        const auto *sun = reinterpret_cast<const struct sockaddr_un *>(&ss);
+        const size_t n = len > offsetof(struct sockaddr_un, sun_path) ? len - offsetof(struct sockaddr_un, sun_path)
+                                                                      : 0;
+        std::string where = n == 0                  ? std::string("no path")
+                            : sun->sun_path[0] == 0 ? "@" + std::string(sun->sun_path + 1, n - 1)  // abstract
+                                                    : std::string(sun->sun_path, strnlen(sun->sun_path, n));
+        return std::string("a Unix ") + kind + " socket" + how + where;
+    }
+    if (domain == AF_INET || domain == AF_INET6) {
+        char host[INET6_ADDRSTRLEN] = "?";
+        unsigned port = 0;
+        if (ss.ss_family == AF_INET) {
+            const auto *sin = reinterpret_cast<const struct sockaddr_in *>(&ss);
+            inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
+            port = ntohs(sin->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            const auto *sin6 = reinterpret_cast<const struct sockaddr_in6 *>(&ss);
+            inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
+            port = ntohs(sin6->sin6_port);
+        }
+        const bool v6 = ss.ss_family == AF_INET6;
+        return std::string("a ") +
+               (type == SOCK_STREAM  ? "TCP"
+                : type == SOCK_DGRAM ? "UDP"
+                                     : "IP") +
+               " socket" + how + (v6 ? "[" : "") + host + (v6 ? "]" : "") + ":" + std::to_string(port);
+    }
+    return "a socket of address family " + std::to_string(domain);
+}
+
+int handoff_socket_from_systemd(const std::string &path, std::string *err) {
+    char **names = nullptr;
+    const int n = sd_listen_fds_with_names(1, &names);  // 1: unsets LISTEN_*
+    if (n == 0) return -1;
+    if (n < 0) {
+        *err = std::string("systemd socket activation: LISTEN_FDS: ") + strerror(-n);
+        return -2;
+    }
+    std::string passed;
+    for (int i = 0; i < n; i++) {
+        const int fd = SD_LISTEN_FDS_START + i;
+        passed += (i ? "; " : "") + describe_fd(fd);
+        if (names && names[i] && strcmp(names[i], "unknown") != 0) passed += std::string(" (named ") + names[i] + ")";
+        free(names ? names[i] : nullptr);
+    }
+    free(static_cast<void *>(names));
+    const std::string expected = path.empty() ? std::string("none (handoff_socket is not set)")
+                                              : "one listening Unix stream socket on " + path + " (handoff_socket)";
+    if (n == 1 && !path.empty() && sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1, path.c_str(), 0) > 0)
+        return SD_LISTEN_FDS_START;
+    for (int i = 0; i < n; i++) close(SD_LISTEN_FDS_START + i);
+    *err = "systemd passed " + passed + "; expected " + expected +
+           ": make ListenStream= of psdm_socketd.socket and handoff_socket name the same path";
+    return -2;
 }
 
 static bool all_digits(const std::string &s) {
@@ -49,9 +137,10 @@ static bool all_digits(const std::string &s) {
     return true;
 }
 
-bool HandoffServer::start(struct lws_context *context, struct lws_vhost *vh, std::string *err) {
+bool HandoffServer::start(struct lws_context *context, struct lws_vhost *vh, int inherited, std::string *err) {
     (void)context;
     vh_ = vh;
+    UniqueFd listener(inherited);  // closed on every failure below
     std::string peers;
     for (const std::string &p : cfg_.handoff_allowed_peers) {
         uid_t uid;
@@ -70,6 +159,41 @@ bool HandoffServer::start(struct lws_context *context, struct lws_vhost *vh, std
         peers += (peers.empty() ? "" : ", ") + p + "(" + std::to_string(uid) + ")";
     }
 
+    const std::string &path = cfg_.handoff_socket;
+    std::string origin;
+    if (listener) {
+        // systemd's (psdm_socketd.socket): bound, with its owner and mode, and listening
+        // with its Backlog=. Only made non-blocking here; never unlinked.
+        from_systemd_ = true;
+        int flags = fcntl(listener.get(), F_GETFL);
+        if (flags < 0 || fcntl(listener.get(), F_SETFL, flags | O_NONBLOCK) != 0) {
+            *err = "handoff_socket: " + path + " (from systemd): " + strerror(errno);
+            return false;
+        }
+        origin = "from systemd";
+    } else {
+        if (!create_socket_file(&listener, err)) return false;
+        origin = "created";
+    }
+    struct stat st {};
+    char mode[8] = "?";
+    if (stat(path.c_str(), &st) == 0) snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    lws_sock_file_fd_type fd;
+    fd.filefd = listen_fd_ = listener.release();  // lws owns it now (closes it on destroy)
+    listen_wsi_ = lws_adopt_descriptor_vhost(vh, LWS_ADOPT_RAW_FILE_DESC, fd, kListenerProtocol, nullptr);
+    if (!listen_wsi_) {
+        close(listen_fd_);  // lws does not close a raw file it could not adopt
+        listen_fd_ = -1;
+        *err = "handoff_socket: cannot watch " + path;
+        return false;
+    }
+    PSDM_LOG_INFO(kTag, "handoff socket %s (%s), mode %s, accepting peers %s", path.c_str(), origin.c_str(), mode,
+                  peers.c_str());
+    return true;
+}
+
+// The worker's own socket file at handoff_socket, with handoff_socket_mode from the start.
+bool HandoffServer::create_socket_file(UniqueFd *listener, std::string *err) {
     const std::string &path = cfg_.handoff_socket;  // config checked it fits sun_path
     struct sockaddr_un sun {};
     sun.sun_family = AF_UNIX;
@@ -80,7 +204,8 @@ bool HandoffServer::start(struct lws_context *context, struct lws_vhost *vh, std
             *err = "handoff_socket: " + path + " exists and is not a socket";
             return false;
         }
-        // A socket file: stale (remove it) unless another worker listens on it.
+        // A socket file: stale (remove it) unless another worker, or systemd's socket unit
+        // while this worker was started outside it, listens on it.
         UniqueFd probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
         if (connect(probe.get(), reinterpret_cast<struct sockaddr *>(&sun), sizeof sun) == 0) {
             *err = "handoff_socket: another process already listens on " + path;
@@ -89,30 +214,34 @@ bool HandoffServer::start(struct lws_context *context, struct lws_vhost *vh, std
         unlink(path.c_str());
     }
 
-    UniqueFd listener(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    listener->reset(socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     // The socket file gets its final mode at creation: no window with wider access.
     mode_t old = umask(static_cast<mode_t>(~cfg_.handoff_socket_mode & 0777));
-    int rc = bind(listener.get(), reinterpret_cast<struct sockaddr *>(&sun), sizeof sun);
+    int rc = bind(listener->get(), reinterpret_cast<struct sockaddr *>(&sun), sizeof sun);
     int bind_errno = errno;
     umask(old);
     if (rc != 0) {
         *err = "handoff_socket: cannot bind " + path + ": " + strerror(bind_errno);
         return false;
     }
-    created_socket_file_ = true;
-    if (chmod(path.c_str(), cfg_.handoff_socket_mode) != 0 || listen(listener.get(), 1024) != 0) {
+    if (lstat(path.c_str(), &st) == 0) {
+        created_socket_file_ = true;
+        socket_dev_ = st.st_dev;
+        socket_ino_ = st.st_ino;
+    }
+    if (chmod(path.c_str(), cfg_.handoff_socket_mode) != 0 || listen(listener->get(), 1024) != 0) {
         *err = "handoff_socket: " + path + ": " + strerror(errno);
         return false;
     }
-    lws_sock_file_fd_type fd;
-    fd.filefd = listen_fd_ = listener.release();  // lws owns it now (closes it on destroy)
-    if (!lws_adopt_descriptor_vhost(vh, LWS_ADOPT_RAW_FILE_DESC, fd, kListenerProtocol, nullptr)) {
-        *err = "handoff_socket: cannot watch " + path;
-        return false;
-    }
-    PSDM_LOG_INFO(kTag, "handoff socket %s (mode %04o), accepting peers %s", path.c_str(), cfg_.handoff_socket_mode,
-                  peers.c_str());
     return true;
+}
+
+void HandoffServer::stop_accepting() {
+    if (!from_systemd_ || !listen_wsi_) return;
+    // Our copy of the socket stays open but unwatched; systemd's copy keeps it listening.
+    lws_rx_flow_control(listen_wsi_, 0);
+    PSDM_LOG_NOTICE(kTag, "stopping: new handoffs wait in the backlog of %s (systemd's socket) for the next worker",
+                    cfg_.handoff_socket.c_str());
 }
 
 bool HandoffServer::peer_allowed(uid_t uid) const {

@@ -1,7 +1,7 @@
 // HandoffServer: the worker's end of the Apache handoff (wire spec: handoff_proto.h).
 //
-// It listens on the `handoff_socket` Unix socket (mode `handoff_socket_mode`),
-// accepts only peers whose uid is in `handoff_allowed_peers` (SO_PEERCRED), reads
+// It listens on the `handoff_socket` Unix socket (mode `handoff_socket_mode`), or on the
+// one systemd passes for that path (socket activation: psdm_socketd.socket), accepts only peers whose uid is in `handoff_allowed_peers` (SO_PEERCRED), reads
 // one request per connection, rebuilds the client's upgrade request from it and takes the
 // connection the way the direct port does (Server::admit, accept_websocket), with the
 // identity Apache authenticated. A request it will not serve (over capacity, unusable) gets
@@ -35,14 +35,33 @@ namespace psdm {
 struct WorkerContext;
 struct HandoffConn;
 
+// The handoff socket systemd passed (socket activation, sd_listen_fds(3)), checked against
+// `path`, the configured handoff_socket (empty: none configured). Unsets LISTEN_PID,
+// LISTEN_FDS and LISTEN_FDNAMES either way, so nothing the worker starts inherits them.
+// @returns the descriptor (now the caller's) when systemd passed exactly one listening Unix
+// stream socket bound to `path`; -1 when systemd passed nothing (the worker creates the
+// socket itself); -2 with *err naming what systemd passed and what was expected otherwise
+// (the descriptors passed are closed: the worker must not start).
+int handoff_socket_from_systemd(const std::string &path, std::string *err);
+
 class HandoffServer {
  public:
     HandoffServer(const Config &cfg, WorkerContext &worker);
-    ~HandoffServer();  // removes the socket file it created
+    // Removes the socket file it created, if that file is still its own; never one systemd
+    // passed (systemd owns it and keeps it across restarts).
+    ~HandoffServer();
 
-    // Resolves the allowed peers, creates the socket file and has lws watch it.
+    // Resolves the allowed peers and has lws watch the listening socket: `inherited`, the
+    // one handoff_socket_from_systemd returned (taken over, whatever the result), or, when
+    // it is -1, a socket file it creates at handoff_socket with handoff_socket_mode.
     // Returns false and sets *err (naming the key or the path) on failure.
-    bool start(struct lws_context *context, struct lws_vhost *vh, std::string *err);
+    bool start(struct lws_context *context, struct lws_vhost *vh, int inherited, std::string *err);
+
+    // The worker is stopping: with a socket from systemd, stop accepting, so that the
+    // upgrades Apache hands over from now on wait in the socket's backlog for the next
+    // worker (systemd keeps the socket open across a restart) instead of being refused by
+    // this one. With a socket of its own (nobody would take them), it keeps answering 503.
+    void stop_accepting();
 
     // What became of the handoff requests so far (logged when the worker stops).
     struct Stats {
@@ -73,8 +92,14 @@ class HandoffServer {
     WorkerContext &worker_;
     struct lws_vhost *vh_ = nullptr;
     std::vector<uid_t> allowed_uids_;
-    int listen_fd_ = -1;  // the listening socket; owned (and closed) by its lws wsi
+    bool create_socket_file(UniqueFd *listener, std::string *err);
+
+    int listen_fd_ = -1;                // the listening socket; owned (and closed) by its lws wsi
+    struct lws *listen_wsi_ = nullptr;  // its wsi, until the context is destroyed
+    bool from_systemd_ = false;         // the socket is systemd's: never unlink it
     bool created_socket_file_ = false;
+    dev_t socket_dev_ = 0;  // the socket file created, as bound: removed at exit only if
+    ino_t socket_ino_ = 0;  // the path still names it (not a successor's socket)
     Stats stats_;
 };
 

@@ -22,11 +22,15 @@ KafkaBridge::KafkaBridge(const Config &cfg, Server &server) : cfg_(cfg), server_
     routing_.max_payload = cfg.max_payload;
 }
 
-KafkaBridge::~KafkaBridge() { lws_sul_cancel(&continue_.sul); }
+KafkaBridge::~KafkaBridge() {
+    lws_sul_cancel(&continue_.sul);
+    server_.set_partition_states(nullptr);
+}
 
 bool KafkaBridge::start(struct lws_context *context, struct lws_vhost *vh, std::string *err) {
     consumer_ = KafkaConsumer::create(cfg_.kafka, cfg_.topics, err);
     if (!consumer_) return false;
+    server_.set_partition_states([this] { return consumer_->partition_states(); });
     context_ = context;
     lws_sock_file_fd_type fd;
     fd.filefd = consumer_->event_fd();
@@ -88,12 +92,13 @@ size_t KafkaBridge::on_record(const KafkaRecord &rec) {
     // Kafka's own topic names and offsets: always within position.h's forms.
     const bool positioned = rec.offset >= 0 && rec.offset <= kMaxPositionOffset && rec.partition >= 0 &&
                             kafka_topic_name_ok(rec.topic);
+    const size_t partition = positioned ? server_.consumed(rec.topic, rec.partition, rec.offset) : Server::kNoPartition;
     Route route = route_kafka_record(
         rec.topic, rec.value, routing_,
         positioned ? record_position(rec.topic, rec.partition, rec.offset) : std::string());
     if (route.status == RouteStatus::ok) {
         t.routed++;
-        server_.publish(route, rec.timestamp_ms);
+        server_.publish(route, rec.timestamp_ms, partition, rec.offset);
         return route.payload.size();
     }
     t.skipped[static_cast<size_t>(route.status)]++;

@@ -6,9 +6,10 @@
 // Lifecycle: load the config and run the startup checks (startup_checks: what the system
 // must provide, librdkafka's view of the kafka.* properties, the authz provider; the same
 // checks --check-config runs and stops after), raise the open-files limit, create the lws
-// context and its vhost (the `listen` port's DirectAcceptor, the Apache handoff socket), the
-// admin listener (admin_listen: GET /metrics, GET /healthz), start the Kafka bridge and the authorizer, tell systemd READY=1, serve until
-// SIGTERM/SIGINT.
+// context and its vhost (the `listen` port's DirectAcceptor, the Apache handoff socket: the
+// one systemd passes, else its own), the admin listener (admin_listen: GET /metrics, GET
+// /healthz), start the Kafka bridge and the authorizer, serve (clients at once), tell systemd
+// READY=1 once Kafka partitions are assigned, serve until SIGTERM/SIGINT.
 //
 // Signals:
 //   SIGTERM, SIGINT   stop: systemd is told STOPPING=1, the loop ends (begin_stop, the one
@@ -22,9 +23,17 @@
 // requested then is acted on as soon as the loop runs.
 //
 // systemd (Type=notify): sd_notify(3) READY=1 once the handoff socket and/or the `listen`
-// port are listening and the loop is about to run, RELOADING=1 / READY=1 around a SIGHUP
-// reload, STOPPING=1 when stopping, and a STATUS= line with each. Without NOTIFY_SOCKET in
-// the environment (not under systemd) sd_notify does nothing.
+// port are listening, the loop runs and the Kafka consumer has partitions assigned (or, with
+// a broker that does not answer, PSDM_KAFKA_READY_TIMEOUT_MS after the loop started:
+// Readiness), RELOADING=1 / READY=1 around a SIGHUP reload once ready, STOPPING=1 when
+// stopping, and a STATUS= line with each. Without NOTIFY_SOCKET in the environment (not
+// under systemd) sd_notify does nothing.
+//
+// Socket activation (psdm_socketd.socket): a listening Unix socket systemd passes for the
+// configured handoff_socket path is used as is (never created, chmod-ed or unlinked: systemd
+// keeps it open across `systemctl restart`, so Apache's handoffs queue in its backlog while
+// no worker runs, and a stopping worker leaves new ones there for the next); anything else
+// passed stops the start (handoff_socket_from_systemd).
 //
 // Event loop: libev with its epoll backend, through lws's libev plugin
 // (libwebsockets-evlib_ev.so, Debian package libwebsockets-evlib-ev), on a loop we own
@@ -144,10 +153,78 @@ void report_config_problem(bool check_only, const std::string &message) {
 }
 
 // sd_notify(3) with a STATUS= line; does nothing outside systemd (no NOTIFY_SOCKET).
-void notify(const char *state, const std::string &status) {
-    std::string msg = std::string(state) + "\nSTATUS=" + status;
-    sd_notify(0, msg.c_str());
+// Returns sd_notify's result: > 0 sent, 0 not under systemd, < 0 failed.
+int notify(const char *state, const std::string &status) {
+    std::string msg = std::string(state) + (*state ? "\n" : "") + "STATUS=" + status;
+    return sd_notify(0, msg.c_str());
 }
+
+// PSDM_KAFKA_READY_TIMEOUT_MS: how long READY=1 waits for Kafka partitions (0: for ever).
+int64_t kafka_ready_timeout_ms() {
+    constexpr int64_t kDefault = 60000;  // below the unit's TimeoutStartSec=90
+    const char *v = getenv("PSDM_KAFKA_READY_TIMEOUT_MS");
+    if (!v || !*v) return kDefault;
+    char *end = nullptr;
+    errno = 0;
+    long long ms = strtoll(v, &end, 10);
+    if (errno != 0 || *end != '\0' || ms < 0) {
+        PSDM_LOG_WARN(kTag, "PSDM_KAFKA_READY_TIMEOUT_MS=%s is not a number of milliseconds; using %lld", v,
+                      static_cast<long long>(kDefault));
+        return kDefault;
+    }
+    return ms;
+}
+
+// READY=1 for systemd once the worker serves in full: besides its listeners and loop (it is
+// armed only then), its Kafka consumer has partitions assigned, so records flow (KafkaBridge
+// logs "ready: N partition(s) assigned" in the same loop turn, before). A broker that does not
+// answer must not hold the start until systemd's TimeoutStartSec fails it (Restart=on-failure
+// would then restart the worker over and over, closing its clients each time): past
+// `timeout_ms` READY=1 goes anyway, with a warning, and STATUS says Kafka is not there yet.
+// Polled every 100 ms until sent (the bridge has no hook, and this is cheap). Loop thread only.
+struct Readiness {
+    lws_sorted_usec_list_t sul{};  // first member: the lws timer hands back only its address
+    struct lws_context *context = nullptr;
+    const psdm::KafkaBridge *bridge = nullptr;
+    const std::string *serving = nullptr;
+    lws_usec_t deadline = 0;  // 0: none
+    int64_t timeout_ms = 0;
+    bool sent = false;
+
+    void start(struct lws_context *ctx, const psdm::KafkaBridge *b, const std::string *status, int64_t ms) {
+        context = ctx;
+        bridge = b;
+        serving = status;
+        timeout_ms = ms;
+        deadline = ms > 0 ? lws_now_usecs() + ms * LWS_US_PER_MS : 0;
+        notify("", "starting: waiting for Kafka partitions; " + *serving);
+        lws_sul_schedule(context, 0, &sul, on_tick, 1);
+    }
+    void cancel() { lws_sul_cancel(&sul); }
+
+    // An lws timer (C): an exception is logged; the poll then ends (READY=1 is not sent).
+    static void on_tick(lws_sorted_usec_list_t *s) {
+        Readiness *self = reinterpret_cast<Readiness *>(s);
+        psdm::guarded("readiness timer", [self] { self->tick(); });
+    }
+    void tick() {
+        const int partitions = bridge->assigned_partitions();
+        if (partitions > 0) {
+            sent = true;
+            if (notify("READY=1", *serving) > 0)
+                PSDM_LOG_INFO(kTag, "told systemd READY=1: %d Kafka partition(s) assigned", partitions);
+        } else if (deadline && lws_now_usecs() >= deadline) {
+            sent = true;
+            if (notify("READY=1", *serving + "; Kafka: no partitions assigned yet") > 0)
+                PSDM_LOG_WARN(kTag,
+                              "no Kafka partition assigned within %lld ms: told systemd READY=1 anyway; clients are "
+                              "served, records flow once the broker answers",
+                              static_cast<long long>(timeout_ms));
+        } else {
+            lws_sul_schedule(context, 0, &sul, on_tick, 100 * LWS_US_PER_MS);
+        }
+    }
+};
 
 // RELOADING=1 with the time systemd's Type=notify-reload (systemd >= 253) asks for.
 void notify_reloading() {
@@ -285,6 +362,13 @@ int main(int argc, char **argv) {
 
     std::string err;
 
+    // The handoff socket systemd passes (psdm_socketd.socket), checked before anything starts.
+    const int inherited = psdm::handoff_socket_from_systemd(cfg.handoff_socket, &err);
+    if (inherited == -2) {
+        PSDM_LOG_ERROR("PSDM-CONFIG", "%s: %s", config_path.c_str(), err.c_str());
+        return 1;
+    }
+
     // Every connection costs one fd; keep some for the handoff socket, Kafka and logs.
     rlim_t nofile = raise_open_files_limit();
     constexpr rlim_t kReservedFds = 64;
@@ -337,7 +421,7 @@ int main(int argc, char **argv) {
     if (!cfg.handoff_socket.empty()) {
         handoff = std::make_unique<psdm::HandoffServer>(cfg, wctx);
         wctx.handoff = handoff.get();
-        if (!handoff->start(g_context, vh, &err)) {
+        if (!handoff->start(g_context, vh, inherited, &err)) {
             PSDM_LOG_ERROR("PSDM-CONFIG", "%s: %s", config_path.c_str(), err.c_str());
             lws_context_destroy(g_context);
             return 1;
@@ -397,28 +481,32 @@ int main(int argc, char **argv) {
         leave = true;
         if (ev.loop) ev_break(ev.loop, EVBREAK_ALL);
     };
-    auto begin_stop = [&stopping, &server, &leave_loop, &cfg, &leave] {
+    Readiness readiness;
+    auto begin_stop = [&stopping, &server, &leave_loop, &cfg, &leave, &readiness, &handoff] {
         if (stopping) return;
         stopping = true;
+        readiness.cancel();
         notify("STOPPING=1", "stopping: " + std::to_string(server.client_count()) + " client(s)");
-        if (leave) return;  // the loop already ended (failed): nothing runs a drain
+        if (leave) return;                       // the loop already ended (failed): nothing runs a drain
+        if (handoff) handoff->stop_accepting();  // systemd's socket: the next worker takes them
         server.start_drain(cfg.shutdown_timeout_ms, leave_loop);
     };
 
     // Signals are acted on by the loop thread, when the handler's lws_cancel_service()
     // wakes it (Server::on_wake): flags, so that repeated wakes are harmless.
-    server.set_wake_hook([&server, &serving, &begin_stop] {
+    // Before READY=1 a reload is not announced: READY=1 then would tell systemd too early.
+    server.set_wake_hook([&server, &serving, &begin_stop, &readiness] {
         if (g_reload) {
             g_reload = 0;
-            notify_reloading();
+            if (readiness.sent) notify_reloading();
             server.reload_authz();
-            notify("READY=1", serving);
+            if (readiness.sent) notify("READY=1", serving);
         }
         if (g_stop) begin_stop();
     });
 
     PSDM_LOG_NOTICE(kTag, "psdm_socketd %s ready", PSDM_VERSION);
-    notify("READY=1", serving);
+    readiness.start(g_context, &bridge, &serving, kafka_ready_timeout_ms());
     // A signal that came during startup (g_context was not set yet) is acted on now; and
     // lws (4.1) arms libev's timer for its timers (heartbeats, Kafka, authz) only after an
     // I/O event: wake it once, so that those scheduled before now run.
@@ -451,6 +539,7 @@ int main(int argc, char **argv) {
                         hs.adopted, hs.refused, hs.withdrawn);
     }
     server.set_wake_hook(nullptr);
+    readiness.cancel();
     server.stop_heartbeats();
     server.stop_authz();  // its thread wakes the context: stop it first
     lws_context_destroy(g_context);

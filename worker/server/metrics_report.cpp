@@ -63,6 +63,17 @@ void report_server(MetricsWriter &m, const Server &server) {
               "Clients closed with 1013 for falling more than client_backlog behind.", s.slow_consumers_closed);
     m.counter("psdm_socketd_memberships_revoked_total",
               "Room memberships removed by a re-check of the authorizer (reload, expiry).", s.memberships_revoked);
+    const Server::ResumeStats &r = server.resume_stats();
+    m.family("psdm_socketd_resumes_total", MetricType::counter,
+             "Joins that gave positions to resume from, by outcome (refused: positions malformed or foreign).");
+    m.sample(r.recovered, {{"outcome", "recovered"}});
+    m.sample(r.not_recovered, {{"outcome", "not_recovered"}});
+    m.sample(r.refused, {{"outcome", "refused"}});
+    m.counter("psdm_socketd_replayed_records_total", "Records sent again to clients that resumed.", r.records_replayed);
+    m.gauge("psdm_socketd_replay_window_bytes", "Bytes held for resumes (recovery_max_bytes at most).",
+            static_cast<double>(server.replay_window().bytes()));
+    m.gauge("psdm_socketd_replay_window_records", "Records held for resumes.",
+            static_cast<double>(server.replay_window().records()));
     m.family("psdm_socketd_delivery_latency_seconds", MetricType::histogram,
              "From a Kafka record's timestamp to the first write of its message to a client (clocks of two hosts).");
     m.histogram(server.delivery_latency());

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "base/c_boundary.h"
+#include "base/json.h"
 #include "base/log.h"
 #include "sio/ws_frame.h"
 
@@ -39,7 +40,8 @@ Server::Server(const Config &cfg, std::unique_ptr<Authorizer> authz, size_t max_
       authz_(std::move(authz)),
       wheel_(kHeartbeatTickMs, kHeartbeatSlots, monotonic_ms()),
       membership_(*authz_, cfg.max_rooms_per_client, monotonic_ms, *this),
-      max_connections_(max_connections) {
+      max_connections_(max_connections),
+      window_(cfg.recovery_window_ms, cfg.recovery_max_bytes) {
     revalidate_timer_.self = this;
     heartbeat_timer_.self = this;
     drain_timer_.self = this;
@@ -242,6 +244,7 @@ void Server::on_timer(Client *c) {
 
 void Server::on_closed(Client *c) {
     membership_.remove(member_of(c));
+    resumes_.erase(resumes_.lower_bound({c->id, 0}), resumes_.lower_bound({c->id + 1, 0}));
     by_id_.erase(c->id);
     stats_.open[static_cast<size_t>(c->via)][eio_index(c->eio)]--;
     stats_.closed[static_cast<size_t>(c->close_kind)]++;
@@ -262,9 +265,44 @@ void Server::on_closed(Client *c) {
     if (draining_ && by_id_.empty()) finish_drain();
 }
 
-size_t Server::publish(const Route &route, int64_t origin_ms) {
+size_t Server::consumed(std::string_view topic, int32_t partition, int64_t offset) {
+    if (partition < 0) return kNoPartition;
+    auto it = partition_index_.find(topic);
+    if (it == partition_index_.end()) it = partition_index_.emplace(std::string(topic), std::vector<size_t>{}).first;
+    std::vector<size_t> &by_number = it->second;
+    const auto n = static_cast<size_t>(partition);
+    if (n >= by_number.size()) by_number.resize(n + 1, kNoPartition);
+    if (by_number[n] == kNoPartition) {
+        by_number[n] = partition_keys_.size();
+        partition_keys_.push_back(PartitionKey{std::string(topic), partition});
+        partition_next_.push_back(-1);
+    }
+    partition_next_[by_number[n]] = offset + 1;
+    return by_number[n];
+}
+
+// Each partition's next offset: one past the last record consumed; for an assigned partition
+// with none consumed yet, the consumer's position (or, before its first fetch, the end of the
+// partition as last seen). A partition whose position nobody knows yet is left out.
+Positions Server::positions_now() const {
+    Positions p;
+    for (size_t i = 0; i < partition_keys_.size(); i++)
+        if (partition_next_[i] >= 0) p.emplace(partition_keys_[i], partition_next_[i]);
+    if (partition_states_) {
+        for (const KafkaPartitionState &s : partition_states_()) {
+            const int64_t at = s.position >= 0 ? s.position : s.high_water;
+            if (at >= 0 && at <= kMaxPositionOffset && kafka_topic_name_ok(s.topic))
+                p.emplace(PartitionKey{s.topic, s.partition}, at);  // no effect where a record set it
+        }
+    }
+    return p;
+}
+
+size_t Server::publish(const Route &route, int64_t origin_ms, size_t partition, int64_t offset) {
     FrameRef frame = Frame::make(ws_text_frame(sio_encode_event(cfg_.ns, cfg_.event, route.payload)), LWS_PRE,
                                  origin_ms);
+    if (partition != kNoPartition && cfg_.recovery_max_bytes > 0)
+        window_.add(partition, offset, route.room, route.to_global_room, frame, monotonic_ms());
     size_t n = 0;
     if (!route.room.empty()) n += deliver_to_room(route.room, frame);
     if (route.to_global_room && route.room != kGlobalRoom) n += deliver_to_room(kGlobalRoom, frame);
@@ -291,8 +329,12 @@ void Server::apply(Client *c, std::vector<SessionAction> &actions) {
         case SessionAction::Kind::send: send_text(c, a.text); break;
         case SessionAction::Kind::join:
             if (c->closing) break;
-            if (membership_.join(member_of(c), a.text, a.ack_id) == Membership::JoinStart::too_many_rooms && a.ack_id)
+            // Asked to resume: kept until the authorizer answers (which may be inside join()).
+            if (a.resume && a.ack_id) resumes_[{c->id, *a.ack_id}] = std::move(*a.resume);
+            if (membership_.join(member_of(c), a.text, a.ack_id) == Membership::JoinStart::too_many_rooms && a.ack_id) {
+                resumes_.erase({c->id, *a.ack_id});
                 send_text(c, c->session.error_ack(*a.ack_id, "too many rooms"));
+            }
             break;
         case SessionAction::Kind::leave:
             membership_.leave(member_of(c), a.text);
@@ -310,7 +352,76 @@ void Server::answered(MemberId m, const std::string &room, std::optional<uint64_
     if (c->closing) return;
     if (!d.allowed) log_denial(c, room, d, "may not join");
     if (d.allowed) c->rooms_joined++;
-    if (ack_id) send_text(c, c->session.join_ack(*ack_id, d.allowed, room));
+    if (!ack_id) return;
+    auto r = resumes_.find({c->id, *ack_id});
+    if (r == resumes_.end()) {
+        send_text(c, c->session.join_ack(*ack_id, d.allowed, room));
+        return;
+    }
+    const std::string positions = std::move(r->second);
+    resumes_.erase(r);
+    answer_resume(c, room, *ack_id, d.allowed, positions);
+}
+
+// The client gave the positions it holds (kafka/position.h). For each partition it names, the
+// room's records after its position are sent from the replay window, partition after
+// partition, before anything live (this all runs in one loop turn). It is "recovered" when the
+// window holds all of them for every partition named, and the client names every partition
+// the worker knows (acks and messages give it them all; an empty object is a first join,
+// with nothing to recover); else nothing is replayed and the
+// client is told to resync (a later version reads the rest from Kafka). A position ahead of
+// this worker (another worker is further on) needs nothing replayed; the client drops what it
+// has already.
+void Server::answer_resume(Client *c, const std::string &room, uint64_t ack_id, bool allowed,
+                           const std::string &positions) {
+    if (!allowed) {  // the refusal, as without a resume: nothing of the room is sent
+        send_text(c, c->session.join_ack(ack_id, false, room));
+        return;
+    }
+    Positions from;
+    std::string why;
+    const JsonPtr json = json_parse_strict(positions);
+    bool recovered = json && parse_resume_positions(json.get(), cfg_.topics, &from, &why);
+    if (!json) why = "positions are not JSON";
+    const bool refused = !recovered;
+    const Positions now = positions_now();
+    std::vector<FrameRef> replay;
+    // A partition the worker knows and the client does not: it cannot tell what it missed
+    // there. (No positions at all is a first join: nothing was missed.)
+    if (recovered && !from.empty()) {
+        for (const auto &kv : now) {
+            if (from.count(kv.first)) continue;
+            recovered = false;
+            why = "no position for " + partition_key_text(kv.first);
+            break;
+        }
+    }
+    for (const auto &kv : from) {
+        if (!recovered) break;
+        auto known = now.find(kv.first);
+        if (known != now.end() && kv.second >= known->second) continue;  // nothing since (or ahead of us)
+        auto t = partition_index_.find(kv.first.topic);
+        const size_t n = static_cast<size_t>(kv.first.partition);
+        const size_t pid = t != partition_index_.end() && n < t->second.size() ? t->second[n] : kNoPartition;
+        if (pid == kNoPartition ||
+            window_.collect(pid, kv.second, room, kGlobalRoom, &replay) != ReplayWindow::Coverage::complete) {
+            recovered = false;
+            why = "the worker no longer holds " + partition_key_text(kv.first) + " from offset " +
+                  std::to_string(kv.second);
+        }
+    }
+    std::string ack = "{\"positions\":" + positions_json(now) + ",\"recovered\":" + (recovered ? "true" : "false");
+    if (!recovered) ack += ",\"reason\":" + json_escape_string(why);
+    send_text(c, c->session.ack(ack_id, "[" + ack + "}]"));
+    if (!recovered) {
+        (refused ? resume_stats_.refused : resume_stats_.not_recovered)++;
+        PSDM_LOG_INFO(kTag, "client %" PRIu64 " (user '%s'): no resume in room '%s': %s", c->id, c->who.user.c_str(),
+                      room.c_str(), why.c_str());
+        return;
+    }
+    resume_stats_.recovered++;
+    resume_stats_.records_replayed += replay.size();
+    for (FrameRef &f : replay) enqueue(c, std::move(f));
 }
 
 void Server::revoked(MemberId m, const std::string &room, const AuthzDecision &d) {

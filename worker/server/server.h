@@ -33,6 +33,7 @@
 #include <array>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,6 +45,9 @@
 #include "base/config.h"
 #include "fanout/membership.h"
 #include "fanout/outbox.h"
+#include "fanout/replay_window.h"
+#include "kafka/kafka_consumer.h"
+#include "kafka/position.h"
 #include "kafka/routing.h"
 #include "metrics/prometheus.h"
 #include "sio/session.h"
@@ -159,8 +163,30 @@ class Server : private Membership::Events {
     // Emits a routed Kafka record to its room and/or the global room. The frame is
     // encoded once and shared by every recipient. Returns the number of deliveries.
     // `origin_ms`: the record's timestamp (wall clock), -1 if none; the time from it to the
-    // frame's first write is the delivery latency the metrics report.
-    size_t publish(const Route &route, int64_t origin_ms = -1);
+    // frame's first write is the delivery latency the metrics report. `partition`, `offset`:
+    // where the record stands (partition: consumed()'s index; kNoPartition: nowhere), for the
+    // replay window.
+    static constexpr size_t kNoPartition = SIZE_MAX;
+    size_t publish(const Route &route, int64_t origin_ms = -1, size_t partition = kNoPartition, int64_t offset = -1);
+
+    // Every record consumed, routed or not: the partition's position moves past `offset`.
+    // Returns the partition's index (dense, for publish). Allocates only for a new partition.
+    size_t consumed(std::string_view topic, int32_t partition, int64_t offset);
+
+    // Resumes (issue 12): a join whose second argument gives positions (kafka/position.h) is
+    // acknowledged with the worker's positions and whether what the client missed was sent
+    // ("recovered"), and, when allowed, gets the room's records after its positions from the
+    // replay window, before any live record. See answer_resume.
+    const ReplayWindow &replay_window() const { return window_; }
+    // Where the consumer stands on every assigned partition (the Kafka bridge's): acks name
+    // the partitions that had no record yet too. Null: only those that had.
+    void set_partition_states(std::function<std::vector<KafkaPartitionState>()> states) {
+        partition_states_ = std::move(states);
+    }
+    struct ResumeStats {
+        uint64_t recovered = 0, not_recovered = 0, refused = 0, records_replayed = 0;
+    };
+    const ResumeStats &resume_stats() const { return resume_stats_; }
 
     // Bytes the Kafka bridge may publish per loop turn before it lets the clients'
     // writes run: a quarter of client_backlog (at most kCoalesceBytes, what one
@@ -215,6 +241,9 @@ class Server : private Membership::Events {
     int64_t revalidate_period_ms() const;
     void schedule_revalidate();
     void enqueue(Client *c, FrameRef frame);
+    // The ack of an allowed or refused join that asked to resume, and the replay.
+    void answer_resume(Client *c, const std::string &room, uint64_t ack_id, bool allowed, const std::string &positions);
+    Positions positions_now() const;
     void note_first_write(const Frame &f);       // the delivery latency of a record's frame, once
     bool push_frame(Client *c, FrameRef frame);  // false: over the client's backlog, not queued
     void close_slow_consumer(Client *c, size_t incoming_bytes);
@@ -271,6 +300,15 @@ class Server : private Membership::Events {
     // gathered in (with LWS_PRE headroom) is shared by all clients (one thread).
     static constexpr size_t kCoalesceBytes = 64 * 1024;
     std::vector<unsigned char> write_scratch_;
+    // Kafka positions: each partition's dense index, its key, and its next offset.
+    std::map<std::string, std::vector<size_t>, std::less<>> partition_index_;  // topic -> [partition] -> index
+    std::vector<PartitionKey> partition_keys_;
+    std::vector<int64_t> partition_next_;
+    ReplayWindow window_;
+    std::function<std::vector<KafkaPartitionState>()> partition_states_;
+    // Joins waiting for the authorizer that asked to resume: (client id, ack id) -> positions text.
+    std::map<std::pair<uint64_t, uint64_t>, std::string> resumes_;
+    ResumeStats resume_stats_;
     Histogram latency_{{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}};
 };
 

@@ -9,6 +9,8 @@
 // data (1002) and the server is not going away (1001 is kept for shutdown).
 #include "sio/session.h"
 
+#include <memory>
+
 #include <cjson/cJSON.h>
 
 #include <limits>
@@ -208,6 +210,11 @@ void Session::on_event(const SioPacket &p, std::vector<SessionAction> &out) {
     const bool valid = arg != nullptr && cJSON_IsString(arg) && arg->valuestring != nullptr &&
                        room_name_ok(std::string_view(arg->valuestring));
     on_room_request(join, p, valid ? std::string_view(arg->valuestring) : std::string_view(), valid, out);
+    if (join && valid && arg->next && !out.empty() && out.back().kind == SessionAction::Kind::join) {
+        // The positions to resume from: passed on as JSON text (the message was max_payload at most).
+        std::unique_ptr<char, void (*)(void *)> text(cJSON_PrintUnformatted(arg->next), cJSON_free);
+        if (text) out.back().resume = std::string(text.get());
+    }
 }
 
 void Session::on_room_request(bool join, const SioPacket &p, std::string_view room, bool room_valid,
@@ -236,5 +243,9 @@ std::string Session::error_ack(uint64_t ack_id, std::string_view error) const {
 }
 
 std::string Session::leave_ack(uint64_t ack_id) const { return sio_encode_ack(limits_.ns, ack_id, "[]"); }
+
+std::string Session::ack(uint64_t ack_id, std::string_view json_args_array) const {
+    return sio_encode_ack(limits_.ns, ack_id, json_args_array);
+}
 
 }  // namespace psdm

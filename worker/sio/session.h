@@ -53,8 +53,11 @@ struct SessionAction {
     std::string text;                // send: the complete frame; join/leave: the room name
     std::optional<uint64_t> ack_id;  // join/leave: the ack id the client asked for, answered
                                      // later by the caller with join_ack()/leave_ack()
-    int close_code = 0;              // close: websocket close code (kWsClose*)
-    std::string reason;              // close: short reason (< 123 bytes) for log and close frame
+    // join: the JSON text of the event's second argument, the positions the client resumes
+    // from (kafka/position.h), when it gave one; read by the caller, not here.
+    std::optional<std::string> resume;
+    int close_code = 0;  // close: websocket close code (kWsClose*)
+    std::string reason;  // close: short reason (< 123 bytes) for log and close frame
 };
 
 class Session {
@@ -88,6 +91,8 @@ class Session {
     std::string error_ack(uint64_t ack_id, std::string_view error) const;
     // 43/ns,ID[]
     std::string leave_ack(uint64_t ack_id) const;
+    // Any acknowledgement on the configured namespace: 43/ns,ID<json_args_array>.
+    std::string ack(uint64_t ack_id, std::string_view json_args_array) const;
 
     // True while connected to the configured namespace (only then may it receive room events).
     bool in_namespace() const { return ns_connected_; }
