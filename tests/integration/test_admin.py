@@ -5,7 +5,6 @@ connection limits, and its separation from the clients' port."""
 import json
 import socket
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness import worker_config

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from harness import APACHE2, APACHE_MODULES, BUILD, REPO, HarnessError
+from harness import APACHE2, BUILD, REPO, HarnessError
 
 
 def http_get(url, headers=None):

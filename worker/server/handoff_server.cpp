@@ -4,19 +4,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <pwd.h>
 #include <systemd/sd-daemon.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <cctype>
 #include <cstdlib>
 #include <cstring>
 
 #include "handoff/handoff_io.h"
 #include "handoff/handoff_proto.h"
+#include "base/config_check.h"
 #include "base/log.h"
 #include "server/server.h"
 #include "server/ws_protocol.h"
@@ -130,34 +129,20 @@ int handoff_socket_from_systemd(const std::string &path, std::string *err) {
     return -2;
 }
 
-static bool all_digits(const std::string &s) {
-    if (s.empty()) return false;
-    for (char ch : s)
-        if (!isdigit(static_cast<unsigned char>(ch))) return false;
-    return true;
-}
-
 bool HandoffServer::start(struct lws_context *context, struct lws_vhost *vh, int inherited, std::string *err) {
     (void)context;
     vh_ = vh;
     UniqueFd listener(inherited);  // closed on every failure below
-    std::string peers;
-    for (const std::string &p : cfg_.handoff_allowed_peers) {
-        uid_t uid;
-        if (all_digits(p)) {
-            uid = static_cast<uid_t>(std::stoul(p));
-        } else {
-            struct passwd pw, *found = nullptr;
-            char pwbuf[4096];
-            if (getpwnam_r(p.c_str(), &pw, pwbuf, sizeof pwbuf, &found) != 0 || !found) {
-                *err = "handoff_allowed_peers: no such user '" + p + "'";
-                return false;
-            }
-            uid = found->pw_uid;
-        }
-        allowed_uids_.push_back(uid);
-        peers += (peers.empty() ? "" : ", ") + p + "(" + std::to_string(uid) + ")";
+    // The same resolution --check-config ran (base/config_check.h).
+    std::vector<std::string> problems;
+    if (!config_peer_uids(cfg_, &allowed_uids_, &problems)) {
+        *err = problems.front();
+        return false;
     }
+    std::string peers;
+    for (size_t i = 0; i < allowed_uids_.size(); i++)
+        peers += (peers.empty() ? "" : ", ") + cfg_.handoff_allowed_peers[i] + "(" + std::to_string(allowed_uids_[i]) +
+                 ")";
 
     const std::string &path = cfg_.handoff_socket;
     std::string origin;
