@@ -16,33 +16,6 @@ namespace {
 
 constexpr const char *kTag = "PSDM-ADMIN";
 
-const char *status_text(unsigned status) {
-    switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 414: return "URI Too Long";
-    case 431: return "Request Header Fields Too Large";
-    case 503: return "Service Unavailable";
-    default: return "Error";
-    }
-}
-
-// A whole answer: status line, `headers` (each with its CRLF), Content-Type, Content-Length,
-// Connection: close, then the body unless `head_only` (HEAD: the length is the body's all the
-// same).
-std::string http_bytes(unsigned status, std::string_view headers, std::string_view content_type, std::string_view body,
-                       bool head_only) {
-    std::string out = "HTTP/1.1 " + std::to_string(status) + " " + status_text(status) + "\r\n";
-    out += headers;
-    out += "Content-Type: ";
-    out += content_type;
-    out += "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n";
-    if (!head_only) out += body;
-    return out;
-}
-
 const struct lws_protocols kAdminProtocols[] = {
     {AdminServer::kProtocol, TcpListener::lws_callback, 0, 0, 0, nullptr, 0},
     {nullptr, nullptr, 0, 0, 0, nullptr, 0},
@@ -111,7 +84,7 @@ std::string AdminServer::answer(const RequestHead &h, const std::string &client)
         const HttpAnswer &a = h.refusal;
         PSDM_LOG_INFO(kTag, "admin request refused: %s; answered %u (client %s)", a.reason.c_str(), a.status,
                       client.c_str());
-        return http_bytes(a.status, a.headers, a.content_type, a.body, false);
+        return http_answer_bytes(a);
     }
     const UpgradeRequest &r = h.request;
     const bool head_only = r.method == "HEAD";
@@ -119,23 +92,24 @@ std::string AdminServer::answer(const RequestHead &h, const std::string &client)
     if (r.path != "/metrics" && r.path != "/healthz") {
         PSDM_LOG_INFO(kTag, "admin request %.200s: no such path; answered 404 (client %s)", what.c_str(),
                       client.c_str());
-        return http_bytes(404, "", "text/plain", "Not found: this port serves /metrics and /healthz\n", head_only);
+        return http_response_bytes(404, "", "text/plain", "Not found: this port serves /metrics and /healthz\n",
+                                   head_only);
     }
     if (r.method != "GET" && !head_only) {
         PSDM_LOG_INFO(kTag, "admin request %.200s: method not allowed; answered 405 (client %s)", what.c_str(),
                       client.c_str());
-        return http_bytes(405, "Allow: GET, HEAD\r\n", "text/plain", "Method not allowed: use GET\n", false);
+        return http_response_bytes(405, "Allow: GET, HEAD\r\n", "text/plain", "Method not allowed: use GET\n", false);
     }
     if (r.path == "/metrics") {
         const std::string body = handlers_.metrics ? handlers_.metrics() : std::string();
         PSDM_LOG_DEBUG(kTag, "admin request %s: 200, %zu bytes (client %s)", what.c_str(), body.size(), client.c_str());
-        return http_bytes(200, "", kPrometheusContentType, body, head_only);
+        return http_response_bytes(200, "", kPrometheusContentType, body, head_only);
     }
     const Health health = handlers_.health ? handlers_.health() : Health{true, ""};
     PSDM_LOG_DEBUG(kTag, "admin request %s: %s (client %s)", what.c_str(), health.ok ? "ok" : health.reason.c_str(),
                    client.c_str());
-    if (health.ok) return http_bytes(200, "", "text/plain", "ok\n", head_only);
-    return http_bytes(503, "", "text/plain", health.reason + "\n", head_only);
+    if (health.ok) return http_response_bytes(200, "", "text/plain", "ok\n", head_only);
+    return http_response_bytes(503, "", "text/plain", health.reason + "\n", head_only);
 }
 
 void AdminServer::write_some(int fd, Conn &c) {

@@ -111,8 +111,10 @@ std::string subprotocol_problem(std::string_view list) {
 
 const char *status_text(unsigned status) {
     switch (status) {
+    case 200: return "OK";
     case 400: return "Bad Request";
     case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
     case 414: return "URI Too Long";
     case 426: return "Upgrade Required";
     case 431: return "Request Header Fields Too Large";
@@ -293,13 +295,19 @@ std::string ws_accept_answer_bytes(const UpgradeRequest &r) {
     return out.append(kCrlf);
 }
 
+std::string http_response_bytes(unsigned status, std::string_view headers, std::string_view content_type,
+                                std::string_view body, bool head_only) {
+    std::string out = "HTTP/1.1 " + std::to_string(status) + " " + status_text(status) + "\r\n";
+    out.append(headers);
+    out.append("Content-Type: ").append(content_type).append(kCrlf);
+    out += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+    out += status == 426 ? "Connection: Upgrade, close\r\n\r\n" : "Connection: close\r\n\r\n";
+    if (!head_only) out.append(body);
+    return out;
+}
+
 std::string http_answer_bytes(const HttpAnswer &a) {
-    std::string out = "HTTP/1.1 " + std::to_string(a.status) + " " + status_text(a.status) + "\r\n";
-    out += a.headers;
-    out += "Content-Type: " + a.content_type + "\r\n";
-    out += "Content-Length: " + std::to_string(a.body.size()) + "\r\n";
-    out += a.status == 426 ? "Connection: Upgrade, close\r\n\r\n" : "Connection: close\r\n\r\n";
-    return out + a.body;
+    return http_response_bytes(a.status, a.headers, a.content_type, a.body);
 }
 
 }  // namespace psdm

@@ -113,9 +113,15 @@ std::string ws_accept_value(std::string_view key);
 // offered subprotocols (check_upgrade accepts a list only when it offers that one).
 std::string ws_accept_answer_bytes(const UpgradeRequest &r);
 
-// The bytes of a refusal: status line, the answer's headers, Content-Type, Content-Length,
-// Connection: close (426: "Upgrade, close", since it names Upgrade), then its body (text
-// bodies end with a newline, JSON ones as Engine.IO sends them). `a` must not be accepted.
+// The bytes of an HTTP/1.1 answer that ends its connection: status line, `headers` (each with
+// its CRLF), Content-Type, Content-Length, Connection: close (426: "Upgrade, close", since it
+// names Upgrade), then the body unless `head_only` (HEAD: the length is the body's all the
+// same). The worker's every non-101 answer, on the WebSocket and the admin ports.
+std::string http_response_bytes(unsigned status, std::string_view headers, std::string_view content_type,
+                                std::string_view body, bool head_only = false);
+
+// The bytes of a refusal (http_response_bytes of its fields): text bodies end with a
+// newline, JSON ones as Engine.IO sends them. `a` must not be accepted.
 std::string http_answer_bytes(const HttpAnswer &a);
 
 }  // namespace psdm
