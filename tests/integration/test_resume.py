@@ -1,7 +1,7 @@
 """Resume (issue 12): a client that comes back joins with the positions it last saw and gets
-exactly what it missed, from the worker's memory (the replay window), before anything live.
-The first version: from memory only; what the window no longer holds gets recovered: false
-and a reason, and nothing is replayed (the page reloads its data)."""
+exactly what it missed, before anything live: from the worker's memory (the replay window), or
+beyond it from Kafka. What cannot be had (reads disabled, too many records, bad positions) gets
+recovered: false and a reason, and nothing is replayed (the page reloads its data)."""
 import json
 import os
 
@@ -91,13 +91,32 @@ def test_a_client_that_comes_back_gets_exactly_what_it_missed(harness):
         raw.close()
 
 
-def test_what_the_window_no_longer_holds_is_not_recovered(harness):
-    broker, worker = start(harness, recovery_max_bytes="1k")  # about two records
+def small_window(harness, **config):
+    """A worker whose window holds about two records, and six records of r1 it published."""
+    broker, worker = start(harness, recovery_max_bytes="1k", **config)
     watcher = connected(worker)
     join(watcher, 1, "r1")
     broker.produce("elog", [msg("r1", i, pad="x" * 200) for i in range(6)])
     for i in range(6):
         assert message(watcher)["seq"] == i
+    return broker, worker, watcher
+
+
+def test_what_the_window_no_longer_holds_is_read_from_kafka(harness):
+    broker, worker, watcher = small_window(harness)
+    late = connected(worker)
+    (ack,) = join(late, 1, "r1", {"elog/0": 1, "experiments/0": 0})
+    assert ack["recovered"] is True, ack
+    assert ack["positions"] == {"elog/0": 6, "experiments/0": 0}
+    assert [message(late)["seq"] for _ in range(5)] == [1, 2, 3, 4, 5]
+    broker.produce("elog", [msg("r1", "live")])
+    assert message(late)["seq"] == "live"
+    for raw in (watcher, late):
+        raw.close()
+
+
+def test_without_kafka_reads_what_the_window_no_longer_holds_is_not_recovered(harness):
+    broker, worker, watcher = small_window(harness, recovery_max_records=0)
     late = connected(worker)
     (ack,) = join(late, 1, "r1", {"elog/0": 1, "experiments/0": 0})
     assert ack["recovered"] is False
@@ -107,6 +126,19 @@ def test_what_the_window_no_longer_holds_is_not_recovered(harness):
     broker.produce("elog", [msg("r1", "live")])
     assert message(late)["seq"] == "live"
     worker.wait_log(r"no resume in room 'r1': the worker no longer holds elog/0 from offset 1")
+    for raw in (watcher, late):
+        raw.close()
+
+
+def test_a_resume_reads_no_more_than_recovery_max_records(harness):
+    broker, worker, watcher = small_window(harness, recovery_max_records=4)
+    late = connected(worker)
+    (ack,) = join(late, 1, "r1", {"elog/0": 1, "experiments/0": 0})  # 5 to read
+    assert (ack["recovered"], ack["reason"]) == \
+        (False, "more than recovery_max_records (4) to read in elog/0 from offset 1"), ack
+    (ack,) = join(late, 2, "r1", {"elog/0": 2, "experiments/0": 0})  # 4: allowed
+    assert ack["recovered"] is True, ack
+    assert [message(late)["seq"] for _ in range(4)] == [2, 3, 4, 5]
     for raw in (watcher, late):
         raw.close()
 

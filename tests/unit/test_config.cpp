@@ -537,10 +537,10 @@ void test_dump(void **) {
     Config back;
     assert_true(parse(dump, {}, &back, &msg));
     assert_string_equal(psdm::config_dump(back).c_str(), dump.c_str());
-    // One line per key: 26 keys + 2 kafka properties.
+    // One line per key: 28 keys + 2 kafka properties.
     size_t lines = 0;
     for (char ch : dump) lines += ch == '\n';
-    assert_int_equal(lines, 28);
+    assert_int_equal(lines, 30);
 }
 
 void test_topic_name_length(void **) {

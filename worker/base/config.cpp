@@ -457,6 +457,11 @@ const Key kKeys[] = {
      get_number<unsigned, &Config::recovery_window_ms>},
     {"recovery_max_bytes", set_size<&Config::recovery_max_bytes, 0, SIZE_MAX>,
      get_number<size_t, &Config::recovery_max_bytes>},
+    {"recovery_max_records", set_count<&Config::recovery_max_records, 0, SIZE_MAX>,
+     get_number<size_t, &Config::recovery_max_records>},
+    {"recovery_timeout_ms",
+     set_ms<&Config::recovery_timeout_ms, kConfigRecoveryTimeoutMinMs, kConfigRecoveryTimeoutMaxMs>,
+     get_number<unsigned, &Config::recovery_timeout_ms>},
     {"authz_max_in_flight", set_count<&Config::authz_max_in_flight, kConfigAuthzInFlightMin, kConfigAuthzInFlightMax>,
      get_number<size_t, &Config::authz_max_in_flight>},
 };

@@ -37,21 +37,23 @@ namespace psdm {
 
 // Bounds checked by config_parse (inclusive). Sizes accept plain bytes or a k/K (x1024) or M
 // (x1048576) suffix; integers are decimal only: no sign, no trailing text, no overflow.
-constexpr unsigned kConfigPingMinMs = 1000;           // ping_interval_ms, ping_timeout_ms: 1 s ..
-constexpr unsigned kConfigPingMaxMs = 3600000;        //   .. 1 h
-constexpr unsigned kConfigShutdownMaxMs = 600000;     // shutdown_timeout_ms: 0 .. 10 min
-constexpr unsigned kConfigRecoveryMaxMs = 86400000;   // recovery_window_ms: 0 .. 1 day
-constexpr unsigned kConfigAuthzTimeoutMinMs = 100;    // authz_timeout_ms: 100 ms ..
-constexpr unsigned kConfigAuthzTimeoutMaxMs = 60000;  //   .. 60 s
-constexpr unsigned kConfigAuthzAllowTtlMinMs = 1000;  // authz_allow_ttl_ms: 1 s ..
-constexpr unsigned kConfigAuthzTtlMaxMs = 86400000;   //   .. 1 day (also authz_deny_ttl_ms, from 0)
-constexpr size_t kConfigAuthzInFlightMin = 1;         // authz_max_in_flight: 1 ..
-constexpr size_t kConfigAuthzInFlightMax = 1024;      //   .. 1024
-constexpr size_t kConfigMaxPayloadMin = 1024;         // max_payload: 1k ..
-constexpr size_t kConfigMaxPayloadMax = 64u << 20;    //   .. 64M; client_backlog >= max_payload
-constexpr size_t kConfigMaxRoomsMin = 1;              // max_rooms_per_client: 1 ..
-constexpr size_t kConfigMaxRoomsMax = 100000;         //   .. 100000
-constexpr unsigned kConfigSocketModeMax = 0777;       // handoff_socket_mode: octal, at most 0777
+constexpr unsigned kConfigPingMinMs = 1000;               // ping_interval_ms, ping_timeout_ms: 1 s ..
+constexpr unsigned kConfigPingMaxMs = 3600000;            //   .. 1 h
+constexpr unsigned kConfigShutdownMaxMs = 600000;         // shutdown_timeout_ms: 0 .. 10 min
+constexpr unsigned kConfigRecoveryMaxMs = 86400000;       // recovery_window_ms: 0 .. 1 day
+constexpr unsigned kConfigRecoveryTimeoutMinMs = 100;     // recovery_timeout_ms: 100 ms ..
+constexpr unsigned kConfigRecoveryTimeoutMaxMs = 600000;  //   .. 10 min
+constexpr unsigned kConfigAuthzTimeoutMinMs = 100;        // authz_timeout_ms: 100 ms ..
+constexpr unsigned kConfigAuthzTimeoutMaxMs = 60000;      //   .. 60 s
+constexpr unsigned kConfigAuthzAllowTtlMinMs = 1000;      // authz_allow_ttl_ms: 1 s ..
+constexpr unsigned kConfigAuthzTtlMaxMs = 86400000;       //   .. 1 day (also authz_deny_ttl_ms, from 0)
+constexpr size_t kConfigAuthzInFlightMin = 1;             // authz_max_in_flight: 1 ..
+constexpr size_t kConfigAuthzInFlightMax = 1024;          //   .. 1024
+constexpr size_t kConfigMaxPayloadMin = 1024;             // max_payload: 1k ..
+constexpr size_t kConfigMaxPayloadMax = 64u << 20;        //   .. 64M; client_backlog >= max_payload
+constexpr size_t kConfigMaxRoomsMin = 1;                  // max_rooms_per_client: 1 ..
+constexpr size_t kConfigMaxRoomsMax = 100000;             //   .. 100000
+constexpr unsigned kConfigSocketModeMax = 0777;           // handoff_socket_mode: octal, at most 0777
 
 // The built-in value of every key, the one place it is written: Config's members below and
 // the structures that take their values from a Config (SessionLimits, RoutingConfig,
@@ -79,6 +81,8 @@ inline constexpr size_t kAuthzMaxInFlight = 16;
 inline constexpr unsigned kShutdownTimeoutMs = 5000;
 inline constexpr unsigned kRecoveryWindowMs = 300000;          // 5 minutes
 inline constexpr size_t kRecoveryMaxBytes = 64 * 1024 * 1024;  // ~100 000 records of 500 bytes
+inline constexpr size_t kRecoveryMaxRecords = 100000;          // read from Kafka for one resume
+inline constexpr unsigned kRecoveryTimeoutMs = 10000;          // to read them
 }  // namespace defaults
 
 struct Config {
@@ -143,6 +147,12 @@ struct Config {
     // this old and, all partitions together, this many bytes. 0 bytes: none kept.
     unsigned recovery_window_ms = defaults::kRecoveryWindowMs;
     size_t recovery_max_bytes = defaults::kRecoveryMaxBytes;
+    // Beyond the window, or after a restart, what a client missed is read from Kafka (kafka/
+    // replay_reader.h): at most this many records (offsets) per partition for one resume, read
+    // within recovery_timeout_ms; more, or slower, and the client is told to resync.
+    // 0 records: never read Kafka for a resume.
+    size_t recovery_max_records = defaults::kRecoveryMaxRecords;
+    unsigned recovery_timeout_ms = defaults::kRecoveryTimeoutMs;
 };
 
 // Kafka's rule for topic names (its Topic.validate): 1 to kMaxKafkaTopicName of

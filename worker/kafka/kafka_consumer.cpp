@@ -17,13 +17,6 @@ namespace {
 
 constexpr const char *kTag = "PSDM-KAFKA";
 
-struct MessageDeleter {
-    void operator()(rd_kafka_message_t *m) const { rd_kafka_message_destroy(m); }
-};
-struct PartitionListDeleter {
-    void operator()(rd_kafka_topic_partition_list_t *l) const { rd_kafka_topic_partition_list_destroy(l); }
-};
-
 // A group id no other worker uses, so that every worker gets every message.
 std::string unique_group_id() {
     char host[256] = "unknown";
@@ -72,17 +65,53 @@ KafkaConfPtr kafka_conf_build(const std::map<std::string, std::string> &properti
     return conf;
 }
 
+KafkaRecord kafka_record_of(const rd_kafka_message_t *m) {
+    return {rd_kafka_topic_name(m->rkt), m->partition, m->offset,
+            std::string_view(static_cast<const char *>(m->payload), m->payload ? m->len : 0),
+            rd_kafka_message_timestamp(m, nullptr)};
+}
+
+bool KafkaConsumerHandle::create(KafkaConfPtr conf, std::string *err) {
+    char errstr[512]; /* librdkafka API error reporting buffer */
+    rd_kafka_conf_set_log_cb(conf.get(), on_kafka_log);
+    rd_kafka_t *handle = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), errstr, sizeof errstr);
+    if (!handle) {
+        *err = std::string("cannot create the Kafka consumer: ") + errstr;
+        return false;
+    }
+    conf.release(); /* now owned, and freed, by handle */
+    rk.reset(handle);
+    // Serve errors, logs and rebalances from the consumer queue, so one poll sees all.
+    rd_kafka_poll_set_consumer(handle);
+    queue.reset(rd_kafka_queue_get_consumer(handle));
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+        *err = std::string("pipe2: ") + strerror(errno);
+        return false;
+    }
+    wake_read.reset(fds[0]);
+    wake_write.reset(fds[1]);
+    static const char kWake = 'k';
+    rd_kafka_queue_io_event_enable(queue.get(), wake_write.get(), &kWake, 1);
+    return true;
+}
+
+void KafkaConsumerHandle::drain_wake() {
+    char buf[256];
+    while (read(wake_read.get(), buf, sizeof buf) > 0) {
+    }
+}
+
 KafkaConsumer::~KafkaConsumer() {
     // Order matters: close while every member the rebalance callback uses is alive,
     // drop our queue reference, and only then destroy the handle.
-    if (rk_) rd_kafka_consumer_close(rk_.get());
-    queue_.reset();
-    rk_.reset();
+    if (h_.rk) rd_kafka_consumer_close(h_.rk.get());
+    h_.queue.reset();
+    h_.rk.reset();
 }
 
 std::unique_ptr<KafkaConsumer> KafkaConsumer::create(const std::map<std::string, std::string> &properties,
                                                      const std::vector<std::string> &topics, std::string *err) {
-    char errstr[512]; /* librdkafka API error reporting buffer */
     std::unique_ptr<KafkaConsumer> self(new KafkaConsumer());
     std::map<std::string, std::string> props = kafka_consumer_properties(properties);
     self->group_id_ = props["group.id"];
@@ -92,36 +121,13 @@ std::unique_ptr<KafkaConsumer> KafkaConsumer::create(const std::map<std::string,
         *err = "kafka." + refused.front().name + ": " + refused.front().reason;
         return nullptr;
     }
-    rd_kafka_conf_set_log_cb(conf.get(), on_kafka_log);
     rd_kafka_conf_set_rebalance_cb(conf.get(), on_rebalance);
     rd_kafka_conf_set_opaque(conf.get(), self.get());
+    if (!self->h_.create(std::move(conf), err)) return nullptr;
 
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), errstr, sizeof errstr);
-    if (!rk) {
-        *err = std::string("cannot create the Kafka consumer: ") + errstr;
-        return nullptr;
-    }
-    conf.release(); /* now owned, and freed, by rk */
-    self->rk_.reset(rk);
-
-    // Serve errors, logs and rebalances from the consumer queue, so one poll sees all.
-    rd_kafka_poll_set_consumer(rk);
-    self->queue_.reset(rd_kafka_queue_get_consumer(rk));
-
-    int fds[2];
-    if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
-        *err = std::string("pipe2: ") + strerror(errno);
-        return nullptr;
-    }
-    self->wake_read_.reset(fds[0]);
-    self->wake_write_.reset(fds[1]);
-    static const char kWake = 'k';
-    rd_kafka_queue_io_event_enable(self->queue_.get(), self->wake_write_.get(), &kWake, 1);
-
-    std::unique_ptr<rd_kafka_topic_partition_list_t, PartitionListDeleter> subs(
-        rd_kafka_topic_partition_list_new(static_cast<int>(topics.size())));
+    KafkaPartitionListPtr subs(rd_kafka_topic_partition_list_new(static_cast<int>(topics.size())));
     for (const auto &t : topics) rd_kafka_topic_partition_list_add(subs.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t e = rd_kafka_subscribe(rk, subs.get());
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(self->h_.rk.get(), subs.get());
     if (e) {
         *err = std::string("cannot subscribe: ") + rd_kafka_err2str(e);
         return nullptr;
@@ -129,18 +135,13 @@ std::unique_ptr<KafkaConsumer> KafkaConsumer::create(const std::map<std::string,
     return self;
 }
 
-void KafkaConsumer::drain_event_fd() {
-    char buf[256];
-    while (read(wake_read_.get(), buf, sizeof buf) > 0) {
-    }
-}
+void KafkaConsumer::drain_event_fd() { h_.drain_wake(); }
 
 size_t KafkaConsumer::poll(int timeout_ms, size_t max_records,
                            const std::function<void(const KafkaRecord &)> &on_record) {
     size_t served = 0;
     while (served < max_records) {
-        std::unique_ptr<rd_kafka_message_t, MessageDeleter> rkm(
-            rd_kafka_consumer_poll(rk_.get(), served == 0 ? timeout_ms : 0));
+        KafkaMessagePtr rkm(rd_kafka_consumer_poll(h_.rk.get(), served == 0 ? timeout_ms : 0));
         if (!rkm) break;
         if (rkm->err) {
             // Informational: librdkafka recovers by itself (broker down, topic missing...).
@@ -154,9 +155,7 @@ size_t KafkaConsumer::poll(int timeout_ms, size_t max_records,
             }
             continue;
         }
-        KafkaRecord rec{rd_kafka_topic_name(rkm->rkt), rkm->partition, rkm->offset,
-                        std::string_view(static_cast<const char *>(rkm->payload), rkm->payload ? rkm->len : 0),
-                        rd_kafka_message_timestamp(rkm.get(), nullptr)};
+        const KafkaRecord rec = kafka_record_of(rkm.get());
         auto topic = next_.find(rec.topic);  // allocates once per topic, no more
         if (topic == next_.end()) topic = next_.emplace(std::string(rec.topic), std::vector<int64_t>{}).first;
         std::vector<int64_t> &next = topic->second;
@@ -205,12 +204,13 @@ void KafkaConsumer::on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kaf
 std::vector<KafkaPartitionState> KafkaConsumer::partition_states() const {
     std::vector<KafkaPartitionState> out;
     rd_kafka_topic_partition_list_t *parts = nullptr;
-    if (rd_kafka_assignment(rk_.get(), &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts) return out;
-    rd_kafka_position(rk_.get(), parts);  // sets each offset: the last served + 1, or a logical one
+    if (rd_kafka_assignment(h_.rk.get(), &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts) return out;
+    rd_kafka_position(h_.rk.get(), parts);  // sets each offset: the last served + 1, or a logical one
     for (int i = 0; i < parts->cnt; i++) {
         const rd_kafka_topic_partition_t &p = parts->elems[i];
         int64_t low = -1, high = -1;
-        if (rd_kafka_get_watermark_offsets(rk_.get(), p.topic, p.partition, &low, &high) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        if (rd_kafka_get_watermark_offsets(h_.rk.get(), p.topic, p.partition, &low, &high) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR)
             high = -1;
         out.push_back({p.topic, p.partition, p.offset >= 0 ? p.offset : -1, high});
     }

@@ -32,6 +32,9 @@ struct KafkaRecord {
     int64_t timestamp_ms = -1;  // the record's timestamp (create or log-append time), -1 if none
 };
 
+// The record of a message librdkafka delivered (no error): views into `m`.
+KafkaRecord kafka_record_of(const rd_kafka_message_t *m);
+
 // Where the consumer stands on one assigned partition, for the lag metric.
 struct KafkaPartitionState {
     std::string topic;
@@ -70,6 +73,28 @@ struct KafkaHandleDeleter {
 struct KafkaQueueDeleter {
     void operator()(rd_kafka_queue_t *q) const { rd_kafka_queue_destroy(q); }
 };
+struct KafkaMessageDeleter {
+    void operator()(rd_kafka_message_t *m) const { rd_kafka_message_destroy(m); }
+};
+struct KafkaPartitionListDeleter {
+    void operator()(rd_kafka_topic_partition_list_t *l) const { rd_kafka_topic_partition_list_destroy(l); }
+};
+using KafkaMessagePtr = std::unique_ptr<rd_kafka_message_t, KafkaMessageDeleter>;
+using KafkaPartitionListPtr = std::unique_ptr<rd_kafka_topic_partition_list_t, KafkaPartitionListDeleter>;
+using KafkaHandlePtr = std::unique_ptr<rd_kafka_t, KafkaHandleDeleter>;
+using KafkaQueuePtr = std::unique_ptr<rd_kafka_queue_t, KafkaQueueDeleter>;
+
+// What every librdkafka consumer of the worker shares (KafkaConsumer, ReplayReader): a handle
+// made from `conf` (taken) that logs through base/log and serves errors, logs and rebalances
+// from its consumer queue, and a pipe that librdkafka writes to when that queue turns
+// non-empty, for the event loop to watch. Returns false and sets *err.
+struct KafkaConsumerHandle {
+    KafkaHandlePtr rk;
+    KafkaQueuePtr queue;
+    UniqueFd wake_read, wake_write;
+    bool create(KafkaConfPtr conf, std::string *err);
+    void drain_wake();  // reads what the pipe holds (non-blocking)
+};
 
 class KafkaConsumer {
  public:
@@ -87,7 +112,7 @@ class KafkaConsumer {
 
     // A descriptor that becomes readable when records or events are waiting.
     // The caller must drain it (drain_event_fd) and then call poll(0, ...).
-    int event_fd() const { return wake_read_.get(); }
+    int event_fd() const { return h_.wake_read.get(); }
     void drain_event_fd();
 
     // Serves at most `max_records` records, waiting at most `timeout_ms` for the
@@ -109,9 +134,7 @@ class KafkaConsumer {
     static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t *parts,
                              void *opaque) noexcept;
 
-    std::unique_ptr<rd_kafka_t, KafkaHandleDeleter> rk_;
-    std::unique_ptr<rd_kafka_queue_t, KafkaQueueDeleter> queue_;
-    UniqueFd wake_read_, wake_write_;
+    KafkaConsumerHandle h_;
     std::string group_id_;
     int assigned_partitions_ = 0;
     // Where the worker stands: for each partition it served a record of, one past that

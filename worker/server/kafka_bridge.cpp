@@ -25,6 +25,41 @@ KafkaBridge::KafkaBridge(const Config &cfg, Server &server) : cfg_(cfg), server_
 KafkaBridge::~KafkaBridge() {
     lws_sul_cancel(&continue_.sul);
     server_.set_partition_states(nullptr);
+    server_.set_replay_source(nullptr);
+}
+
+bool KafkaBridge::watch(struct lws_vhost *vh, int fd, std::string *err) {
+    lws_sock_file_fd_type desc;
+    desc.filefd = fd;
+    if (lws_adopt_descriptor_vhost(vh, LWS_ADOPT_RAW_FILE_DESC, desc, kKafkaProtocolName, nullptr)) return true;
+    *err = "cannot watch a Kafka wake-up fd";
+    return false;
+}
+
+uint64_t KafkaBridge::read(const PartitionKey &p, int64_t from, int64_t until) {
+    const uint64_t id = replay_->read(p, from, until);
+    lws_sul_schedule(context_, 0, &continue_.sul, on_continue, 1);  // it may have answers queued
+    return id;
+}
+
+void KafkaBridge::cancel(uint64_t id) { replay_->cancel(id); }
+
+// What resumes read: each record routed as live ones are, and handed to the server with the
+// reads that want it.
+size_t KafkaBridge::serve_replay(size_t budget_records) {
+    if (!replay_) return 0;
+    replay_->drain_event_fd();
+    return replay_->poll(
+        budget_records,
+        [this](const KafkaRecord &rec, const std::vector<uint64_t> &reads) {
+            const bool positioned = rec.offset >= 0 && rec.offset <= kMaxPositionOffset && rec.partition >= 0 &&
+                                    kafka_topic_name_ok(rec.topic);
+            const Route route = route_kafka_record(
+                rec.topic, rec.value, routing_,
+                positioned ? record_position(rec.topic, rec.partition, rec.offset) : std::string());
+            server_.on_replay_record(reads, route, rec.timestamp_ms);
+        },
+        [this](const ReplayReads::Ended &e, const std::string &why) { server_.on_replay_ended(e.id, e.ok, why); });
 }
 
 bool KafkaBridge::start(struct lws_context *context, struct lws_vhost *vh, std::string *err) {
@@ -32,11 +67,11 @@ bool KafkaBridge::start(struct lws_context *context, struct lws_vhost *vh, std::
     if (!consumer_) return false;
     server_.set_partition_states([this] { return consumer_->partition_states(); });
     context_ = context;
-    lws_sock_file_fd_type fd;
-    fd.filefd = consumer_->event_fd();
-    if (!lws_adopt_descriptor_vhost(vh, LWS_ADOPT_RAW_FILE_DESC, fd, kKafkaProtocolName, nullptr)) {
-        *err = "cannot watch the Kafka wake-up fd";
-        return false;
+    if (!watch(vh, consumer_->event_fd(), err)) return false;
+    if (cfg_.recovery_max_records > 0) {
+        replay_ = ReplayReader::create(cfg_.kafka, err);
+        if (!replay_ || !watch(vh, replay_->event_fd(), err)) return false;
+        server_.set_replay_source(this);
     }
     std::string topics;
     for (const auto &t : cfg_.topics) topics += (topics.empty() ? "" : ",") + t;
@@ -74,7 +109,9 @@ void KafkaBridge::on_readable() {
     // them, so come back right after the clients' writes of this loop turn.
     // Otherwise poll now and then anyway, so that rebalances and errors are served
     // even when no record arrives.
-    bool stopped_early = records == kBatch || published_bytes >= budget;
+    // Then what resumes read, as much again at most.
+    const size_t replayed = serve_replay(kBatch);
+    bool stopped_early = records == kBatch || published_bytes >= budget || replayed == kBatch;
     lws_sul_schedule(context_, 0, &continue_.sul, on_continue, stopped_early ? 1 : 500 * LWS_US_PER_MS);
 }
 

@@ -17,22 +17,25 @@
 #include <vector>
 
 #include "kafka/kafka_consumer.h"
+#include "kafka/replay_reader.h"
 #include "kafka/position.h"
 #include "kafka/routing.h"
 #include "server/server.h"
 
 namespace psdm {
 
-class KafkaBridge {
+class KafkaBridge : private Server::ReplaySource {
  public:
     KafkaBridge(const Config &cfg, Server &server);
     ~KafkaBridge();
 
-    // Creates the consumer and has lws watch its wake-up fd on `vh` under the
-    // protocol named kKafkaProtocolName. Returns false and sets *err on failure.
+    // Creates the consumer (and, unless recovery_max_records is 0, the reader of past records
+    // for resumes: the server's ReplaySource) and has lws watch their wake-up fds on `vh`
+    // under the protocol named kKafkaProtocolName. Returns false and sets *err on failure.
     bool start(struct lws_context *context, struct lws_vhost *vh, std::string *err);
 
-    // The wake-up fd is readable, or a continuation is due: serve a batch of records.
+    // A wake-up fd is readable, or a continuation is due: serve a batch of records (live ones,
+    // then those resumes read).
     // May throw (out of memory while publishing): the caller is at the C boundary
     // (base/c_boundary.h), and the batch resumes at the next loop turn.
     void on_readable();
@@ -52,12 +55,18 @@ class KafkaBridge {
 
  private:
     size_t on_record(const KafkaRecord &rec);  // returns the payload bytes published
+    bool watch(struct lws_vhost *vh, int fd, std::string *err);
+    // Server::ReplaySource
+    uint64_t read(const PartitionKey &p, int64_t from, int64_t until) override;
+    void cancel(uint64_t id) override;
+    size_t serve_replay(size_t budget_records);
     static void on_continue(lws_sorted_usec_list_t *sul);
 
     const Config &cfg_;
     Server &server_;
     RoutingConfig routing_;
     std::unique_ptr<KafkaConsumer> consumer_;
+    std::unique_ptr<ReplayReader> replay_;
     struct lws_context *context_ = nullptr;
     // lws timers hand back only the sul pointer: it is the first member of a struct
     // that also points back at us.

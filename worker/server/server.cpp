@@ -244,7 +244,18 @@ void Server::on_timer(Client *c) {
 
 void Server::on_closed(Client *c) {
     membership_.remove(member_of(c));
-    resumes_.erase(resumes_.lower_bound({c->id, 0}), resumes_.lower_bound({c->id + 1, 0}));
+    resume_asks_.erase(resume_asks_.lower_bound({c->id, 0}), resume_asks_.lower_bound({c->id + 1, 0}));
+    for (auto it = resumes_.begin(); it != resumes_.end();) {  // its resumes in progress end here
+        if (it->second.client_id != c->id) {
+            ++it;
+            continue;
+        }
+        for (const auto &read : it->second.reads) {
+            resume_of_read_.erase(read.first);
+            if (replay_source_) replay_source_->cancel(read.first);
+        }
+        it = resumes_.erase(it);
+    }
     by_id_.erase(c->id);
     stats_.open[static_cast<size_t>(c->via)][eio_index(c->eio)]--;
     stats_.closed[static_cast<size_t>(c->close_kind)]++;
@@ -282,17 +293,22 @@ size_t Server::consumed(std::string_view topic, int32_t partition, int64_t offse
 }
 
 // Each partition's next offset: one past the last record consumed; for an assigned partition
-// with none consumed yet, the consumer's position (or, before its first fetch, the end of the
-// partition as last seen). A partition whose position nobody knows yet is left out.
-Positions Server::positions_now() const {
+// with none consumed yet, the consumer's position (or, before its first record, the end of the
+// partition as last seen). A partition whose position nobody knows yet is left out, and named
+// in *unknown (if given): also "(no partition assigned yet)" while the consumer has none.
+Positions Server::positions_now(std::string *unknown) const {
     Positions p;
     for (size_t i = 0; i < partition_keys_.size(); i++)
         if (partition_next_[i] >= 0) p.emplace(partition_keys_[i], partition_next_[i]);
     if (partition_states_) {
-        for (const KafkaPartitionState &s : partition_states_()) {
+        const std::vector<KafkaPartitionState> states = partition_states_();
+        if (states.empty() && unknown) *unknown = "(no partition assigned yet)";
+        for (const KafkaPartitionState &s : states) {
             const int64_t at = s.position >= 0 ? s.position : s.high_water;
+            const PartitionKey key{s.topic, s.partition};
             if (at >= 0 && at <= kMaxPositionOffset && kafka_topic_name_ok(s.topic))
-                p.emplace(PartitionKey{s.topic, s.partition}, at);  // no effect where a record set it
+                p.emplace(key, at);  // no effect where a record set it
+            else if (unknown && !p.count(key)) *unknown = partition_key_text(key);
         }
     }
     return p;
@@ -304,20 +320,27 @@ size_t Server::publish(const Route &route, int64_t origin_ms, size_t partition, 
     if (partition != kNoPartition && cfg_.recovery_max_bytes > 0)
         window_.add(partition, offset, route.room, route.to_global_room, frame, monotonic_ms());
     size_t n = 0;
-    if (!route.room.empty()) n += deliver_to_room(route.room, frame);
-    if (route.to_global_room && route.room != kGlobalRoom) n += deliver_to_room(kGlobalRoom, frame);
+    if (!route.room.empty()) n += deliver_to_room(route.room, frame, partition, offset);
+    static const std::string global_room(kGlobalRoom);
+    if (route.to_global_room && route.room != kGlobalRoom) n += deliver_to_room(global_room, frame, partition, offset);
     stats_.records_routed++;
     stats_.deliveries += n;
     return n;
 }
 
-size_t Server::deliver_to_room(std::string_view room, const FrameRef &frame) {
+size_t Server::deliver_to_room(const std::string &room, const FrameRef &frame, size_t partition, int64_t offset) {
     // Slow clients are closed after the loop: closing leaves rooms, which must not
     // happen while Membership is iterating.
     std::vector<Client *> slow;
     size_t n = membership_.for_each_member(room, [&](MemberId m) {
         Client *c = client_of(m);
-        if (!push_frame(c, frame)) slow.push_back(c);
+        if (c->resuming > 0) {  // after its replay
+            c->held.push_back({room, partition, offset, frame});
+            c->held_bytes += frame->size();
+            if (c->held_bytes + c->outbox.queued_bytes() > cfg_.client_backlog) slow.push_back(c);
+        } else if (!push_frame(c, frame)) {
+            slow.push_back(c);
+        }
     });
     for (Client *c : slow) close_slow_consumer(c, frame->size());
     return n - slow.size();
@@ -330,9 +353,9 @@ void Server::apply(Client *c, std::vector<SessionAction> &actions) {
         case SessionAction::Kind::join:
             if (c->closing) break;
             // Asked to resume: kept until the authorizer answers (which may be inside join()).
-            if (a.resume && a.ack_id) resumes_[{c->id, *a.ack_id}] = std::move(*a.resume);
+            if (a.resume && a.ack_id) resume_asks_[{c->id, *a.ack_id}] = std::move(*a.resume);
             if (membership_.join(member_of(c), a.text, a.ack_id) == Membership::JoinStart::too_many_rooms && a.ack_id) {
-                resumes_.erase({c->id, *a.ack_id});
+                resume_asks_.erase({c->id, *a.ack_id});
                 send_text(c, c->session.error_ack(*a.ack_id, "too many rooms"));
             }
             break;
@@ -353,25 +376,32 @@ void Server::answered(MemberId m, const std::string &room, std::optional<uint64_
     if (!d.allowed) log_denial(c, room, d, "may not join");
     if (d.allowed) c->rooms_joined++;
     if (!ack_id) return;
-    auto r = resumes_.find({c->id, *ack_id});
-    if (r == resumes_.end()) {
+    auto r = resume_asks_.find({c->id, *ack_id});
+    if (r == resume_asks_.end()) {
         send_text(c, c->session.join_ack(*ack_id, d.allowed, room));
         return;
     }
     const std::string positions = std::move(r->second);
-    resumes_.erase(r);
+    resume_asks_.erase(r);
     answer_resume(c, room, *ack_id, d.allowed, positions);
 }
 
-// The client gave the positions it holds (kafka/position.h). For each partition it names, the
-// room's records after its position are sent from the replay window, partition after
-// partition, before anything live (this all runs in one loop turn). It is "recovered" when the
-// window holds all of them for every partition named, and the client names every partition
-// the worker knows (acks and messages give it them all; an empty object is a first join,
-// with nothing to recover); else nothing is replayed and the
-// client is told to resync (a later version reads the rest from Kafka). A position ahead of
-// this worker (another worker is further on) needs nothing replayed; the client drops what it
-// has already.
+// The client gave the positions it holds (kafka/position.h): it gets, for each partition it
+// names, the room's records after its position, partition after partition, then live ones.
+//
+// Where from: the replay window when it holds all of them (at once, in this loop turn), else
+// Kafka (ReplaySource: a read from the client's position up to the worker's, at most
+// recovery_max_records offsets, within recovery_timeout_ms). While Kafka reads, the ack waits
+// and the records published to the client's rooms are held (Client::held) and sent after the
+// replay; those the replay covered are dropped. A partition whose position the worker does not
+// know yet (just started, first fetch not done) is waited for, up to the same deadline.
+//
+// "recovered": every record after the client's positions was sent, for every partition the
+// worker knows (a client naming fewer cannot tell what it missed there; an empty object is a
+// first join, with nothing to recover). Else nothing is replayed, the client is told why and
+// resyncs. A position ahead of the worker's (another worker is further on) needs nothing
+// replayed: the client drops what it already has. The replay goes only to a client that is
+// still in the room when it is ready.
 void Server::answer_resume(Client *c, const std::string &room, uint64_t ack_id, bool allowed,
                            const std::string &positions) {
     if (!allowed) {  // the refusal, as without a resume: nothing of the room is sent
@@ -381,47 +411,183 @@ void Server::answer_resume(Client *c, const std::string &room, uint64_t ack_id, 
     Positions from;
     std::string why;
     const JsonPtr json = json_parse_strict(positions);
-    bool recovered = json && parse_resume_positions(json.get(), cfg_.topics, &from, &why);
     if (!json) why = "positions are not JSON";
-    const bool refused = !recovered;
-    const Positions now = positions_now();
-    std::vector<FrameRef> replay;
-    // A partition the worker knows and the client does not: it cannot tell what it missed
-    // there. (No positions at all is a first join: nothing was missed.)
-    if (recovered && !from.empty()) {
-        for (const auto &kv : now) {
-            if (from.count(kv.first)) continue;
-            recovered = false;
-            why = "no position for " + partition_key_text(kv.first);
-            break;
-        }
-    }
-    for (const auto &kv : from) {
-        if (!recovered) break;
-        auto known = now.find(kv.first);
-        if (known != now.end() && kv.second >= known->second) continue;  // nothing since (or ahead of us)
-        auto t = partition_index_.find(kv.first.topic);
-        const size_t n = static_cast<size_t>(kv.first.partition);
-        const size_t pid = t != partition_index_.end() && n < t->second.size() ? t->second[n] : kNoPartition;
-        if (pid == kNoPartition ||
-            window_.collect(pid, kv.second, room, kGlobalRoom, &replay) != ReplayWindow::Coverage::complete) {
-            recovered = false;
-            why = "the worker no longer holds " + partition_key_text(kv.first) + " from offset " +
-                  std::to_string(kv.second);
-        }
-    }
-    std::string ack = "{\"positions\":" + positions_json(now) + ",\"recovered\":" + (recovered ? "true" : "false");
-    if (!recovered) ack += ",\"reason\":" + json_escape_string(why);
-    send_text(c, c->session.ack(ack_id, "[" + ack + "}]"));
-    if (!recovered) {
-        (refused ? resume_stats_.refused : resume_stats_.not_recovered)++;
-        PSDM_LOG_INFO(kTag, "client %" PRIu64 " (user '%s'): no resume in room '%s': %s", c->id, c->who.user.c_str(),
-                      room.c_str(), why.c_str());
+    if (!json || !parse_resume_positions(json.get(), cfg_.topics, &from, &why)) {
+        std::string ack = "{\"positions\":" + positions_json(positions_now()) +
+                          ",\"recovered\":false,\"reason\":" + json_escape_string(why) + "}";
+        send_text(c, c->session.ack(ack_id, "[" + ack + "]"));
+        resume_stats_.refused++;
+        PSDM_LOG_INFO(kTag, "client %" PRIu64 " (user '%s'): resume in room '%s' refused: %s", c->id,
+                      c->who.user.c_str(), room.c_str(), why.c_str());
         return;
     }
-    resume_stats_.recovered++;
-    resume_stats_.records_replayed += replay.size();
-    for (FrameRef &f : replay) enqueue(c, std::move(f));
+    const uint64_t id = ++next_resume_id_;
+    Resume &r = resumes_[id];
+    r.client_id = c->id;
+    r.ack_id = ack_id;
+    r.room = room;
+    r.from = std::move(from);
+    r.deadline_ms = monotonic_ms() + cfg_.recovery_timeout_ms;
+    c->resuming++;
+    plan_resume(id);
+}
+
+size_t Server::partition_of(const PartitionKey &k) const {
+    auto t = partition_index_.find(k.topic);
+    const auto n = static_cast<size_t>(k.partition);
+    return t != partition_index_.end() && n < t->second.size() ? t->second[n] : kNoPartition;
+}
+
+void Server::plan_resume(uint64_t id) {
+    Resume &r = resumes_.at(id);
+    // Wait until the worker knows where it stands on every partition (just started: the
+    // group's assignment, the first fetch), so that the ack gives them all.
+    std::string unknown;
+    const Positions now = positions_now(&unknown);
+    if (!unknown.empty()) {
+        r.waiting_for = unknown;
+        return;
+    }
+    if (!r.from.empty()) {
+        for (const auto &kv : now) {
+            if (!r.from.count(kv.first))
+                return finish_resume(id, false, "no position for " + partition_key_text(kv.first));
+        }
+    }
+    for (const auto &kv : r.from) {  // a partition the worker is not assigned (yet)
+        if (!now.count(kv.first)) {
+            r.waiting_for = partition_key_text(kv.first);
+            return;
+        }
+    }
+    r.planned = true;
+    r.at = now;
+    for (const auto &kv : r.from) {
+        const int64_t until = now.at(kv.first);
+        if (kv.second >= until) continue;  // nothing since (or ahead of us)
+        std::vector<FrameRef> frames;
+        const size_t pid = partition_of(kv.first);
+        if (pid != kNoPartition &&
+            window_.collect(pid, kv.second, r.room, kGlobalRoom, &frames) == ReplayWindow::Coverage::complete) {
+            for (const FrameRef &f : frames) r.bytes += f->size();
+            r.frames[kv.first] = std::move(frames);
+            continue;
+        }
+        const std::string where = partition_key_text(kv.first) + " from offset " + std::to_string(kv.second);
+        if (!replay_source_ || cfg_.recovery_max_records == 0)
+            return finish_resume(id, false, "the worker no longer holds " + where);
+        if (static_cast<uint64_t>(until - kv.second) > cfg_.recovery_max_records)
+            return finish_resume(id, false,
+                                 "more than recovery_max_records (" + std::to_string(cfg_.recovery_max_records) +
+                                     ") to read in " + where);
+        const uint64_t read = replay_source_->read(kv.first, kv.second, until);
+        r.reads.emplace(read, kv.first);
+        resume_of_read_.emplace(read, id);
+        resume_stats_.kafka_reads++;
+    }
+    if (r.bytes > cfg_.client_backlog) return finish_resume(id, false, "more than client_backlog to replay");
+    if (r.reads.empty()) finish_resume(id, true, "");
+}
+
+void Server::on_replay_record(const std::vector<uint64_t> &reads, const Route &route, int64_t origin_ms) {
+    resume_stats_.records_read++;
+    if (route.status != RouteStatus::ok) return;
+    FrameRef frame;  // encoded once, for every resume that wants it
+    for (uint64_t read : reads) {
+        auto owner = resume_of_read_.find(read);
+        if (owner == resume_of_read_.end()) continue;
+        const uint64_t id = owner->second;
+        Resume &r = resumes_.at(id);
+        if (route.room != r.room && !(route.to_global_room && r.room == kGlobalRoom)) continue;
+        if (!frame)
+            frame = Frame::make(ws_text_frame(sio_encode_event(cfg_.ns, cfg_.event, route.payload)), LWS_PRE,
+                                origin_ms);
+        r.frames[r.reads.at(read)].push_back(frame);
+        r.bytes += frame->size();
+        if (r.bytes > cfg_.client_backlog) finish_resume(id, false, "more than client_backlog to replay");
+    }
+}
+
+void Server::on_replay_ended(uint64_t read, bool ok, const std::string &why) {
+    auto owner = resume_of_read_.find(read);
+    if (owner == resume_of_read_.end()) return;  // its resume ended already
+    const uint64_t id = owner->second;
+    resume_of_read_.erase(owner);
+    Resume &r = resumes_.at(id);
+    const PartitionKey key = r.reads.at(read);
+    r.reads.erase(read);
+    if (!ok)
+        finish_resume(
+            id, false,
+            "cannot read " + partition_key_text(key) + " from offset " + std::to_string(r.from.at(key)) + ": " + why);
+    else if (r.reads.empty()) finish_resume(id, true, "");
+}
+
+// Every heartbeat tick: resumes waiting for a position try again; those past their deadline end.
+void Server::tick_resumes(int64_t now_ms) {
+    std::vector<uint64_t> due, waiting;
+    for (const auto &kv : resumes_) {
+        if (now_ms >= kv.second.deadline_ms) due.push_back(kv.first);
+        else if (!kv.second.planned) waiting.push_back(kv.first);
+    }
+    for (uint64_t id : waiting) plan_resume(id);
+    for (uint64_t id : due) {
+        auto it = resumes_.find(id);
+        if (it == resumes_.end()) continue;
+        finish_resume(id, false,
+                      it->second.planned ? "Kafka did not answer within recovery_timeout_ms"
+                                         : "the position of " + it->second.waiting_for + " is not known yet");
+    }
+}
+
+void Server::finish_resume(uint64_t id, bool recovered, std::string why) {
+    Resume r = std::move(resumes_.at(id));
+    resumes_.erase(id);
+    for (const auto &read : r.reads) {
+        resume_of_read_.erase(read.first);
+        replay_source_->cancel(read.first);
+    }
+    Client *c = by_id_.at(r.client_id);
+    if (recovered && !membership_.is_member(member_of(c), r.room)) {
+        recovered = false;
+        why = "no longer in the room";
+    }
+    const Positions &at = r.planned ? r.at : positions_now();
+    std::string ack = "{\"positions\":" + positions_json(at) + ",\"recovered\":" + (recovered ? "true" : "false");
+    if (!recovered) ack += ",\"reason\":" + json_escape_string(why);
+    send_text(c, c->session.ack(r.ack_id, "[" + ack + "}]"));
+    // Held records below the ack's positions were replayed, or the client had them.
+    for (const auto &kv : at) {
+        const size_t pid = partition_of(kv.first);
+        if (pid != kNoPartition) c->replayed_to[{r.room, pid}] = kv.second;
+    }
+    if (recovered) {
+        resume_stats_.recovered++;
+        for (auto &kv : r.frames) {
+            resume_stats_.records_replayed += kv.second.size();
+            for (FrameRef &f : kv.second) enqueue(c, std::move(f));
+        }
+    } else {
+        resume_stats_.not_recovered++;
+        PSDM_LOG_INFO(kTag, "client %" PRIu64 " (user '%s'): no resume in room '%s': %s", c->id, c->who.user.c_str(),
+                      r.room.c_str(), why.c_str());
+    }
+    if (--c->resuming == 0) release_held(c);
+}
+
+// The records published to the client's rooms while it resumed, in the order they came, but
+// those a replay covered and those of rooms it has left since.
+void Server::release_held(Client *c) {
+    std::vector<Client::Held> held = std::move(c->held);
+    c->held.clear();
+    c->held_bytes = 0;
+    for (Client::Held &h : held) {
+        auto to = c->replayed_to.find({h.room, h.partition});
+        if (to != c->replayed_to.end() && h.offset < to->second) continue;
+        if (!membership_.is_member(member_of(c), h.room)) continue;
+        enqueue(c, std::move(h.frame));
+    }
+    c->replayed_to.clear();
 }
 
 void Server::revoked(MemberId m, const std::string &room, const AuthzDecision &d) {
@@ -480,6 +646,7 @@ void Server::stop_heartbeats() {
 // Entries whose client is gone, or whose deadline is no longer the armed one, are stale.
 void Server::on_heartbeat_timer(lws_sorted_usec_list_t *sul) {
     Server *self = reinterpret_cast<HeartbeatTimer *>(sul)->self;
+    if (!self->resumes_.empty()) guarded("resume timer", [self] { self->tick_resumes(monotonic_ms()); });
     self->wheel_.advance(monotonic_ms(), [self](uint64_t id, int64_t deadline) {
         auto it = self->by_id_.find(id);
         if (it == self->by_id_.end()) return;
@@ -548,6 +715,8 @@ void Server::close_slow_consumer(Client *c, size_t incoming_bytes) {
     PSDM_LOG_WARN("PSDM-SLOW", "client %" PRIu64 " (user '%s'): %s; closing with %d", c->id, c->who.user.c_str(),
                   d.reason.c_str(), d.close_code);
     c->outbox.clear();  // free its memory now
+    c->held.clear();
+    c->held_bytes = 0;
     request_close(c, d.close_code, d.reason);
 }
 

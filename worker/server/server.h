@@ -118,6 +118,20 @@ struct Client {
     int64_t opened_ms;
     uint64_t bytes_in = 0, bytes_out = 0;
     size_t rooms_joined = 0;  // joins granted over its life
+    // Resumes (Server::answer_resume): while any of its resumes waits for Kafka, the records
+    // published to its rooms are held here, not queued, so that they follow what is replayed.
+    struct Held {
+        std::string room;
+        size_t partition;  // Server::consumed's index
+        int64_t offset;
+        FrameRef frame;
+    };
+    unsigned resuming = 0;
+    std::vector<Held> held;
+    size_t held_bytes = 0;
+    // (room, partition) -> the offset a resume's replay reached: held records below it were
+    // replayed (or the client had them) and are dropped.
+    std::map<std::pair<std::string, size_t>, int64_t> replayed_to;
 };
 
 struct ServerStats {
@@ -185,7 +199,24 @@ class Server : private Membership::Events {
     }
     struct ResumeStats {
         uint64_t recovered = 0, not_recovered = 0, refused = 0, records_replayed = 0;
+        uint64_t kafka_reads = 0, records_read = 0;  // reads started, records they fetched
     };
+    // Where resumes read what the window does not hold: Kafka, through the bridge's
+    // ReplayReader (kafka/replay_reader.h). Null (or recovery_max_records = 0): nowhere, such
+    // resumes are not recovered.
+    struct ReplaySource {
+        virtual ~ReplaySource() = default;
+        // Reads `p` from `from` to `until` (exclusive); the answers come back through
+        // on_replay_record and on_replay_ended. Returns the read's id.
+        virtual uint64_t read(const PartitionKey &p, int64_t from, int64_t until) = 0;
+        virtual void cancel(uint64_t id) = 0;
+    };
+    void set_replay_source(ReplaySource *source) { replay_source_ = source; }
+    // A record the reads `reads` wanted, routed (`route`); `origin_ms` as for publish.
+    void on_replay_record(const std::vector<uint64_t> &reads, const Route &route, int64_t origin_ms);
+    // A read ended: complete, or failed (`why`).
+    void on_replay_ended(uint64_t read, bool ok, const std::string &why);
+    size_t resumes_in_progress() const { return resumes_.size(); }
     const ResumeStats &resume_stats() const { return resume_stats_; }
 
     // Bytes the Kafka bridge may publish per loop turn before it lets the clients'
@@ -243,9 +274,30 @@ class Server : private Membership::Events {
     void enqueue(Client *c, FrameRef frame);
     // The ack of an allowed or refused join that asked to resume, and the replay.
     void answer_resume(Client *c, const std::string &room, uint64_t ack_id, bool allowed, const std::string &positions);
-    Positions positions_now() const;
-    void note_first_write(const Frame &f);       // the delivery latency of a record's frame, once
-    bool push_frame(Client *c, FrameRef frame);  // false: over the client's backlog, not queued
+    Positions positions_now(std::string *unknown = nullptr) const;
+    // A resume between its join's answer and its ack. See answer_resume.
+    struct Resume {
+        uint64_t client_id = 0, ack_id = 0;
+        std::string room;
+        Positions from;        // what the client holds
+        Positions at;          // the worker's positions when the replay was planned: the ack's
+        bool planned = false;  // false: waiting for the worker to learn a partition's position
+        std::map<PartitionKey, std::vector<FrameRef>> frames;  // to replay, by partition
+        std::map<uint64_t, PartitionKey> reads;                // Kafka reads outstanding
+        size_t bytes = 0;
+        int64_t deadline_ms = 0;
+        std::string waiting_for;  // the partition whose position is not known yet
+    };
+    // Plans (or re-plans, until planned) resume `id`: from the window, or Kafka reads. May
+    // finish it.
+    void plan_resume(uint64_t id);
+    // Sends the ack and, if recovered, the replay; releases the client's held records.
+    void finish_resume(uint64_t id, bool recovered, std::string why);
+    void release_held(Client *c);
+    void tick_resumes(int64_t now_ms);
+    size_t partition_of(const PartitionKey &k) const;  // consumed()'s index, kNoPartition
+    void note_first_write(const Frame &f);             // the delivery latency of a record's frame, once
+    bool push_frame(Client *c, FrameRef frame);        // false: over the client's backlog, not queued
     void close_slow_consumer(Client *c, size_t incoming_bytes);
     void send_text(Client *c, std::string_view text);
     // Closes `c` with `code`: one log line, then start_close. Idempotent.
@@ -260,7 +312,7 @@ class Server : private Membership::Events {
     static void on_heartbeat_timer(lws_sorted_usec_list_t *sul);
     static void on_drain_timer(lws_sorted_usec_list_t *sul);
     void finish_drain();
-    size_t deliver_to_room(std::string_view room, const FrameRef &frame);
+    size_t deliver_to_room(const std::string &room, const FrameRef &frame, size_t partition, int64_t offset);
 
     const Config &cfg_;
     SessionLimits limits_;
@@ -307,7 +359,11 @@ class Server : private Membership::Events {
     ReplayWindow window_;
     std::function<std::vector<KafkaPartitionState>()> partition_states_;
     // Joins waiting for the authorizer that asked to resume: (client id, ack id) -> positions text.
-    std::map<std::pair<uint64_t, uint64_t>, std::string> resumes_;
+    std::map<std::pair<uint64_t, uint64_t>, std::string> resume_asks_;
+    std::map<uint64_t, Resume> resumes_;  // by resume id
+    std::unordered_map<uint64_t, uint64_t> resume_of_read_;
+    uint64_t next_resume_id_ = 0;
+    ReplaySource *replay_source_ = nullptr;
     ResumeStats resume_stats_;
     Histogram latency_{{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}};
 };
