@@ -16,6 +16,7 @@ import pytest
 import stack
 from harness import worker_config
 from rawws import RawEio
+from test_admin import admin_port, scrape, value
 from test_resume import join, keep, message
 
 ROOM = "xpptut15"
@@ -68,12 +69,13 @@ def test_clients_get_every_record_once_across_a_kill_9_of_their_worker(harness):
 
 def test_positions_from_one_worker_resume_on_another(harness):
     """Two workers (two hosts) read the same topics: a client that got records on the first
-    and comes back on the second gets what it missed there, from Kafka."""
+    and comes back on the second, started while it was away (nothing in its memory), gets
+    what it missed there, from Kafka."""
     broker = harness.start_broker(topics=["elog", "experiments"])
     first = worker_of_latest(harness, broker, name="worker-a", authz="allow-all")
-    second = worker_of_latest(harness, broker, name="worker-b", authz="allow-all")
     positions = away_after_one_record(broker, first)
     broker.produce("elog", [msg("r1", 3), msg("r2", 0), msg("r1", 4)])
+    second = worker_of_latest(harness, broker, name="worker-b", authz="allow-all", admin_listen="127.0.0.1:0")
     elsewhere = RawEio(second.url)
     elsewhere.connect_ns()
     (ack,) = join(elsewhere, 1, "r1", positions)
@@ -82,6 +84,13 @@ def test_positions_from_one_worker_resume_on_another(harness):
     broker.produce("elog", [msg("r1", 5)])
     assert message(elsewhere)["seq"] == 5
     elsewhere.close()
+    # The second worker counted it (read with Debian's prometheus_client parser).
+    families = scrape(admin_port(second))
+    assert value(families, "psdm_socketd_resumes_total", outcome="recovered") == 1
+    assert value(families, "psdm_socketd_replay_kafka_reads_total") == 1
+    assert value(families, "psdm_socketd_replay_kafka_records_total") == 3  # r1, r2, r1
+    assert value(families, "psdm_socketd_replayed_records_total") == 2
+    assert value(families, "psdm_socketd_resumes_in_progress") == 0
 
 
 def worker_of_latest(harness, broker, name="worker", **config):

@@ -70,6 +70,11 @@ void report_server(MetricsWriter &m, const Server &server) {
     m.sample(r.not_recovered, {{"outcome", "not_recovered"}});
     m.sample(r.refused, {{"outcome", "refused"}});
     m.counter("psdm_socketd_replayed_records_total", "Records sent again to clients that resumed.", r.records_replayed);
+    m.gauge("psdm_socketd_resumes_in_progress", "Resumes waiting for Kafka (or for the worker's positions).",
+            static_cast<double>(server.resumes_in_progress()));
+    m.counter("psdm_socketd_replay_kafka_reads_total",
+              "Reads of a partition from Kafka for a resume (beyond the replay window).", r.kafka_reads);
+    m.counter("psdm_socketd_replay_kafka_records_total", "Records those reads fetched (for any room).", r.records_read);
     m.gauge("psdm_socketd_replay_window_bytes", "Bytes held for resumes (recovery_max_bytes at most).",
             static_cast<double>(server.replay_window().bytes()));
     m.gauge("psdm_socketd_replay_window_records", "Records held for resumes.",
