@@ -56,7 +56,7 @@ void test_gaps_and_the_partition_end_complete_a_read(void **) {
     Positions assign;
     assert_true(r.take_assignment(&assign));
     assert_true(record(r, 6).wanted == (std::vector<uint64_t>{a, b}));  // 5 compacted away
-    Step past = record(r, 10);                                            // 7..9: markers
+    Step past = record(r, 10);                                          // 7..9: markers
     assert_true(past.wanted == std::vector<uint64_t>{b});
     assert_int_equal(past.ended.size(), 1);
     assert_int_equal(past.ended[0].id, a);

@@ -155,14 +155,10 @@ size_t KafkaConsumer::poll(int timeout_ms, size_t max_records,
             }
             continue;
         }
-        const KafkaRecord rec = kafka_record_of(rkm.get());
-        auto topic = next_.find(rec.topic);  // allocates once per topic, no more
-        if (topic == next_.end()) topic = next_.emplace(std::string(rec.topic), std::vector<int64_t>{}).first;
-        std::vector<int64_t> &next = topic->second;
+        KafkaRecord rec = kafka_record_of(rkm.get());
         if (rec.partition >= 0) {
-            if (static_cast<size_t>(rec.partition) >= next.size())
-                next.resize(static_cast<size_t>(rec.partition) + 1, -1);
-            next[static_cast<size_t>(rec.partition)] = rec.offset + 1;
+            rec.index = partitions_.index(rec.topic, rec.partition);
+            partitions_.served(rec.index, rec.offset);
         }
         on_record(rec);
         served++;
@@ -179,12 +175,9 @@ void KafkaConsumer::on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kaf
             int resumed = 0;
             for (int i = 0; i < parts->cnt; i++) {  // where the worker stands, if it served there before
                 rd_kafka_topic_partition_t &p = parts->elems[i];
-                auto it = self->next_.find(std::string_view(p.topic));
-                if (it == self->next_.end() || p.partition < 0 ||
-                    static_cast<size_t>(p.partition) >= it->second.size() ||
-                    it->second[static_cast<size_t>(p.partition)] < 0)
-                    continue;
-                p.offset = it->second[static_cast<size_t>(p.partition)];
+                const size_t at = self->partitions_.find(p.topic, p.partition);
+                if (at == PartitionTable::kNone || self->partitions_.next(at) < 0) continue;
+                p.offset = self->partitions_.next(at);
                 resumed++;
             }
             if (resumed > 0)

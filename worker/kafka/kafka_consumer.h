@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "base/unique_fd.h"
+#include "kafka/partition_table.h"
 
 namespace psdm {
 
@@ -29,7 +30,8 @@ struct KafkaRecord {
     int32_t partition;
     int64_t offset;
     std::string_view value;
-    int64_t timestamp_ms = -1;  // the record's timestamp (create or log-append time), -1 if none
+    int64_t timestamp_ms = -1;             // the record's timestamp (create or log-append time), -1 if none
+    size_t index = PartitionTable::kNone;  // its partition in KafkaConsumer::partitions()
 };
 
 // The record of a message librdkafka delivered (no error): views into `m`.
@@ -127,6 +129,9 @@ class KafkaConsumer {
     // (rd_kafka_position, rd_kafka_get_watermark_offsets: no broker round trip).
     std::vector<KafkaPartitionState> partition_states() const;
     uint64_t error_count() const { return errors_; }
+    // Every partition served a record of, and where the worker stands on it (each record's
+    // `index` names its entry). Updated before on_record is called.
+    const PartitionTable &partitions() const { return partitions_; }
     const std::string &group_id() const { return group_id_; }
 
  private:
@@ -137,11 +142,10 @@ class KafkaConsumer {
     KafkaConsumerHandle h_;
     std::string group_id_;
     int assigned_partitions_ = 0;
-    // Where the worker stands: for each partition it served a record of, one past that
-    // record's offset (by topic, then partition number; -1: none yet). An assignment starts
+    // Where the worker stands on each partition it served a record of. An assignment starts
     // there, not at auto.offset.reset: after the group took the partitions away (a session
     // timeout during a broker outage, a rebalance), no record is skipped nor served twice.
-    std::map<std::string, std::vector<int64_t>, std::less<>> next_;
+    PartitionTable partitions_;
     uint64_t errors_ = 0;
     int64_t last_error_log_ms_ = 0;
 };

@@ -30,8 +30,7 @@ class ReplayReader {
  public:
     // `properties`: the worker's kafka.* (bootstrap.servers, security, ...). Returns nullptr
     // and sets *err (naming the property librdkafka refused).
-    static std::unique_ptr<ReplayReader> create(const std::map<std::string, std::string> &properties,
-                                                std::string *err);
+    static std::unique_ptr<ReplayReader> create(const std::map<std::string, std::string> &properties, std::string *err);
     ~ReplayReader();
     ReplayReader(const ReplayReader &) = delete;
     ReplayReader &operator=(const ReplayReader &) = delete;

@@ -24,7 +24,7 @@ KafkaBridge::KafkaBridge(const Config &cfg, Server &server) : cfg_(cfg), server_
 
 KafkaBridge::~KafkaBridge() {
     lws_sul_cancel(&continue_.sul);
-    server_.set_partition_states(nullptr);
+    server_.set_partitions(nullptr, nullptr);
     server_.set_replay_source(nullptr);
 }
 
@@ -65,7 +65,7 @@ size_t KafkaBridge::serve_replay(size_t budget_records) {
 bool KafkaBridge::start(struct lws_context *context, struct lws_vhost *vh, std::string *err) {
     consumer_ = KafkaConsumer::create(cfg_.kafka, cfg_.topics, err);
     if (!consumer_) return false;
-    server_.set_partition_states([this] { return consumer_->partition_states(); });
+    server_.set_partitions(&consumer_->partitions(), [this] { return consumer_->partition_states(); });
     context_ = context;
     if (!watch(vh, consumer_->event_fd(), err)) return false;
     if (cfg_.recovery_max_records > 0) {
@@ -129,7 +129,7 @@ size_t KafkaBridge::on_record(const KafkaRecord &rec) {
     // Kafka's own topic names and offsets: always within position.h's forms.
     const bool positioned = rec.offset >= 0 && rec.offset <= kMaxPositionOffset && rec.partition >= 0 &&
                             kafka_topic_name_ok(rec.topic);
-    const size_t partition = positioned ? server_.consumed(rec.topic, rec.partition, rec.offset) : Server::kNoPartition;
+    const size_t partition = positioned ? rec.index : Server::kNoPartition;
     Route route = route_kafka_record(
         rec.topic, rec.value, routing_,
         positioned ? record_position(rec.topic, rec.partition, rec.offset) : std::string());

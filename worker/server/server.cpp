@@ -276,30 +276,14 @@ void Server::on_closed(Client *c) {
     if (draining_ && by_id_.empty()) finish_drain();
 }
 
-size_t Server::consumed(std::string_view topic, int32_t partition, int64_t offset) {
-    if (partition < 0) return kNoPartition;
-    auto it = partition_index_.find(topic);
-    if (it == partition_index_.end()) it = partition_index_.emplace(std::string(topic), std::vector<size_t>{}).first;
-    std::vector<size_t> &by_number = it->second;
-    const auto n = static_cast<size_t>(partition);
-    if (n >= by_number.size()) by_number.resize(n + 1, kNoPartition);
-    if (by_number[n] == kNoPartition) {
-        by_number[n] = partition_keys_.size();
-        partition_keys_.push_back(PartitionKey{std::string(topic), partition});
-        partition_next_.push_back(-1);
-    }
-    partition_next_[by_number[n]] = offset + 1;
-    return by_number[n];
-}
-
 // Each partition's next offset: one past the last record consumed; for an assigned partition
 // with none consumed yet, the consumer's position (or, before its first record, the end of the
 // partition as last seen). A partition whose position nobody knows yet is left out, and named
 // in *unknown (if given): also "(no partition assigned yet)" while the consumer has none.
 Positions Server::positions_now(std::string *unknown) const {
     Positions p;
-    for (size_t i = 0; i < partition_keys_.size(); i++)
-        if (partition_next_[i] >= 0) p.emplace(partition_keys_[i], partition_next_[i]);
+    for (size_t i = 0; partitions_ && i < partitions_->size(); i++)
+        if (partitions_->next(i) >= 0) p.emplace(partitions_->key(i), partitions_->next(i));
     if (partition_states_) {
         const std::vector<KafkaPartitionState> states = partition_states_();
         if (states.empty() && unknown) *unknown = "(no partition assigned yet)";
@@ -432,11 +416,7 @@ void Server::answer_resume(Client *c, const std::string &room, uint64_t ack_id, 
     plan_resume(id);
 }
 
-size_t Server::partition_of(const PartitionKey &k) const {
-    auto t = partition_index_.find(k.topic);
-    const auto n = static_cast<size_t>(k.partition);
-    return t != partition_index_.end() && n < t->second.size() ? t->second[n] : kNoPartition;
-}
+size_t Server::partition_of(const PartitionKey &k) const { return partitions_ ? partitions_->find(k) : kNoPartition; }
 
 void Server::plan_resume(uint64_t id) {
     Resume &r = resumes_.at(id);

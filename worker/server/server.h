@@ -122,7 +122,7 @@ struct Client {
     // published to its rooms are held here, not queued, so that they follow what is replayed.
     struct Held {
         std::string room;
-        size_t partition;  // Server::consumed's index
+        size_t partition;  // its PartitionTable index
         int64_t offset;
         FrameRef frame;
     };
@@ -178,23 +178,21 @@ class Server : private Membership::Events {
     // encoded once and shared by every recipient. Returns the number of deliveries.
     // `origin_ms`: the record's timestamp (wall clock), -1 if none; the time from it to the
     // frame's first write is the delivery latency the metrics report. `partition`, `offset`:
-    // where the record stands (partition: consumed()'s index; kNoPartition: nowhere), for the
-    // replay window.
-    static constexpr size_t kNoPartition = SIZE_MAX;
+    // where the record stands (partition: its index in the consumer's PartitionTable;
+    // kNoPartition: nowhere), for the replay window.
+    static constexpr size_t kNoPartition = PartitionTable::kNone;
     size_t publish(const Route &route, int64_t origin_ms = -1, size_t partition = kNoPartition, int64_t offset = -1);
-
-    // Every record consumed, routed or not: the partition's position moves past `offset`.
-    // Returns the partition's index (dense, for publish). Allocates only for a new partition.
-    size_t consumed(std::string_view topic, int32_t partition, int64_t offset);
 
     // Resumes (issue 12): a join whose second argument gives positions (kafka/position.h) is
     // acknowledged with the worker's positions and whether what the client missed was sent
     // ("recovered"), and, when allowed, gets the room's records after its positions from the
     // replay window, before any live record. See answer_resume.
     const ReplayWindow &replay_window() const { return window_; }
-    // Where the consumer stands on every assigned partition (the Kafka bridge's): acks name
-    // the partitions that had no record yet too. Null: only those that had.
-    void set_partition_states(std::function<std::vector<KafkaPartitionState>()> states) {
+    // The Kafka bridge's consumer: the partitions it served records of (their positions, and
+    // the indexes publish is given), and where it stands on every assigned partition (acks name
+    // the partitions that had no record yet too). Null: none / only those that had.
+    void set_partitions(const PartitionTable *served, std::function<std::vector<KafkaPartitionState>()> states) {
+        partitions_ = served;
         partition_states_ = std::move(states);
     }
     struct ResumeStats {
@@ -295,7 +293,7 @@ class Server : private Membership::Events {
     void finish_resume(uint64_t id, bool recovered, std::string why);
     void release_held(Client *c);
     void tick_resumes(int64_t now_ms);
-    size_t partition_of(const PartitionKey &k) const;  // consumed()'s index, kNoPartition
+    size_t partition_of(const PartitionKey &k) const;  // its PartitionTable index, kNoPartition
     void note_first_write(const Frame &f);             // the delivery latency of a record's frame, once
     bool push_frame(Client *c, FrameRef frame);        // false: over the client's backlog, not queued
     void close_slow_consumer(Client *c, size_t incoming_bytes);
@@ -352,10 +350,7 @@ class Server : private Membership::Events {
     // gathered in (with LWS_PRE headroom) is shared by all clients (one thread).
     static constexpr size_t kCoalesceBytes = 64 * 1024;
     std::vector<unsigned char> write_scratch_;
-    // Kafka positions: each partition's dense index, its key, and its next offset.
-    std::map<std::string, std::vector<size_t>, std::less<>> partition_index_;  // topic -> [partition] -> index
-    std::vector<PartitionKey> partition_keys_;
-    std::vector<int64_t> partition_next_;
+    const PartitionTable *partitions_ = nullptr;
     ReplayWindow window_;
     std::function<std::vector<KafkaPartitionState>()> partition_states_;
     // Joins waiting for the authorizer that asked to resume: (client id, ack id) -> positions text.
