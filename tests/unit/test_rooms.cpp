@@ -181,6 +181,22 @@ void test_lookups_do_not_allocate(void **) {
     assert_int_equal(sum, 99 * 100 / 2);
 }
 
+// Joins into one room cost O(1) amortised: the room's member vector grows geometrically
+// (reserving exactly one more slot per join would reallocate, and copy the room, every time).
+void test_joins_into_one_big_room_allocate_logarithmically(void **) {
+    constexpr MemberId kN = 200000;
+    Rooms r;
+    for (MemberId m = 0; m < kN; ++m) assert_true(r.join(m, "first", 4) == JR::joined);
+    // Each member now has its entry list, with room for a second room: joining "second"
+    // allocates only the room itself and its vector's growth.
+    const size_t before = g_allocations;
+    for (MemberId m = 0; m < kN; ++m) assert_true(r.join(m, "second", 4) == JR::joined);
+    const size_t allocations = g_allocations - before;
+    assert_true(allocations <= 40);  // log2(200 000) = 18 doublings, plus the room
+    assert_int_equal(r.member_count("second"), kN);
+    assert_true(r.check_invariants());
+}
+
 void test_many_members_many_removals(void **) {
     constexpr MemberId kN = 10000;
     Rooms r;
@@ -295,6 +311,7 @@ int main() {
         cmocka_unit_test(test_rooms_of),
         cmocka_unit_test(test_string_view_keys),
         cmocka_unit_test(test_lookups_do_not_allocate),
+        cmocka_unit_test(test_joins_into_one_big_room_allocate_logarithmically),
         cmocka_unit_test(test_many_members_many_removals),
         cmocka_unit_test(test_nested_const_iteration),
         cmocka_unit_test(test_random_against_model),

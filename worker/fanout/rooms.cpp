@@ -21,6 +21,13 @@ void maybe_shrink(V &v) {
     }
 }
 
+// Room for one more element, growing geometrically (doubling): joins into one room cost O(1)
+// amortised. (reserve(size() + 1) would reallocate, and copy the whole room, on every join.)
+template <class V>
+void reserve_one_more(V &v) {
+    if (v.size() == v.capacity()) v.reserve(v.capacity() < 4 ? 4 : v.capacity() * 2);
+}
+
 }  // namespace
 
 Rooms::~Rooms() { assert(iterating_ == 0); }
@@ -56,11 +63,11 @@ Rooms::JoinResult Rooms::join(MemberId m, std::string_view room, size_t max_room
     } else {
         r = rit->second.get();
     }
-    r->members.reserve(r->members.size() + 1);
+    reserve_one_more(r->members);
     if (mit == members_.end()) mit = members_.emplace(m, EntryList{}).first;
     EntryList &list = mit->second;
     try {
-        list.reserve(list.size() + 1);
+        reserve_one_more(list);
         if (fresh) rooms_.emplace(std::string_view(fresh->name), std::move(fresh));
     } catch (...) {
         if (list.empty()) members_.erase(mit);
