@@ -129,6 +129,27 @@ def test_slow_consumer_is_closed_and_others_get_everything(harness):
     stalled.close()
 
 
+def test_a_slow_reader_gets_every_frame_whole(harness):
+    """The worker writes to a client with an empty queue at once and queues only what the
+    kernel does not take: with a 4 kB receive buffer and 20 kB messages nearly every such
+    write is partial, and the rest must follow, byte for byte, before anything else."""
+    broker, worker = start(harness, max_payload="32k", client_backlog="8M")
+    slow = RawEio(worker.url, rcvbuf=4096)
+    slow.connect_ns()
+    slow.send('42/psdm_ws,1["join","busy"]')
+    assert slow.next_text() == "43/psdm_ws,1[]"
+    pad = "q" * 20000
+    broker.produce("elog", [msg("busy", i, pad=pad) for i in range(200)])
+    for i in range(200):
+        text = slow.next_text()  # websocket-client checks each frame's framing
+        assert text.startswith('42/psdm_ws,["psdm_ws_msg",'), text[:80]
+        got = json.loads(text[len("42/psdm_ws,"):])[1]
+        assert (got["seq"], got["pad"]) == (i, pad)
+        if i % 20 == 0:
+            slow.send('42/psdm_ws,["leave","nothing"]')  # the client talks while it lags
+    slow.close()
+
+
 def test_worker_serves_while_kafka_is_down_and_resumes(harness):
     broker = harness.start_broker(topics=["elog", "experiments"])
     broker.down()

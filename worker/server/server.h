@@ -86,6 +86,7 @@ struct Client {
            Identity identity, size_t backlog, int64_t now_ms, std::string peer_addr, Via via_)
         : id(client_id),
           wsi(w),
+          fd(lws_get_socket_fd(w)),
           session(v, limits, std::move(sid), now_ms),
           rx(limits.max_payload),
           outbox(backlog),
@@ -97,6 +98,8 @@ struct Client {
 
     uint64_t id;  // unique for the life of the process; names it in logs and async answers
     struct lws *wsi;
+    int fd;                     // wsi's socket: Server::push_frame writes to it directly
+    bool write_failed = false;  // a direct write failed: on_writeable closes
     Session session;
     WsReader rx;  // the client's frames, as they arrive
     Outbox outbox;
