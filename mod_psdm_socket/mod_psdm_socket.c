@@ -205,7 +205,7 @@ static int psdm_handler(request_rec *r) {
         return psdm_answer(r, HTTP_FORBIDDEN, "origin not allowed");
     }
 
-    if (!conf->worker_path) {
+    if (!conf->workers) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "PSDM0005: refusing %s: PsdmSocketWorker is not set", r->uri);
         psdm_stats_refused(5);
         return psdm_answer(r, HTTP_SERVICE_UNAVAILABLE, "live updates are not configured");
@@ -270,19 +270,36 @@ static int psdm_handler(request_rec *r) {
         return psdm_answer(r, HTTP_BAD_REQUEST, "request cannot be handed over");
     }
 
-    /* 5. Hand it to the worker, without waiting for it. */
+    /* 5. Hand it to a worker, without waiting for it: round-robin over PsdmSocketWorker's
+     * (every worker gets every record, so any will do, and turns spread the load without
+     * asking anyone), the next one when a worker does not take it: not listening (killed,
+     * restarting), its backlog full, or, for a relay, no answer within PsdmSocketTimeout
+     * (nothing has reached the client then). A handed-over connection is the worker's: it is
+     * never offered twice. Each worker that fails is logged (PSDM0008); 503 only when all did. */
     int client_fd = -1;
     if (!relay) apr_os_sock_get(&client_fd, ap_get_conn_socket(c));
     int sock = -1;
-    const char *step = "connect";
-    rv = psdm_worker_offer(conf->worker_path, msg, (size_t)len, client_fd, &sock, &step);
-    if (rv == APR_SUCCESS && relay && (rv = psdm_relay_wait(sock, psdm_conf_timeout(conf))) != APR_SUCCESS) {
-        close(sock); /* the worker's answer, if it ever comes, goes nowhere: we answer */
-        step = "relay answer";
+    const int nworkers = conf->workers->nelts;
+    const unsigned turn = psdm_stats_next_worker();
+    rv = APR_EGENERAL;
+    for (int i = 0; i < nworkers && rv != APR_SUCCESS; i++) {
+        const char *path = APR_ARRAY_IDX(conf->workers, (int)((turn + (unsigned)i) % (unsigned)nworkers), const char *);
+        const char *step = "connect";
+        rv = psdm_worker_offer(path, msg, (size_t)len, client_fd, &sock, &step);
+        if (rv == APR_SUCCESS && relay && (rv = psdm_relay_wait(sock, psdm_conf_timeout(conf))) != APR_SUCCESS) {
+            close(sock); /* the worker's answer, if it ever comes, goes nowhere */
+            sock = -1;
+            step = "relay answer";
+        }
+        if (rv != APR_SUCCESS)
+            ap_log_rerror(APLOG_MARK, nworkers > 1 ? APLOG_WARNING : APLOG_ERR, rv, r,
+                          "PSDM0008: worker at %s unavailable for %s (user %s): %s failed%s", path, r->uri, user, step,
+                          i + 1 < nworkers ? "; trying the next" : "");
     }
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "PSDM0008: worker at %s unavailable for %s (user %s): %s failed",
-                      conf->worker_path, r->uri, user, step);
+        if (nworkers > 1)
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                          "PSDM0014: refusing %s (user %s): none of the %d workers took it", r->uri, user, nworkers);
         psdm_stats_refused(8);
         apr_table_setn(r->err_headers_out, "Retry-After", "5");
         return psdm_answer(r, HTTP_SERVICE_UNAVAILABLE, "live updates are unavailable, try again later");

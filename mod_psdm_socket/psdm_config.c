@@ -17,7 +17,7 @@ void *psdm_create_dir_conf(apr_pool_t *p, char *dir) {
 void *psdm_merge_dir_conf(apr_pool_t *p, void *basev, void *addv) {
     const psdm_dir_conf *base = basev, *add = addv;
     psdm_dir_conf *conf = apr_pcalloc(p, sizeof *conf);
-    conf->worker_path = add->worker_path ? add->worker_path : base->worker_path;
+    conf->workers = add->workers ? add->workers : base->workers;
     conf->user = add->user.kind ? add->user : base->user;
     conf->groups = add->groups.kind ? add->groups : base->groups;
     conf->realms = add->realms ? add->realms : base->realms;
@@ -30,16 +30,14 @@ apr_interval_time_t psdm_conf_timeout(const psdm_dir_conf *conf) {
     return conf->timeout >= 0 ? conf->timeout : PSDM_DEFAULT_TIMEOUT;
 }
 
-/* PsdmSocketWorker unix:/path */
-static const char *set_worker(cmd_parms *cmd, void *confv, const char *arg) {
-    psdm_dir_conf *conf = confv;
+/* PsdmSocketWorker unix:/path [unix:/path ...]: one socket per worker process. */
+static const char *bad_worker(cmd_parms *cmd, const char *arg) {
     struct sockaddr_un sun;
     if (strncmp(arg, "unix:/", 6) != 0)
         return apr_pstrcat(cmd->pool, cmd->cmd->name, ": expected unix:/absolute/path, got '", arg, "'", NULL);
     if (strlen(arg + 5) >= sizeof sun.sun_path)
         return apr_psprintf(cmd->pool, "%s: socket path '%s' is longer than %d bytes", cmd->cmd->name, arg + 5,
                             (int)sizeof sun.sun_path - 1);
-    conf->worker_path = arg + 5;
     return NULL;
 }
 
@@ -111,6 +109,14 @@ static const char *set_origins(cmd_parms *cmd, void *confv, int argc, char *cons
     return set_list(cmd, argc, argv, bad_origin, &((psdm_dir_conf *)confv)->origins);
 }
 
+/* PsdmSocketWorker: the paths, "unix:" cut off. */
+static const char *set_workers(cmd_parms *cmd, void *confv, int argc, char *const argv[]) {
+    psdm_dir_conf *conf = confv;
+    const char *err = set_list(cmd, argc, argv, bad_worker, &conf->workers);
+    for (int i = 0; !err && i < conf->workers->nelts; i++) APR_ARRAY_IDX(conf->workers, i, const char *) += 5;
+    return err;
+}
+
 /* PsdmSocketTimeout 5 | 500ms */
 static const char *set_timeout(cmd_parms *cmd, void *confv, const char *arg) {
     psdm_dir_conf *conf = confv;
@@ -124,9 +130,10 @@ static const char *set_timeout(cmd_parms *cmd, void *confv, const char *arg) {
 
 const command_rec psdm_cmds[] = {
     /* The worker. */
-    AP_INIT_TAKE1("PsdmSocketWorker", set_worker, NULL, RSRC_CONF | ACCESS_CONF, "unix:/path of psdm_socketd's socket"),
+    AP_INIT_TAKE_ARGV("PsdmSocketWorker", set_workers, NULL, RSRC_CONF | ACCESS_CONF,
+                      "unix:/path of each psdm_socketd's socket; upgrades go round-robin to those that take them"),
     AP_INIT_TAKE1("PsdmSocketTimeout", set_timeout, NULL, RSRC_CONF | ACCESS_CONF,
-                  "TLS relay: how long to wait for the worker's first bytes (default 5s)"),
+                  "TLS relay: how long to wait for a worker's first bytes before trying the next (default 5s)"),
     /* Who: the identity and groups the worker gets. */
     AP_INIT_TAKE1("PsdmSocketUser", set_user, NULL, RSRC_CONF | ACCESS_CONF,
                   "where the user comes from: remote-user (default), env:NAME or header:NAME"),

@@ -24,7 +24,7 @@ typedef struct {
 } psdm_source;
 
 typedef struct {
-    const char *worker_path;     /* PsdmSocketWorker, "unix:" stripped; NULL = unset */
+    apr_array_header_t *workers; /* PsdmSocketWorker's sockets (const char *, "unix:" stripped); NULL = unset */
     psdm_source user;            /* PsdmSocketUser; default remote-user */
     psdm_source groups;          /* PsdmSocketGroups; default none */
     apr_array_header_t *realms;  /* PsdmSocketStripRealm (const char *); NULL = unset (keep names whole) */

@@ -21,6 +21,7 @@ typedef struct {
     atomic_ullong relay_from_client;
     atomic_ullong relay_from_worker;
     atomic_ullong refused[PSDM_STATS_MAX_CODE + 1]; /* by PSDMnnnn code */
+    atomic_uint next_worker;                        /* psdm_stats_next_worker's turn */
 } psdm_stats_shm;
 
 /* The codes that end an upgrade without a handoff (mod_psdm_socket.c), as ops read them. */
@@ -37,13 +38,18 @@ static const struct {
     {6, "client went away during the upgrade"},
     {11, "upgrade request and early data over the handoff limit (413, 431)"},
     {7, "request cannot be encoded for the worker (400)"},
-    {8, "worker unavailable: not listening, backlog full, or no answer to a relay (503)"},
+    {8, "no worker available: none listening, backlogs full, or no answer to a relay (503)"},
 };
 
 #define PSDM_STATS_KEY "psdm_socket_stats"
 
 /* This process's view of the segment; NULL until psdm_stats_init succeeds. */
 static psdm_stats_shm *stats;
+
+unsigned psdm_stats_next_worker(void) {
+    static atomic_uint own; /* without the segment: this process's own turns */
+    return atomic_fetch_add_explicit(stats ? &stats->next_worker : &own, 1u, memory_order_relaxed);
+}
 
 apr_status_t psdm_stats_init(server_rec *s) {
     apr_pool_t *pool = s->process->pool;

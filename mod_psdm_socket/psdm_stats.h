@@ -36,6 +36,9 @@ void psdm_stats_refused(unsigned code);
 void psdm_stats_relay_open(void);
 void psdm_stats_relay_closed(apr_off_t from_client, apr_off_t from_worker);
 
+/* Whose turn it is: 0, 1, 2... across every child (round-robin over the workers). */
+unsigned psdm_stats_next_worker(void);
+
 /* mod_status's status_hook: the counters as HTML, or as "PsdmSocket...: N" lines when
  * flags has AP_STATUS_SHORT (?auto). Returns OK. */
 int psdm_stats_status(request_rec *r, int flags);

@@ -30,6 +30,7 @@ MODS = "/etc/apache2/mods-available"
 LOCATION = "/etc/apache2/conf-available/psdm_socket-location.conf"
 CONF = "/etc/psdm_socket/psdm_socketd.conf"
 UNIT = "/lib/systemd/system/psdm_socketd.service"
+TEMPLATE = "/lib/systemd/system/psdm_socketd@.service"  # N workers (issue 13)
 DOC = "/usr/share/doc/psdm-socket"
 MAN = ["/usr/share/man/man8/psdm_socketd.8.gz", "/usr/share/man/man5/psdm_socketd.conf.5.gz",
        "/usr/share/man/man8/mod_psdm_socket.8.gz"]
@@ -121,6 +122,7 @@ def test_debug_info_is_in_the_dbgsym_package(debs):
 
 def test_installed_files_are_where_debian_puts_them(installed):
     for path in [MODULE, f"{MODS}/psdm_socket.load", f"{MODS}/psdm_socket.conf", LOCATION, WORKER, CONF, UNIT,
+                 TEMPLATE, "/lib/systemd/system/psdm_socketd.socket", "/lib/systemd/system/psdm_socketd@.socket",
                  "/usr/share/psdm_socket/js/websocket_client.js", f"{DOC}/README.Debian", f"{DOC}/copyright",
                  *MAN]:
         assert os.path.isfile(path), f"{path} not installed"
@@ -160,18 +162,24 @@ def test_configuration_is_a_conffile_readable_by_the_worker_only(installed):
     assert st.st_uid == 0 and st.st_gid == grp.getgrnam(GROUP).gr_gid
 
 
-def test_unit_documents_and_scores(installed):
-    with open(UNIT) as f:
-        unit = f.read()
-    assert "Documentation=man:psdm_socketd(8)" in unit and f"file://{DOC}/README.Debian" in unit
-    assert re.search(r"^User=psdm-socket$", unit, re.M) and re.search(r"^Group=psdm-socket$", unit, re.M)
+@pytest.mark.parametrize("unit", [UNIT, TEMPLATE], ids=["one worker", "template"])
+def test_unit_documents_and_scores(installed, unit, tmp_path):
+    with open(unit) as f:
+        text = f.read()
+    assert "Documentation=man:psdm_socketd(8)" in text and f"file://{DOC}/README.Debian" in text
+    assert re.search(r"^User=psdm-socket$", text, re.M) and re.search(r"^Group=psdm-socket$", text, re.M)
     if shutil.which("systemd-analyze") is None:
         return  # a machine without systemd: the score is checked where systemd is
-    r = subprocess.run(["systemd-analyze", "security", "--offline=true", UNIT], capture_output=True, text=True,
+    if unit == TEMPLATE:  # an instance of it, as `systemctl start psdm_socketd@1` makes
+        unit = str(tmp_path / "psdm_socketd@1.service")
+        shutil.copy(TEMPLATE, unit)
+    r = subprocess.run(["systemd-analyze", "security", "--offline=true", unit], capture_output=True, text=True,
                        timeout=60)
     m = re.search(r"Overall exposure level for \S+: ([0-9.]+)", r.stdout)
     assert m, r.stdout + r.stderr
     assert float(m.group(1)) <= 3.0, r.stdout
+    r = subprocess.run(["systemd-analyze", "verify", unit], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and not r.stderr.strip(), r.stderr
 
 
 # ------------------------------------------------------------------- the installed stack
