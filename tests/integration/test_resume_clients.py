@@ -18,6 +18,7 @@ from harness import worker_config
 from rawws import RawEio
 from test_admin import admin_port, scrape, value
 from test_resume import join, keep, message
+from test_worker import MOCK_FETCH_WAIT
 
 ROOM = "xpptut15"
 
@@ -96,7 +97,7 @@ def test_positions_from_one_worker_resume_on_another(harness):
 def worker_of_latest(harness, broker, name="worker", **config):
     """A worker on its own broker's topics, at the latest offsets as shipped."""
     return harness.start_worker(worker_config(kafka__bootstrap__servers=broker.bootstrap,
-                                              topics="elog,experiments", **config), name=name)
+                                              topics="elog,experiments", **MOCK_FETCH_WAIT, **config), name=name)
 
 
 def away_after_one_record(broker, worker, room="r1"):

@@ -9,13 +9,19 @@ from harness import worker_config
 CLIENT_KINDS = ["node4", "node2", "python"]
 
 
+# The mock broker (librdkafka's mock cluster) holds every empty fetch for the consumer's
+# whole fetch.wait.max.ms, where a real broker answers as soon as a record arrives: with the
+# worker's default (100 ms) every test would wait for the mock, not the worker.
+MOCK_FETCH_WAIT = dict(kafka__fetch__wait__max__ms="10")
+
+
 def base_config(broker, **extra):
     """A worker config for a test's own, fresh broker. The worker starts at the
     latest offsets by default; a test's topics start empty, so reading them from the
     beginning loses nothing and removes the race between the consumer resolving
     "latest" and the test's first produce."""
     keys = dict(kafka__bootstrap__servers=broker.bootstrap, kafka__auto__offset__reset="earliest",
-                topics="elog,experiments", authz="allow-all")
+                topics="elog,experiments", authz="allow-all", **MOCK_FETCH_WAIT)
     keys.update(extra)
     return worker_config(**keys)
 
