@@ -17,6 +17,22 @@
  * uses it; without one it speaks Engine.IO v4 itself over the browser's WebSocket, so
  * new pages need no socket.io.js at all. Either way a lost connection is retried with
  * exponential backoff and jitter (1 s doubling up to 30 s) and the room is joined again.
+ *
+ * Resume: each message carries its Kafka position, "psdm_ws_msg_position":
+ * "TOPIC/PARTITION/OFFSET". Per room the client keeps, for each partition ("TOPIC/PARTITION"),
+ * the next offset it has not seen, and every join sends them as the join's second argument
+ * ({} the first time). The worker answers {"positions": {...}, "recovered": true|false,
+ * "reason": "..."}. Recovered: what the page missed follows, then live messages; the page
+ * has nothing to do. Not recovered (the worker no longer has, or cannot read, what the page
+ * missed): nothing is replayed, and the client dispatches
+ *
+ *     new CustomEvent("psdm_ws_resync", {detail: {room: ROOM, reason: REASON}, bubbles: false})
+ *
+ * to each "lgbk_socketio" element: the page should reload its data. A message the page
+ * already has (its offset is below the one kept for its partition, e.g. from a worker
+ * that is behind) is dropped, not dispatched. Messages without a position are dispatched
+ * as they come.
+ *
  * No dependencies, no build step.
  */
 var WebSocketConnection = (function () {
@@ -24,11 +40,16 @@ var WebSocketConnection = (function () {
 
     var NAMESPACE = "/psdm_ws";
     var EVENT = "psdm_ws_msg";
+    var RESYNC_EVENT = "psdm_ws_resync";
+    var POSITION = "psdm_ws_msg_position";
     var BACKOFF_MIN_MS = 1000;
     var BACKOFF_MAX_MS = 30000;
 
     var api = {};
     var active = null; // {close: function()} of the current connection, once connected
+    // Room -> {"TOPIC/PARTITION": next offset not seen}. Kept across reconnects (not across
+    // page loads: a new page loads its data afresh and joins with {}).
+    var held = Object.create(null);
 
     // <appRoot>_socketio/socket.io/ ; the final trailing slash is very important.
     function socketPath() {
@@ -44,19 +65,78 @@ var WebSocketConnection = (function () {
         return typeof experiment_name !== "undefined" ? experiment_name : "the_global_room";
     }
 
-    function dispatch(msg) {
-        console.log("Message from server; type=" + msg["psdm_ws_msg_type"]);
+    function dispatchAll(type, detail) {
         document.querySelectorAll(".lgbk_socketio").forEach(function (target) {
-            target.dispatchEvent(new CustomEvent(msg["psdm_ws_msg_type"], { detail: msg, bubbles: false }));
+            target.dispatchEvent(new CustomEvent(type, { detail: detail, bubbles: false }));
         });
     }
 
+    // The positions kept for `room`, created empty on first use.
+    function positionsOf(room) {
+        if (!(room in held)) held[room] = Object.create(null); // no prototype: any key is data
+        return held[room];
+    }
+
+    // An offset as the worker sends it: an integer 0 .. 2^53 - 1; else null.
+    function offsetOf(value) {
+        return typeof value === "number" && value >= 0 && value <= 9007199254740991 && Math.floor(value) === value
+            ? value : null;
+    }
+
+    // "TOPIC/PARTITION/OFFSET" -> {key: "TOPIC/PARTITION", offset: N}; null if absent or
+    // malformed (Kafka topic names have no '/': split from the right).
+    function positionOf(msg) {
+        var m = typeof msg[POSITION] === "string" && /^([^\/]+\/\d+)\/(\d+)$/.exec(msg[POSITION]);
+        var offset = m ? offsetOf(Number(m[2])) : null;
+        return offset === null ? null : { key: m[1], offset: offset };
+    }
+
+    // A message of the room joined in `room`: dispatched unless the page already has it.
+    function received(room, msg) {
+        if (!msg || typeof msg !== "object") return;
+        var at = positionOf(msg);
+        if (at) {
+            var positions = positionsOf(room);
+            if (at.key in positions && at.offset < positions[at.key]) {
+                console.log("Dropped a message already received; position=" + msg[POSITION]);
+                return;
+            }
+            positions[at.key] = at.offset + 1;
+        }
+        console.log("Message from server; type=" + msg["psdm_ws_msg_type"]);
+        dispatchAll(msg["psdm_ws_msg_type"], msg);
+    }
+
+    // What a join sends besides the room: a copy of the positions kept for it.
+    function joinPositions(room) {
+        var positions = positionsOf(room), copy = {};
+        Object.keys(positions).forEach(function (key) { copy[key] = positions[key]; });
+        return copy;
+    }
+
+    // The join's answer: a refusal ({error}), a resume's ({positions, recovered, reason}),
+    // or an old worker's [] (no resume: nothing to do).
     function joined(room, ackArgs) {
         var answer = ackArgs && ackArgs[0];
         if (answer && answer.error) {
             console.log("Not allowed to join room " + room + " (" + answer.error + ")");
-        } else {
-            console.log("Joined room " + room);
+            return;
+        }
+        console.log("Joined room " + room);
+        if (!answer || typeof answer !== "object" || !answer.positions || typeof answer.positions !== "object") return;
+        var positions = positionsOf(room);
+        Object.keys(answer.positions).forEach(function (key) {
+            var offset = offsetOf(answer.positions[key]);
+            if (offset === null) return;
+            var mine = key in positions ? positions[key] : null;
+            // Recovered: the replay follows and moves the partitions the page holds; the
+            // others start where the worker stands. Not recovered: whatever is further on.
+            if (mine === null || (answer.recovered !== true && offset > mine)) positions[key] = offset;
+        });
+        if (answer.recovered !== true) {
+            var reason = typeof answer.reason === "string" ? answer.reason : "not recovered";
+            console.log("Resync room " + room + ": " + reason);
+            dispatchAll(RESYNC_EVENT, { room: room, reason: reason });
         }
     }
 
@@ -79,10 +159,10 @@ var WebSocketConnection = (function () {
             reconnectionDelayMax: BACKOFF_MAX_MS,
             randomizationFactor: 0.5
         });
+        var room = roomName();
         socket.on("connect", function () {
             console.log("Websocket connected to URL " + path);
-            var room = roomName();
-            socket.emit("join", room, function () {
+            socket.emit("join", room, joinPositions(room), function () {
                 joined(room, Array.prototype.slice.call(arguments));
             });
         });
@@ -93,7 +173,7 @@ var WebSocketConnection = (function () {
         socket.on("disconnect", function () {
             console.log("Disconnecting from websockets at " + path);
         });
-        socket.on(EVENT, dispatch);
+        socket.on(EVENT, function (msg) { received(room, msg); });
         return { close: function () { socket.disconnect(); } };
     }
 
@@ -139,8 +219,9 @@ var WebSocketConnection = (function () {
             }
         }
 
+        var room = roomName();
         var nextAck = 1;
-        var acks = {};
+        var acks = {}; // ack id -> callback, for this connection
 
         function onSocketIo(packet) {
             var prefix = packet.charAt(0) + NAMESPACE + ",";
@@ -149,13 +230,12 @@ var WebSocketConnection = (function () {
             if (packet.charAt(0) === "0") { // connected to the namespace
                 attempt = 0;
                 console.log("Websocket connected to URL " + path);
-                var room = roomName();
                 var id = nextAck++;
                 acks[id] = function (args) { joined(room, args); };
-                send("42" + NAMESPACE + "," + id + JSON.stringify(["join", room]));
+                send("42" + NAMESPACE + "," + id + JSON.stringify(["join", room, joinPositions(room)]));
             } else if (packet.charAt(0) === "2") { // event
                 var event = JSON.parse(body);
-                if (event[0] === EVENT) dispatch(event[1]);
+                if (event[0] === EVENT) received(room, event[1]);
             } else if (packet.charAt(0) === "3") { // ack
                 var digits = body.match(/^\d+/);
                 if (digits && acks[digits[0]]) {
@@ -171,6 +251,7 @@ var WebSocketConnection = (function () {
 
         function open() {
             console.log("Connecting to socketIO using " + path + " using " + scheme);
+            acks = {}; // a lost connection's joins are never answered
             ws = new WebSocket(url);
             ws.onmessage = function (e) {
                 if (typeof e.data === "string") onPacket(e.data);

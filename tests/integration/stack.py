@@ -13,15 +13,16 @@ def peer():
     return "www-data" if os.geteuid() == 0 else str(os.geteuid())
 
 
-def start_worker(h, broker, sock, authz="allow-all", name="worker", peers=None, **extra):
+def start_worker(h, broker, sock, authz="allow-all", name="worker", peers=None, wait_kafka=True, **extra):
     """psdm_socketd with its handoff socket at `sock` (peers: who may hand over,
-    default Apache's user) and a direct listener; extra keys override the defaults."""
+    default Apache's user) and a direct listener; extra keys override the defaults.
+    Without wait_kafka, returns once it listens (its partitions may not be assigned yet)."""
     keys = dict(kafka__bootstrap__servers=broker.bootstrap, kafka__auto__offset__reset="earliest",
                 kafka__fetch__wait__max__ms="10", topics="elog,experiments", authz=authz,
                 handoff_socket=sock, handoff_socket_mode="0666", handoff_allowed_peers=peers or peer(),
                 listen="127.0.0.1:0", log_level="debug")
     keys.update(extra)
-    return h.start_worker(worker_config(**keys), name=name)
+    return h.start_worker(worker_config(**keys), name=name, wait_kafka=wait_kafka)
 
 
 ADMIN_PATH = "/psdm_admin/"
@@ -57,13 +58,15 @@ def apache_body(sock, user=DEMO_USER, admin_port=None):
             f"{admin}")
 
 
-def start(h, port=None, authz="allow-all", admin=False):
+def start(h, port=None, authz="allow-all", admin=False, **worker_keys):
     """Starts broker, worker and Apache; returns (broker, worker, httpd, sock). With
     admin, the worker's admin listener is on (a free loopback port, worker.admin_port)
-    and Apache proxies it under ADMIN_PATH."""
+    and Apache proxies it under ADMIN_PATH. worker_keys: more worker configuration
+    (recovery_max_bytes="0", ...), as for start_worker."""
     broker = h.start_broker(topics=["elog", "experiments"])
     sock = os.path.join(h.sock_dir, "handoff.sock")
     extra = dict(admin_listen="127.0.0.1:0") if admin else {}
+    extra.update(worker_keys)
     worker = start_worker(h, broker, sock, authz=authz, **extra)
     worker.admin_port = int(worker.wait_log(ADMIN_RX, what="the admin listener").group(1)) if admin else None
     httpd = h.start_httpd(apache_body(sock, admin_port=worker.admin_port), port=port)

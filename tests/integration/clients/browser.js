@@ -7,7 +7,10 @@
 // console, {"ev":"ready","room":..} when the page's client joined its room (again after
 // each reconnect), {"ev":"refused","room":..} when the join was refused,
 // {"ev":"msg","type":..,"data":..} for each CustomEvent dispatched on the page's
-// .lgbk_socketio elements, {"ev":"done"} after --count of them. Exits 1 on --timeout-ms.
+// .lgbk_socketio elements, {"ev":"done"} after --count of them, {"ev":"resync","room":..,
+// "reason":..} for each psdm_ws_resync event on them (not counted), {"ev":"dropped",
+// "position":..} when the client drops a message the page already has. Exits 1 on
+// --timeout-ms.
 "use strict";
 const path = require("path");
 const { chromium } = require(path.join(__dirname, "..", "..", "..", "node_modules", "playwright-core"));
@@ -40,11 +43,14 @@ const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
     out({ ev: "msg", type, data: detail });
     if (++received === args.count) { out({ ev: "done" }); finish(0); }
   });
+  await page.exposeFunction("__psdmResync", (detail) => out({ ev: "resync", room: detail.room, reason: detail.reason }));
   // Listen on the page's .lgbk_socketio elements as an application would.
   await page.addInitScript((types) => {
     document.addEventListener("DOMContentLoaded", () => {
-      document.querySelectorAll(".lgbk_socketio").forEach((el) =>
-        types.forEach((t) => el.addEventListener(t, (e) => window.__psdmReport(t, e.detail))));
+      document.querySelectorAll(".lgbk_socketio").forEach((el) => {
+        types.forEach((t) => el.addEventListener(t, (e) => window.__psdmReport(t, e.detail)));
+        el.addEventListener("psdm_ws_resync", (e) => window.__psdmResync(e.detail));
+      });
     });
   }, args.types);
   page.on("console", (m) => {
@@ -54,6 +60,8 @@ const out = (o) => process.stdout.write(JSON.stringify(o) + "\n");
     if (r) out({ ev: "ready", room: r[1] });
     r = text.match(/^Not allowed to join room (\S+)/);
     if (r) out({ ev: "refused", room: r[1] });
+    r = text.match(/^Dropped a message already received; position=(\S+)$/);
+    if (r) out({ ev: "dropped", position: r[1] });
   });
   page.on("pageerror", (e) => out({ ev: "pageerror", text: String(e) }));
   await page.goto(args.url);
