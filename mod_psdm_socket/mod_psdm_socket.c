@@ -38,6 +38,7 @@
  * code (psdm_stats.c: handoffs, refusals by code, relays open, on mod_status's page).
  * Codes: 0001-0008 and 0010-0012 per request (0009 is retired), 0013 at start.
  */
+#include "mpm_common.h" /* ap_hook_monitor */
 #include "httpd.h"
 #include "http_config.h"
 #include "http_core.h"
@@ -55,6 +56,7 @@
 #include "handoff/handoff_proto.h"
 #include "psdm_checks.h"
 #include "psdm_config.h"
+#include "psdm_daemon.h"
 #include "psdm_stats.h"
 #include "psdm_worker_client.h"
 
@@ -205,8 +207,10 @@ static int psdm_handler(request_rec *r) {
         return psdm_answer(r, HTTP_FORBIDDEN, "origin not allowed");
     }
 
-    if (!conf->workers) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "PSDM0005: refusing %s: PsdmSocketWorker is not set", r->uri);
+    const apr_array_header_t *workers = conf->workers ? conf->workers : psdm_daemon_sockets();
+    if (!workers) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r,
+                      "PSDM0005: refusing %s: neither PsdmSocketWorker nor PsdmSocketDaemon is set", r->uri);
         psdm_stats_refused(5);
         return psdm_answer(r, HTTP_SERVICE_UNAVAILABLE, "live updates are not configured");
     }
@@ -279,11 +283,11 @@ static int psdm_handler(request_rec *r) {
     int client_fd = -1;
     if (!relay) apr_os_sock_get(&client_fd, ap_get_conn_socket(c));
     int sock = -1;
-    const int nworkers = conf->workers->nelts;
+    const int nworkers = workers->nelts;
     const unsigned turn = psdm_stats_next_worker();
     rv = APR_EGENERAL;
     for (int i = 0; i < nworkers && rv != APR_SUCCESS; i++) {
-        const char *path = APR_ARRAY_IDX(conf->workers, (int)((turn + (unsigned)i) % (unsigned)nworkers), const char *);
+        const char *path = APR_ARRAY_IDX(workers, (int)((turn + (unsigned)i) % (unsigned)nworkers), const char *);
         const char *step = "connect";
         rv = psdm_worker_offer(path, msg, (size_t)len, client_fd, &sock, &step);
         if (rv == APR_SUCCESS && relay && (rv = psdm_relay_wait(sock, psdm_conf_timeout(conf))) != APR_SUCCESS) {
@@ -336,24 +340,25 @@ static int psdm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
         ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
                      "PSDM0013: cannot create the shared memory for the module's counters; "
                      "server-status shows none (upgrades are not affected)");
-    return OK;
+    return psdm_daemon_post_config(pconf, s); /* PsdmSocketDaemon: Apache's own workers */
 }
 
 static void psdm_register_hooks(apr_pool_t *p) {
     (void)p;
     ap_hook_post_config(psdm_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(psdm_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_monitor(psdm_daemon_monitor, NULL, NULL, APR_HOOK_MIDDLE);
     /* Our counters on mod_status's page; a no-op when mod_status is not loaded. */
     APR_OPTIONAL_HOOK(ap, status_hook, psdm_stats_status, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 AP_DECLARE_MODULE(psdm_socket) = {
     STANDARD20_MODULE_STUFF,
-    psdm_create_dir_conf, /* per-directory config creator */
-    psdm_merge_dir_conf,  /* dir config merger */
-    NULL,                 /* server config creator */
-    NULL,                 /* server config merger */
-    psdm_cmds,            /* command table (psdm_config.c) */
-    psdm_register_hooks,  /* set up other request processing hooks */
-    AP_MODULE_FLAG_NONE,  /* flags */
+    psdm_create_dir_conf,           /* per-directory config creator */
+    psdm_merge_dir_conf,            /* dir config merger */
+    psdm_daemon_create_server_conf, /* server config creator (PsdmSocketDaemon) */
+    NULL,                           /* server config merger */
+    psdm_cmds,                      /* command table (psdm_config.c) */
+    psdm_register_hooks,            /* set up other request processing hooks */
+    AP_MODULE_FLAG_NONE,            /* flags */
 };

@@ -4,6 +4,7 @@
 #include "http_log.h"
 
 #include "psdm_checks.h"
+#include "psdm_daemon.h"
 
 #include <sys/un.h>
 
@@ -134,6 +135,17 @@ const command_rec psdm_cmds[] = {
                       "unix:/path of each psdm_socketd's socket; upgrades go round-robin to those that take them"),
     AP_INIT_TAKE1("PsdmSocketTimeout", set_timeout, NULL, RSRC_CONF | ACCESS_CONF,
                   "TLS relay: how long to wait for a worker's first bytes before trying the next (default 5s)"),
+    /* Apache runs the workers itself (psdm_daemon.h): server config only. */
+    AP_INIT_TAKE_ARGV("PsdmSocketDaemon", psdm_daemon_set_command, NULL, RSRC_CONF,
+                      "the worker's program and arguments: Apache starts, supervises and keeps it"),
+    AP_INIT_TAKE1("PsdmSocketDaemonUser", psdm_daemon_set_user, NULL, RSRC_CONF,
+                  "the user the worker runs as (default: Apache's User)"),
+    AP_INIT_TAKE1("PsdmSocketDaemonGroup", psdm_daemon_set_group, NULL, RSRC_CONF,
+                  "the group the worker runs as (default: the user's, or Apache's Group)"),
+    AP_INIT_TAKE1("PsdmSocketDaemonLog", psdm_daemon_set_log, NULL, RSRC_CONF,
+                  "a file for the worker's log lines (default: Apache's error log)"),
+    AP_INIT_TAKE1("PsdmSocketDaemonWorkers", psdm_daemon_set_workers, NULL, RSRC_CONF,
+                  "how many workers Apache runs (default 1)"),
     /* Who: the identity and groups the worker gets. */
     AP_INIT_TAKE1("PsdmSocketUser", set_user, NULL, RSRC_CONF | ACCESS_CONF,
                   "where the user comes from: remote-user (default), env:NAME or header:NAME"),

@@ -16,7 +16,7 @@
 #include "httpd.h"
 
 /* Log codes (PSDMnnnn) are at most this number; the table of refusal codes is in psdm_stats.c. */
-#define PSDM_STATS_MAX_CODE 15
+#define PSDM_STATS_MAX_CODE 17
 
 /*
  * Attaches to the counters' segment, creating it (zeroed) in s->process->pool the first

@@ -46,7 +46,7 @@ def sample_producer(broker, stop):
 
 
 class Demo:
-    """The running demo stack: .broker, .worker, .httpd (from stack.start), .url of the
+    """The running demo stack: .broker, .worker, .httpd (from stack.start_managed), .url of the
     page, .metrics_url of the proxied admin listener; stop() stops the producer (the
     harness stops the processes)."""
 
@@ -60,12 +60,13 @@ class Demo:
 
 
 def start_demo(h, port=None, producer=True):
-    """Starts the demo in harness h: the stack with the demo ACL and the worker's admin
-    listener (on a free loopback port, proxied by Apache under /psdm_admin/), Apache on
-    `port` (default a free one), and with producer the sample producer thread. Raises
+    """Starts the demo in harness h: Apache on `port` (default a free one), which runs the
+    worker itself (PsdmSocketDaemon: LoadModule and one directive), with the demo ACL and
+    the worker's admin listener (a free loopback port, proxied by Apache under
+    /psdm_admin/), and with producer the sample producer thread. Raises
     harness.HarnessError when a part does not start."""
     import stack  # after PSDM_BUILD_DIR is set
-    broker, worker, httpd, _ = stack.start(h, port=port, authz=stack.demo_acl(h), admin=True)
+    broker, worker, httpd = stack.start_managed(h, port=port, authz=stack.demo_acl(h), admin=True)
     stop = threading.Event()
     if producer:
         threading.Thread(target=sample_producer, args=(broker, stop), daemon=True).start()
@@ -82,6 +83,7 @@ def main():
     import harness  # after PSDM_BUILD_DIR is set
 
     log_root = tempfile.mkdtemp(prefix="psdm-demo-")
+    os.chmod(log_root, 0o755)  # Apache's children and its worker (Apache's User) read files in it
     h = harness.Harness("demo", log_root=log_root)
     demo = None
     try:
@@ -100,7 +102,8 @@ psdm-socket demo is running (logs in {h.run_dir})
         live messages for an experiment and for the global room, as user 'demo'
         (who may read xpptut15 and mfxc00118, but not secret_exp), and the worker's
         metrics: {demo.metrics_url}
-        (its admin listener, 127.0.0.1:{demo.worker.admin_port}, proxied by Apache)
+        (its admin listener, 127.0.0.1:{demo.worker.admin_port}, proxied by Apache, which
+        started the worker itself: PsdmSocketDaemon)
 
   Publish your own message:
     echo '{{"experiment_name":"xpptut15","content":"hello"}}' | kcat -P -b {demo.broker.bootstrap} -t elog

@@ -2,8 +2,10 @@
 the Kafka-protocol broker, psdm_socketd behind its handoff socket, and Apache with
 mod_psdm_socket serving the browser client (js/) and the demo pages (js/demo/)."""
 import os
+import types
+import urllib.request
 
-from harness import APACHE_MODULES, REPO, worker_config
+from harness import APACHE_MODULES, BUILD, REPO, free_port, worker_config
 
 DEMO_USER = "demo"
 
@@ -43,7 +45,8 @@ def apache_body(sock, user=DEMO_USER, admin_port=None):
                  f"LoadModule proxy_http_module {APACHE_MODULES}/mod_proxy_http.so\n"
                  f"ProxyPass {ADMIN_PATH}metrics http://127.0.0.1:{admin_port}/metrics retry=0\n"
                  f"ProxyPass {ADMIN_PATH}healthz http://127.0.0.1:{admin_port}/healthz retry=0\n")
-    return (f"PsdmSocketWorker unix:{sock}\n"
+    worker = f"PsdmSocketWorker unix:{sock}\n" if sock else ""  # none: PsdmSocketDaemon's
+    return (f"{worker}"
             f"PsdmSocketTimeout 2\n"
             f"Alias /psdm_socket/ {REPO}/js/\n"
             f"Alias /demo/ {REPO}/js/demo/\n"
@@ -73,6 +76,37 @@ def start(h, port=None, authz="allow-all", admin=False, **worker_keys):
     return broker, worker, httpd, sock
 
 
+def start_managed(h, port=None, authz="allow-all", admin=False, **worker_keys):
+    """Broker and Apache, which starts and supervises the worker itself (PsdmSocketDaemon,
+    issue 14): the way the demo runs. Returns (broker, worker, httpd), worker a namespace
+    with .proc (Apache's parent, whose child it is), .harness, .conf and .admin_port (a
+    free loopback port when admin, else None)."""
+    broker = h.start_broker(topics=["elog", "experiments"])
+    admin_port = free_port() if admin else None
+    # The mock broker holds empty fetches for the whole fetch.wait.max.ms: keep it short.
+    keys = dict(kafka__bootstrap__servers=broker.bootstrap, kafka__auto__offset__reset="earliest",
+                kafka__fetch__wait__max__ms="10", topics="elog,experiments", authz=authz)
+    if admin_port:
+        keys["admin_listen"] = f"127.0.0.1:{admin_port}"
+    keys.update(worker_keys)
+    conf = os.path.join(h.run_dir, "psdm_socketd.conf")
+    with open(conf, "w") as f:
+        f.write(worker_config(**keys))
+    os.chmod(conf, 0o644)  # the worker runs as Apache's User
+    daemon = f"PsdmSocketDaemon {os.path.join(BUILD, 'psdm_socketd')} -c {conf}\n"
+    httpd = h.start_httpd(daemon + apache_body(None, admin_port=admin_port), port=port)
+
+    def ready():  # the worker's /healthz: 200 once it serves and Kafka assigned it partitions
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/healthz", timeout=1) as r:
+                return r.status == 200
+        except OSError:
+            return False
+    if admin_port:
+        h.wait_for(httpd.proc, ready, "Apache's worker ready (/healthz)", 30)
+    return broker, types.SimpleNamespace(proc=httpd.proc, harness=h, conf=conf, admin_port=admin_port), httpd
+
+
 DEMO_ACL = """\
 # The demo's rooms: the demo user may read two experiments and the global room,
 # not secret_exp (its page stays empty).
@@ -87,4 +121,5 @@ def demo_acl(h):
     path = os.path.join(h.run_dir, "demo.acl")
     with open(path, "w") as f:
         f.write(DEMO_ACL)
+    os.chmod(path, 0o644)  # readable by a worker Apache runs as its User
     return f"file:{path}"
