@@ -93,6 +93,7 @@ bench:
 	scripts/deps.sh bench
 	$(MAKE) build
 	$(PYTHON) bench/run_bench.py --build-dir $(abspath $(BUILD)) $(BENCH_ARGS)
+	$(PYTHON) bench/resume_bench.py --build-dir $(abspath $(BUILD)) $(RESUME_BENCH_ARGS)
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)

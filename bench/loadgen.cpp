@@ -30,6 +30,25 @@
 //
 // Output: one JSON object on stdout; progress on stderr. Loopback only: the server
 // address must be in 127.0.0.0/8 and clients bind to 127.0.0.x.
+//
+// --resume (bench/resume_bench.py): the clients resume as a page does (issue 12). The first
+// join carries `{}` and its ack the worker's positions; every record's psdm_ws_msg_position
+// moves the client's position on its partition to offset + 1. A client whose connection is
+// lost reconnects after a jittered backoff (--backoff-min..--backoff-max, again after each
+// failed attempt) and joins with its positions; the ack says whether it was recovered, and
+// the records below the ack's positions are the replay, the others live. Records are counted
+// per client by (room, seq) (loss, duplicates) and per partition by offset (out of order).
+// Production then follows a plan instead of --rate x --duration alone: record seq s of a room
+// goes to partition s % --partitions; with --drop-clients K, clients 0..K-1 close their
+// connection --drop-at seconds into production, --backlog-per-room records are produced to
+// their rooms as fast as the producer goes, the parent waits until the server has consumed
+// them (a marker record per partition reaches the warm-up client), --return-settle seconds
+// more, and then all K reconnect at the same moment and resume; production goes on for
+// --after-return seconds. Production-to-reception latency of the other clients is kept per
+// phase (before the drop, while away, after the return). A "producing" line on stderr marks
+// the start of production (resume_bench.py kills and restarts the server from there), and
+// --resume-log PREFIX writes one CSV line per client to PREFIX.SHARD.csv (times in
+// CLOCK_REALTIME microseconds).
 #include <librdkafka/rdkafka.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -46,6 +65,7 @@
 #include <cerrno>
 #include <cinttypes>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -90,8 +110,8 @@ struct Options : bench::ClientOptions {
     Options() : ClientOptions(100, 30, 120) {}
     // Sets one of the load's own options (bench::parse_args); false for any other name.
     bool set(const std::string &a, const char *v);
-    const char *error() const;                                  // what is wrong with them, or nullptr
-    static bool is_flag(const std::string &) { return false; }  // every option takes a value
+    const char *error() const;                                             // what is wrong with them, or nullptr
+    static bool is_flag(const std::string &a) { return a == "--resume"; }  // the others take a value
     std::string event = "psdm_ws_msg";
     uint32_t rooms = 1;
     unsigned procs = 1;
@@ -110,6 +130,15 @@ struct Options : bench::ClientOptions {
     unsigned spin_us = 0;
     std::vector<int> server_pids;
     std::vector<int> broker_pids;
+    // --resume mode (see the top of this file)
+    bool resume = false;
+    unsigned partitions = 0;  // 0: librdkafka's partitioner chooses
+    double backoff_min = 0.5, backoff_max = 2;
+    uint32_t drop_clients = 0, drop_rooms = 0;
+    double drop_at = 10;
+    uint64_t backlog_per_room = 0;
+    double return_settle = 2, after_return = 10;
+    std::string resume_log;
 };
 
 const char kUsage[] =
@@ -141,7 +170,19 @@ const char kUsage[] =
     "  --spin-us US           client processes poll without sleeping for US after traffic (0 = never)\n"
     "  --server-pid PID       server process: RSS (summed) and CPU time (repeatable)\n"
     "  --broker-pid PID       broker process: CPU time (repeatable)\n"
-    "  --label S              copied into the output\n";
+    "  --label S              copied into the output\n"
+    "resume mode (bench/resume_bench.py):\n"
+    "  --resume               clients keep positions, reconnect after a lost connection and resume\n"
+    "  --partitions P         record seq s of a room goes to partition s % P (0: librdkafka chooses) (0)\n"
+    "  --backoff-min S        a lost client reconnects after a random delay in [min, max] (0.5)\n"
+    "  --backoff-max S        ... (2); the same after each failed attempt\n"
+    "  --drop-clients K       clients 0..K-1 close their connection during production (0)\n"
+    "  --drop-rooms RD        ... and join rooms R + i % RD of their own (0: i % R like the others)\n"
+    "  --drop-at S            seconds of production before they close (10)\n"
+    "  --backlog-per-room N   records produced to each of their rooms while they are away (0)\n"
+    "  --return-settle S      they return S seconds after the server consumed that backlog (2)\n"
+    "  --after-return S       production goes on S seconds after they returned (10)\n"
+    "  --resume-log PREFIX    one CSV line per client in PREFIX.SHARD.csv\n";
 
 bool Options::set(const std::string &a, const char *v) {
     if (a == "--event") event = v;
@@ -163,6 +204,17 @@ bool Options::set(const std::string &a, const char *v) {
     else if (a == "--linger-ms") linger_ms = static_cast<unsigned>(parse_uint(v, "--linger-ms"));
     else if (a == "--server-pid") server_pids.push_back(static_cast<int>(parse_uint(v, "--server-pid")));
     else if (a == "--broker-pid") broker_pids.push_back(static_cast<int>(parse_uint(v, "--broker-pid")));
+    else if (a == "--resume") resume = true;
+    else if (a == "--partitions") partitions = static_cast<unsigned>(parse_uint(v, "--partitions"));
+    else if (a == "--backoff-min") backoff_min = parse_double(v, "--backoff-min");
+    else if (a == "--backoff-max") backoff_max = parse_double(v, "--backoff-max");
+    else if (a == "--drop-clients") drop_clients = static_cast<uint32_t>(parse_uint(v, "--drop-clients"));
+    else if (a == "--drop-rooms") drop_rooms = static_cast<uint32_t>(parse_uint(v, "--drop-rooms"));
+    else if (a == "--drop-at") drop_at = parse_double(v, "--drop-at");
+    else if (a == "--backlog-per-room") backlog_per_room = parse_uint(v, "--backlog-per-room");
+    else if (a == "--return-settle") return_settle = parse_double(v, "--return-settle");
+    else if (a == "--after-return") after_return = parse_double(v, "--after-return");
+    else if (a == "--resume-log") resume_log = v;
     else return false;
     return true;
 }
@@ -173,7 +225,28 @@ const char *Options::error() const {
     if (ramp_window == 0) return "--ramp-window must be at least 1";
     if (rate > 0 && duration > 0 && bootstrap.empty()) return "--rate needs --bootstrap";
     if (rate * duration > 1e8) return "--rate x --duration is too large";
+    if (!resume && (partitions || drop_clients || drop_rooms || backlog_per_room || !resume_log.empty()))
+        return "--partitions, --drop-*, --backlog-per-room and --resume-log need --resume";
+    if (resume) {
+        if (partitions > 1024) return "--partitions must be 0..1024";
+        if (backoff_max < backoff_min) return "--backoff-max must be at least --backoff-min";
+        if (drop_clients > connections) return "--drop-clients must be at most --connections";
+        if (rooms + drop_rooms > 4096) return "--rooms + --drop-rooms must be at most 4096 with --resume";
+        if (drop_rooms && !drop_clients) return "--drop-rooms needs --drop-clients";
+        if (drop_clients && (bootstrap.empty() || partitions == 0))
+            return "--drop-clients needs --bootstrap and --partitions (a marker record goes to every partition)";
+        if (rate > 0 && bootstrap.empty()) return "--rate needs --bootstrap";
+    }
     return nullptr;
+}
+
+// Rooms the clients join: --rooms, plus --drop-rooms for the dropped clients (--resume).
+uint32_t total_rooms(const Options &o) { return o.rooms + (o.resume ? o.drop_rooms : 0); }
+
+// The room client `idx` joins: idx % R, or R + idx % RD for a dropped client with rooms of its own.
+uint32_t room_of_client(const Options &o, uint32_t idx) {
+    if (o.resume && idx < o.drop_clients && o.drop_rooms > 0) return o.rooms + idx % o.drop_rooms;
+    return idx % o.rooms;
 }
 
 // Messages the producer will send at most, and so the highest seq a room can see + 1.
@@ -262,6 +335,26 @@ struct CmdClose {
 };
 struct EvWarm {
     char type = 'W';
+    uint64_t seq = 0;  // --resume: the seq of the warm-up room's record (markers); sent for each
+};
+// --resume: the records each room got (acknowledged by the broker), before CmdDone.
+struct CmdCounts {
+    char type = 'N';
+    uint32_t rooms = 0;
+    uint64_t count[4096] = {};  // the first `rooms` are sent
+};
+struct CmdAway {  // --resume: clients 0..drop_clients-1 close their connection and wait
+    char type = 'A';
+};
+struct CmdReturn {  // --resume: the clients away reconnect now, all at once, and resume
+    char type = 'B';
+};
+constexpr unsigned kPhases = 3;  // --resume: before the drop, while away, after the return
+const char *const kPhaseNames[kPhases] = {"before_drop", "away", "after_return"};
+struct CmdPhase {  // --resume: records produced from start_real_us on belong to `phase`
+    char type = 'P';
+    uint32_t phase = 0;
+    int64_t start_real_us = 0;
 };
 struct EvRamped {
     char type = 'M';
@@ -284,6 +377,28 @@ struct EvStats {
     uint64_t close_codes[5] = {};  // 1000, 1001, 1008, 1009/1011 others, none (no close frame)
     uint64_t hist[kHistBuckets] = {};
 };
+// --resume: what the shard's clients went through; sent before EvStats.
+struct EvResume {
+    char type = 'X';
+    uint64_t out_of_order = 0;      // a record below the highest offset already received on its partition
+    uint64_t no_position = 0;       // records without a parsable psdm_ws_msg_position
+    uint64_t lost_connections = 0;  // joined clients whose connection the server closed or lost
+    uint64_t attempts = 0;          // reconnection attempts (connect .. join ack)
+    uint64_t attempt_fail[kFailKinds] = {};
+    uint32_t attempt_status[kStatusSlots] = {};  // HTTP status of the attempts' upgrades
+    uint64_t resumes = 0, recovered = 0, not_recovered = 0;
+    uint64_t replayed = 0;         // records below a recovered resume ack's positions
+    uint64_t clients_live = 0;     // counted clients whose last resume was recovered and then got a live record
+    uint64_t clients_resumed = 0;  // counted clients that resumed at least once
+    uint64_t clients_not_joined_at_end = 0;  // counted clients away, reconnecting or in a handshake at the end
+    uint64_t clients_with_loss = 0;
+};
+// --resume: the latency histogram of phase `phase` (clients that were not dropped).
+struct EvPhaseHist {
+    char type = 'H';
+    uint32_t phase = 0;
+    uint64_t hist[kHistBuckets] = {};
+};
 
 bool send_msg(int fd, const void *p, size_t n) {
     for (;;) {
@@ -296,7 +411,11 @@ bool send_msg(int fd, const void *p, size_t n) {
 
 // ------------------------------------------------------------------------ shard: the clients
 
-enum class St : uint8_t { idle, connecting, http, eio_open, ns, join, joined, closed };
+// waiting: --resume, a lost client waits for its backoff to pass (or, away, for CmdReturn).
+enum class St : uint8_t { idle, connecting, http, eio_open, ns, join, joined, closed, waiting };
+
+// Between connect() and the join ack.
+bool in_handshake(St st) { return st != St::idle && st != St::joined && st != St::closed && st != St::waiting; }
 
 struct Conn {
     int fd = -1;
@@ -313,6 +432,27 @@ struct Conn {
     uint64_t unique = 0;
 };
 
+// --resume: what one client holds as a page does, and what happened to it. Offsets and
+// positions per partition of --topic (index = partition number); -1 = none.
+struct Track {
+    std::vector<int64_t> pos;       // the next offset it has not seen (sent when it resumes)
+    std::vector<int64_t> last_off;  // the highest offset received (out-of-order check)
+    std::vector<int64_t> ack_pos;   // the last resume ack's positions: records below were replayed
+    bool has_pos = false;           // its first join was acknowledged with positions
+    bool rejoin = false;            // the handshake in progress is a reconnection
+    bool away = false;              // closed by CmdAway, waits for CmdReturn
+    bool live_pending = false;      // resumed (recovered), no live record yet
+    bool last_recovered = false;
+    int64_t retry_at_us = 0;  // CLOCK_MONOTONIC: when a waiting client tries again
+    uint32_t attempts = 0, failed = 0, resumes = 0, recovered = 0, not_recovered = 0;
+    uint64_t replayed = 0, dups = 0, ooo = 0;  // replayed: by the last resume
+    // CLOCK_REALTIME microseconds (0: never): the last loss, the last upgrade (101) and join
+    // sent, its ack, its first live record and last replayed one; first and last record.
+    int64_t lost_us = 0, connected_us = 0, join_sent_us = 0, ack_us = 0, first_live_us = 0, last_replayed_us = 0;
+    int64_t first_rx_us = 0, last_rx_us = 0;
+    std::string reason;  // of the last resume that was not recovered
+};
+
 constexpr uint64_t kCtlTag = UINT64_MAX;
 constexpr uint64_t kWarmTag = UINT64_MAX - 1;
 
@@ -327,8 +467,9 @@ class Shard {
         conns_.resize(last - first);
         for (uint32_t i = 0; i < conns_.size(); i++) {
             conns_[i].idx = first + i;
-            conns_[i].room = (first + i) % o.rooms;
+            conns_[i].room = room_of_client(o, first + i);  // (first + i) % rooms without --resume
         }
+        if (o.resume) tr_.resize(conns_.size());
         window_ = std::max(1u, o.ramp_window / o.procs);
         seen_words_ = (planned_messages(o) / o.rooms + 2 + 63) / 64;
         bench::loopback_address(o.host, o.port, &dst_);  // checked by bench::parse_args
@@ -361,6 +502,22 @@ class Shard {
     void ramp_step();
     void check_timeouts();
     void maybe_report_stats(bool force);
+    // --resume
+    Track &tr(const Conn &c) { return tr_[static_cast<size_t>(&c - conns_.data())]; }
+    std::string join_packet(Conn &c);
+    void on_join_ack(Conn &c, std::string_view args);
+    void on_record_resume(Conn &c, uint64_t seq, int64_t ts_us, std::string_view position);
+    void lost(Conn &c);
+    void attempt_failed(Conn &c, Fail why);
+    void retry_later(Conn &c);
+    void go_away();
+    void come_back();
+    void report_resume();
+    void write_resume_log();
+    uint64_t expected_of(const Conn &c) const {
+        return o_.resume ? (c.room < room_counts_.size() ? room_counts_[c.room] : 0)
+                         : room_share(produced_, o_.rooms, c.room);
+    }
     uint64_t tag_of(const Conn &c) const { return c.warm ? kWarmTag : static_cast<uint64_t>(&c - conns_.data()); }
     const std::string &room_of(const Conn &c) {
         if (c.warm) return warm_room_;
@@ -402,6 +559,12 @@ class Shard {
     uint64_t expected_total_ = 0, unique_total_ = 0;
     EvStats st_{};
     int64_t rx_now_us_ = 0;
+    // --resume
+    std::vector<Track> tr_;
+    std::vector<uint64_t> room_counts_;  // CmdCounts
+    EvResume rs_{};
+    int64_t phase_start_[kPhases] = {};
+    std::vector<std::vector<uint64_t>> phase_hist_;
     char rbuf_[256 * 1024];
 };
 
@@ -461,7 +624,7 @@ int Shard::run() {
 }
 
 void Shard::ctl_readable() {
-    char buf[256];
+    static char buf[sizeof(CmdCounts) + 64];
     ssize_t n = recv(ctl_, buf, sizeof buf, MSG_DONTWAIT);
     if (n == 0) {
         closing_ = true;  // parent gone
@@ -480,8 +643,22 @@ void Shard::ctl_readable() {
         deadline_real_us_ = d.deadline_real_us;
         expected_total_ = 0;
         for (auto &c : conns_)
-            if (c.counted) expected_total_ += room_share(produced_, o_.rooms, c.room);
+            if (c.counted) expected_total_ += expected_of(c);
         done_ = true;
+        break;
+    }
+    case 'N': {
+        CmdCounts counts;
+        memcpy(&counts, buf, std::min(sizeof counts, static_cast<size_t>(n)));
+        room_counts_.assign(counts.count, counts.count + std::min<uint32_t>(counts.rooms, 4096));
+        break;
+    }
+    case 'A': go_away(); break;
+    case 'B': come_back(); break;
+    case 'P': {
+        CmdPhase ph;
+        memcpy(&ph, buf, std::min(sizeof ph, static_cast<size_t>(n)));
+        if (ph.phase < kPhases) phase_start_[ph.phase] = ph.start_real_us;
         break;
     }
     case 'C': closing_ = true; break;
@@ -496,6 +673,10 @@ void Shard::start_conn(Conn &c, uint64_t tag) {
             warm_retry_us_ = now_mono_us() + 500000;
             return;
         }
+        if (o_.resume && tr(c).rejoin) {
+            attempt_failed(c, kFailLocalFds);
+            return;
+        }
         c.st = St::closed;
         ramp_.attempted++;
         ramp_.fail[kFailLocalFds]++;
@@ -504,7 +685,10 @@ void Shard::start_conn(Conn &c, uint64_t tag) {
         return;
     }
     c.fd = fd;
-    if (!c.warm) {
+    if (o_.resume && !c.warm && tr(c).rejoin) {
+        rs_.attempts++;
+        tr(c).attempts++;
+    } else if (!c.warm) {
         ramp_.attempted++;
         in_flight_++;
     }
@@ -590,12 +774,16 @@ void Shard::close_fd(Conn &c) {
 
 // A client ended before it joined.
 void Shard::fail(Conn &c, Fail why) {
-    bool in_flight = c.st != St::idle && c.st != St::joined && c.st != St::closed;
+    bool in_flight = in_handshake(c.st);
     close_fd(c);
     c.st = St::closed;
     if (c.warm) {
         warm_retry_us_ = now_mono_us() + 500000;
         c.st = St::idle;
+        return;
+    }
+    if (o_.resume && tr(c).rejoin) {
+        attempt_failed(c, why);
         return;
     }
     if (in_flight) in_flight_--;
@@ -622,6 +810,7 @@ void Shard::server_closed(Conn &c, int code) {
         st_.closed_by_server++;
         size_t slot = code == 1000 ? 0 : code == 1001 ? 1 : code == 1008 ? 2 : code > 0 ? 3 : 4;
         st_.close_codes[slot]++;
+        if (o_.resume) lost(c);
     } else {
         ramp_.held--;  // a client that joined and was closed during the ramp
         ramp_.fail[kFailClosedBeforeJoin]++;
@@ -672,8 +861,10 @@ void Shard::on_http(Conn &c) {
         if (a.oversized) fail(c, kFailProtocol);
         return;
     }
+    const bool rejoin = o_.resume && !c.warm && tr(c).rejoin;
     if (a.status != 101) {
-        if (!c.warm) ramp_.http_status[std::min(a.status, kStatusSlots - 1)]++;
+        if (rejoin) rs_.attempt_status[std::min(a.status, kStatusSlots - 1)]++;
+        else if (!c.warm) ramp_.http_status[std::min(a.status, kStatusSlots - 1)]++;
         fail(c, a.status ? kFailHttpStatus : kFailProtocol);
         return;
     }
@@ -681,7 +872,12 @@ void Shard::on_http(Conn &c) {
         fail(c, kFailProtocol);
         return;
     }
-    if (!c.warm) ramp_.http_status[101]++;
+    if (rejoin) {
+        rs_.attempt_status[101]++;
+        tr(c).connected_us = now_real_us();
+    } else if (!c.warm) {
+        ramp_.http_status[101]++;
+    }
     c.st = St::eio_open;
     std::string rest = c.in.substr(a.head_len);
     c.in.clear();
@@ -746,8 +942,10 @@ void Shard::on_text(Conn &c, std::string_view t) {
     case ws::kSioConnect:
         if (c.st == St::ns) {
             c.st = St::join;
-            send_text(c,
-                      std::string{ws::kEioMessage, ws::kSioEvent} + ns_prefix_ + "1[\"join\",\"" + room_of(c) + "\"]");
+            if (o_.resume && !c.warm) send_text(c, join_packet(c));
+            else
+                send_text(
+                    c, std::string{ws::kEioMessage, ws::kSioEvent} + ns_prefix_ + "1[\"join\",\"" + room_of(c) + "\"]");
         }
         break;
     case ws::kSioConnectError:
@@ -755,7 +953,8 @@ void Shard::on_text(Conn &c, std::string_view t) {
         break;
     case ws::kSioAck:
         if (c.st == St::join && rest.substr(0, 1) == "1") {
-            if (rest.substr(1) == "[]") became_joined(c);
+            if (o_.resume && !c.warm) on_join_ack(c, rest.substr(1));
+            else if (rest.substr(1) == "[]") became_joined(c);
             else fail(c, kFailJoinRefused);
         }
         break;
@@ -800,7 +999,12 @@ void Shard::on_record(Conn &c, std::string_view payload) {
         return;
     }
     if (c.warm) {
-        if (room == warm_room_ && !warm_reported_) {
+        if (room == warm_room_ && o_.resume) {  // each one: the parent waits for its markers
+            EvWarm w;
+            w.seq = to_u64(seq);
+            send_msg(ctl_, &w, sizeof w);
+            warm_reported_ = true;
+        } else if (room == warm_room_ && !warm_reported_) {
             EvWarm w;
             send_msg(ctl_, &w, sizeof w);
             warm_reported_ = true;
@@ -812,6 +1016,12 @@ void Shard::on_record(Conn &c, std::string_view payload) {
         return;
     }
     uint64_t s = to_u64(seq);
+    if (o_.resume) {
+        std::string_view position;
+        if (!json_field(payload, "\"psdm_ws_msg_position\"", &position)) position = {};
+        on_record_resume(c, s, static_cast<int64_t>(to_u64(ts)), position);
+        return;
+    }
     int64_t lat = rx_now_us_ - static_cast<int64_t>(to_u64(ts));
     if (c.seen.empty()) c.seen.assign(seen_words_, 0);
     if (s / 64 >= c.seen.size()) {
@@ -836,7 +1046,7 @@ void Shard::ramp_step() {
     if (!stop_ramp_ && now - ramp_start_us_ > static_cast<int64_t>(o_.ramp_timeout * 1e6)) {
         stop_ramp_ = true;
         for (auto &c : conns_)
-            if (c.st != St::idle && c.st != St::joined && c.st != St::closed) fail(c, kFailRampTimeout);
+            if (in_handshake(c.st)) fail(c, kFailRampTimeout);
     }
     while (!stop_ramp_ && in_flight_ < window_ && next_ < conns_.size()) {
         size_t i = next_++;
@@ -855,38 +1065,330 @@ void Shard::ramp_step() {
 }
 
 void Shard::check_timeouts() {
+    if (o_.resume) {  // reconnections too: every client, handshake deadlines and backoffs
+        int64_t now = now_mono_us();
+        for (auto &c : conns_) {
+            if (in_handshake(c.st) && now > c.deadline_us) {
+                fail(c, kFailTimeout);
+            } else if (c.st == St::waiting && !tr(c).away && now >= tr(c).retry_at_us) {
+                start_conn(c, tag_of(c));
+            }
+        }
+        return;
+    }
     if (in_flight_ == 0) return;
     int64_t now = now_mono_us();
     for (size_t i = 0; i < next_; i++) {
         Conn &c = conns_[i];
-        if (c.st != St::idle && c.st != St::joined && c.st != St::closed && now > c.deadline_us) fail(c, kFailTimeout);
+        if (in_handshake(c.st) && now > c.deadline_us) fail(c, kFailTimeout);
     }
+}
+
+// Seqs below `want` received (bits set in `seen`).
+uint64_t seen_below(const std::vector<uint64_t> &seen, uint64_t want) {
+    uint64_t got = 0;
+    for (size_t w = 0; w < seen.size(); w++) {
+        uint64_t bits = seen[w];
+        if (w * 64 + 64 > want) {
+            size_t keep = want > w * 64 ? static_cast<size_t>(want - w * 64) : 0;
+            bits &= keep >= 64 ? ~uint64_t{0} : ((uint64_t{1} << keep) - 1);
+        }
+        got += static_cast<uint64_t>(__builtin_popcountll(bits));
+    }
+    return got;
 }
 
 void Shard::maybe_report_stats(bool force) {
     if (stats_sent_) return;
     bool complete = unique_total_ >= expected_total_;
+    if (complete && o_.resume) {  // and every counted client is back
+        for (auto &c : conns_)
+            if (c.counted && c.st != St::joined) complete = false;
+    }
     if (!complete && !force && now_real_us() < deadline_real_us_) return;
     st_.expected = expected_total_;
     for (auto &c : conns_) {
         if (!c.counted) continue;
-        uint64_t want = room_share(produced_, o_.rooms, c.room), got = 0;
-        for (size_t w = 0; w < c.seen.size(); w++) {
-            uint64_t bits = c.seen[w];
-            if (w * 64 + 64 > want) {
-                size_t keep = want > w * 64 ? static_cast<size_t>(want - w * 64) : 0;
-                bits &= keep >= 64 ? ~uint64_t{0} : ((uint64_t{1} << keep) - 1);
-            }
-            got += static_cast<uint64_t>(__builtin_popcountll(bits));
-        }
+        uint64_t want = expected_of(c), got = seen_below(c.seen, want);
         st_.delivered += got;
         st_.unexpected += c.unique - got;
         if (got == want) st_.clients_complete++;
         if (c.st == St::joined) st_.open_at_end++;
+        if (o_.resume && got < want) rs_.clients_with_loss++;
     }
+    if (o_.resume) report_resume();
     st_.cpu_s = cpu_seconds_self();
     send_msg(ctl_, &st_, sizeof st_);
     stats_sent_ = true;
+}
+
+// ------------------------------------------------------------------------ shard: --resume
+
+bool all_digits(std::string_view s) {
+    if (s.empty() || s.size() > 18) return false;
+    for (char ch : s)
+        if (ch < '0' || ch > '9') return false;
+    return true;
+}
+
+// The "positions":{"TOPIC/P":N,...} object of a join ack's arguments, for `topic` only, into
+// *out (index P; -1 where absent). False when the ack has none.
+bool parse_positions(std::string_view args, const std::string &topic, std::vector<int64_t> *out) {
+    static constexpr std::string_view kKey = "\"positions\":{";
+    size_t p = args.find(kKey);
+    if (p == std::string_view::npos) return false;
+    p += kKey.size();
+    out->clear();
+    while (p < args.size() && args[p] != '}') {
+        if (args[p] != '"') {
+            p++;  // ',' or blanks
+            continue;
+        }
+        size_t e = args.find('"', p + 1);
+        if (e == std::string_view::npos) return false;
+        std::string_view key = args.substr(p + 1, e - p - 1);
+        p = e + 1;
+        while (p < args.size() && (args[p] == ':' || args[p] == ' ')) p++;
+        size_t b = p;
+        while (p < args.size() && args[p] >= '0' && args[p] <= '9') p++;
+        if (!all_digits(args.substr(b, p - b))) return false;
+        size_t slash = key.rfind('/');
+        if (slash == std::string_view::npos || key.substr(0, slash) != topic || !all_digits(key.substr(slash + 1)))
+            continue;
+        uint64_t part = to_u64(key.substr(slash + 1));
+        if (part >= 1024) continue;
+        if (out->size() <= part) out->resize(part + 1, -1);
+        (*out)[part] = static_cast<int64_t>(to_u64(args.substr(b, p - b)));
+    }
+    return p < args.size();
+}
+
+// "TOPIC/PARTITION/OFFSET" (psdm_ws_msg_position, split from the right) of `topic`.
+bool parse_record_position(std::string_view pos, const std::string &topic, size_t *part, int64_t *off) {
+    size_t b = pos.rfind('/');
+    if (b == std::string_view::npos || b == 0) return false;
+    size_t a = pos.rfind('/', b - 1);
+    if (a == std::string_view::npos) return false;
+    std::string_view t = pos.substr(0, a), p = pos.substr(a + 1, b - a - 1), o = pos.substr(b + 1);
+    if (t != topic || !all_digits(p) || !all_digits(o) || to_u64(p) >= 1024) return false;
+    *part = static_cast<size_t>(to_u64(p));
+    *off = static_cast<int64_t>(to_u64(o));
+    return true;
+}
+
+// The join a page sends: `{}` the first time, then the positions it holds.
+std::string Shard::join_packet(Conn &c) {
+    Track &t = tr(c);
+    std::string pos = "{";
+    for (size_t p = 0; p < t.pos.size(); p++) {
+        if (t.pos[p] < 0) continue;
+        if (pos.size() > 1) pos += ',';
+        pos += "\"" + o_.topic + "/" + std::to_string(p) + "\":" + std::to_string(t.pos[p]);
+    }
+    pos += "}";
+    t.join_sent_us = now_real_us();
+    return std::string{ws::kEioMessage, ws::kSioEvent} + ns_prefix_ + "1[\"join\",\"" + room_of(c) + "\"," + pos + "]";
+}
+
+// The ack of a join with positions: [{"positions":{...},"recovered":true|false[,"reason":"..."]}]
+// (a refusal: [{"error":...}]).
+void Shard::on_join_ack(Conn &c, std::string_view args) {
+    Track &t = tr(c);
+    std::vector<int64_t> at;
+    if (args.find("\"error\"") != std::string_view::npos || !parse_positions(args, o_.topic, &at)) {
+        fail(c, kFailJoinRefused);
+        return;
+    }
+    if (!t.has_pos) {  // the first join: the client starts from the worker's positions
+        t.pos = std::move(at);
+        t.has_pos = true;
+        became_joined(c);
+        return;
+    }
+    c.st = St::joined;
+    t.rejoin = false;
+    t.resumes++;
+    rs_.resumes++;
+    t.ack_us = now_real_us();
+    t.replayed = 0;
+    t.last_replayed_us = 0;
+    t.first_live_us = 0;
+    t.last_recovered = args.find("\"recovered\":true") != std::string_view::npos;
+    if (t.last_recovered) {
+        t.recovered++;
+        rs_.recovered++;
+        t.live_pending = true;
+    } else {
+        t.not_recovered++;
+        rs_.not_recovered++;
+        t.live_pending = false;
+        std::string_view why;
+        t.reason = json_field(args, "\"reason\"", &why) ? std::string(why) : "";
+        // As a page does (psdm_ws_resync): it reloads, and goes on from the worker's positions;
+        // what it missed counts as lost here.
+        if (t.pos.size() < at.size()) t.pos.resize(at.size(), -1);
+        for (size_t p = 0; p < at.size(); p++) t.pos[p] = std::max(t.pos[p], at[p]);
+    }
+    t.ack_pos = std::move(at);
+}
+
+void Shard::on_record_resume(Conn &c, uint64_t s, int64_t ts_us, std::string_view position) {
+    Track &t = tr(c);
+    const int64_t rx = rx_now_us_;
+    if (s >= (uint64_t{1} << 32)) {
+        st_.unexpected++;
+        return;
+    }
+    size_t part = 0;
+    int64_t off = -1;
+    const bool have_pos = parse_record_position(position, o_.topic, &part, &off);
+    if (!have_pos) rs_.no_position++;
+    if (s / 64 >= c.seen.size()) c.seen.resize(s / 64 + 1, 0);
+    uint64_t bit = uint64_t{1} << (s % 64);
+    if (c.seen[s / 64] & bit) {
+        st_.duplicates++;
+        t.dups++;
+        return;
+    }
+    c.seen[s / 64] |= bit;
+    c.unique++;
+    if (c.counted) unique_total_++;
+    if (have_pos) {
+        if (t.last_off.size() <= part) t.last_off.resize(part + 1, -1);
+        if (t.pos.size() <= part) t.pos.resize(part + 1, -1);
+        if (off < t.last_off[part]) {
+            rs_.out_of_order++;
+            t.ooo++;
+        } else {
+            t.last_off[part] = off;
+        }
+        t.pos[part] = std::max(t.pos[part], off + 1);
+        if (t.resumes > 0 && t.last_recovered && part < t.ack_pos.size() && off < t.ack_pos[part]) {
+            t.replayed++;  // below the ack's positions: the replay
+            t.last_replayed_us = rx;
+            rs_.replayed++;
+        } else if (t.live_pending) {
+            t.first_live_us = rx;
+            t.live_pending = false;
+        }
+    }
+    const int64_t lat = rx - ts_us;
+    const size_t bucket = hist_index(lat > 0 ? static_cast<uint64_t>(lat) : 0);
+    st_.hist[bucket]++;
+    if (c.counted && c.idx >= o_.drop_clients) {  // the clients that stay: latency per phase
+        for (unsigned ph = kPhases; ph-- > 0;) {
+            if (!phase_start_[ph] || ts_us < phase_start_[ph]) continue;
+            if (phase_hist_.empty()) phase_hist_.assign(kPhases, std::vector<uint64_t>(kHistBuckets, 0));
+            phase_hist_[ph][bucket]++;
+            break;
+        }
+    }
+    if (!t.first_rx_us) t.first_rx_us = rx;
+    t.last_rx_us = rx;
+    if (st_.first_rx_real_us == 0) st_.first_rx_real_us = rx;
+    st_.last_rx_real_us = rx;
+}
+
+// A counted client lost its joined connection (closed already): it comes back after a backoff.
+void Shard::lost(Conn &c) {
+    Track &t = tr(c);
+    rs_.lost_connections++;
+    t.lost_us = now_real_us();
+    t.rejoin = true;
+    t.live_pending = false;
+    retry_later(c);
+}
+
+// A reconnection attempt failed (closed already): another one after a backoff.
+void Shard::attempt_failed(Conn &c, Fail why) {
+    Track &t = tr(c);
+    rs_.attempt_fail[why]++;
+    t.failed++;
+    if (t.away) {
+        c.st = St::waiting;
+        return;
+    }
+    retry_later(c);
+}
+
+void Shard::retry_later(Conn &c) {
+    std::uniform_real_distribution<double> backoff(o_.backoff_min, o_.backoff_max);
+    tr(c).retry_at_us = now_mono_us() + static_cast<int64_t>(backoff(rng_) * 1e6);
+    c.st = St::waiting;
+}
+
+// CmdAway: clients 0..drop_clients-1 close their connection (no close frame: a page that lost
+// its network) and wait for CmdReturn.
+void Shard::go_away() {
+    for (auto &c : conns_) {
+        if (!c.counted || c.idx >= o_.drop_clients) continue;
+        Track &t = tr(c);
+        if (c.st == St::joined) t.lost_us = now_real_us();
+        close_fd(c);
+        c.st = St::waiting;
+        t.away = true;
+        t.rejoin = true;
+        t.live_pending = false;
+    }
+}
+
+// CmdReturn: every client away reconnects now and resumes.
+void Shard::come_back() {
+    for (auto &c : conns_) {
+        if (!tr(c).away) continue;
+        tr(c).away = false;
+        start_conn(c, tag_of(c));
+    }
+}
+
+void Shard::report_resume() {
+    for (auto &c : conns_) {
+        if (!c.counted) continue;
+        const Track &t = tr(c);
+        if (t.resumes) rs_.clients_resumed++;
+        if (t.resumes && t.last_recovered && t.first_live_us) rs_.clients_live++;
+        if (c.st != St::joined) rs_.clients_not_joined_at_end++;
+    }
+    send_msg(ctl_, &rs_, sizeof rs_);
+    if (!phase_hist_.empty()) {
+        auto h = std::make_unique<EvPhaseHist>();
+        for (unsigned ph = 0; ph < kPhases; ph++) {
+            h->phase = ph;
+            std::copy(phase_hist_[ph].begin(), phase_hist_[ph].end(), h->hist);
+            send_msg(ctl_, h.get(), sizeof *h);
+        }
+    }
+    if (!o_.resume_log.empty()) write_resume_log();
+}
+
+// PREFIX.SHARD.csv: one line per client (resume_bench.py reads them).
+void Shard::write_resume_log() {
+    std::string path = o_.resume_log + "." + std::to_string(shard_) + ".csv";
+    FILE *f = fopen(path.c_str(), "w");
+    if (!f) {
+        fprintf(stderr, "psdm_loadgen: cannot write %s: %s\n", path.c_str(), strerror(errno));
+        return;
+    }
+    fputs(
+        "idx,room,counted,joined_at_end,expected,received,duplicates,out_of_order,attempts,failed_attempts,"
+        "resumes,recovered,not_recovered,last_recovered,lost_us,connected_us,join_sent_us,ack_us,first_live_us,"
+        "replayed,last_replayed_us,first_rx_us,last_rx_us,reason\n",
+        f);
+    for (auto &c : conns_) {
+        const Track &t = tr(c);
+        const uint64_t want = expected_of(c);
+        std::string reason = t.reason;
+        for (char &ch : reason)
+            if (ch == ',' || ch == '\n' || ch == '\r') ch = ';';
+        fprintf(f,
+                "%u,%u,%d,%d,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%u,%u,%u,%u,%u,%d,%" PRId64 ",%" PRId64
+                ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRIu64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%s\n",
+                c.idx, c.room, c.counted ? 1 : 0, c.st == St::joined ? 1 : 0, want, seen_below(c.seen, want), t.dups,
+                t.ooo, t.attempts, t.failed, t.resumes, t.recovered, t.not_recovered, t.last_recovered ? 1 : 0,
+                t.lost_us, t.connected_us, t.join_sent_us, t.ack_us, t.first_live_us, t.replayed, t.last_replayed_us,
+                t.first_rx_us, t.last_rx_us, reason.c_str());
+    }
+    fclose(f);
 }
 
 // ------------------------------------------------------------------------ parent
@@ -983,18 +1485,20 @@ struct Producer {
         return true;
     }
 
-    // Queues one message; false if librdkafka refused it for good.
-    bool produce(const std::string &topic, const std::string &value) {
+    static constexpr int32_t kAnyPartition = -1;  // RD_KAFKA_PARTITION_UA, whose macro is a C cast
+
+    // Queues one message (to `partition`, or where librdkafka's partitioner puts it); false if
+    // librdkafka refused it for good.
+    bool produce(const std::string &topic, const std::string &value, int32_t partition = kAnyPartition) {
         if (!rkt) rkt = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
         if (!rkt) {
             last_error = "cannot create topic handle";
             failed++;
             return false;
         }
-        constexpr int32_t kAnyPartition = -1;  // RD_KAFKA_PARTITION_UA, whose macro is a C cast
         for (int attempt = 0; attempt < 1000; attempt++) {
-            if (rd_kafka_produce(rkt, kAnyPartition, RD_KAFKA_MSG_F_COPY, const_cast<char *>(value.data()),
-                                 value.size(), nullptr, 0, nullptr) == 0)
+            if (rd_kafka_produce(rkt, partition, RD_KAFKA_MSG_F_COPY, const_cast<char *>(value.data()), value.size(),
+                                 nullptr, 0, nullptr) == 0)
                 return true;
             rd_kafka_resp_err_t e = rd_kafka_last_error();
             if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
@@ -1035,36 +1539,42 @@ std::string record(const std::string &room, uint64_t seq, const std::string &pad
 struct ShardHandle {
     pid_t pid = -1;
     int fd = -1;
-    bool ramped = false, stats = false;
+    bool ramped = false, stats = false, dead = false;
     EvRamped ramp{};
     EvStats st{};
+    // --resume
+    std::vector<uint64_t> warm_seqs;  // EvWarm seqs (the warm-up client is in shard 0)
+    bool resumed = false;
+    EvResume rs{};
+    std::vector<std::vector<uint64_t>> phase_hist;
 };
 
-// Reads shard messages until want(shards) is true or the deadline passes. False on timeout
-// or if a shard died.
-template <class Pred>
-bool wait_shards(std::vector<ShardHandle> &sh, int64_t deadline_mono_us, bool *warm, Pred want) {
-    std::vector<char> buf(sizeof(EvStats) + 64);
-    for (;;) {
-        if (want()) return true;
-        int64_t left = deadline_mono_us - now_mono_us();
-        if (left <= 0) return false;
-        std::vector<pollfd> pfd;
-        for (auto &s : sh) pfd.push_back({s.fd, POLLIN, 0});
-        int n = poll(pfd.data(), pfd.size(), static_cast<int>(std::min<int64_t>(left / 1000 + 1, 100)));
-        if (n < 0 && errno != EINTR) return false;
-        for (size_t i = 0; i < sh.size(); i++) {
-            if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+// Waits up to timeout_ms for shard messages and reads every one that is there. False if a
+// shard died.
+bool pump_shards(std::vector<ShardHandle> &sh, int timeout_ms, bool *warm) {
+    static std::vector<char> buf(std::max(sizeof(EvStats), sizeof(EvPhaseHist)) + 64);
+    std::vector<pollfd> pfd;
+    for (auto &s : sh) pfd.push_back({s.fd, POLLIN, 0});
+    int n = poll(pfd.data(), pfd.size(), timeout_ms);
+    if (n < 0 && errno != EINTR) return false;
+    for (size_t i = 0; i < sh.size(); i++) {
+        if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        for (;;) {
             ssize_t r = recv(sh[i].fd, buf.data(), buf.size(), MSG_DONTWAIT);
             if (r == 0) {
                 fprintf(stderr, "psdm_loadgen: client process %u exited\n", static_cast<unsigned>(i));
+                sh[i].dead = true;
                 return false;
             }
-            if (r <= 0) continue;
+            if (r < 0) break;
             switch (buf[0]) {
-            case 'W':
+            case 'W': {
                 if (warm) *warm = true;
+                EvWarm w;
+                memcpy(&w, buf.data(), std::min(sizeof w, static_cast<size_t>(r)));
+                sh[i].warm_seqs.push_back(w.seq);
                 break;
+            }
             case 'M':
                 memcpy(&sh[i].ramp, buf.data(), std::min(sizeof sh[i].ramp, static_cast<size_t>(r)));
                 sh[i].ramped = true;
@@ -1073,9 +1583,36 @@ bool wait_shards(std::vector<ShardHandle> &sh, int64_t deadline_mono_us, bool *w
                 memcpy(&sh[i].st, buf.data(), std::min(sizeof sh[i].st, static_cast<size_t>(r)));
                 sh[i].stats = true;
                 break;
+            case 'X':
+                memcpy(&sh[i].rs, buf.data(), std::min(sizeof sh[i].rs, static_cast<size_t>(r)));
+                sh[i].resumed = true;
+                break;
+            case 'H': {
+                auto h = std::make_unique<EvPhaseHist>();
+                memcpy(h.get(), buf.data(), std::min(sizeof *h, static_cast<size_t>(r)));
+                if (h->phase < kPhases) {
+                    if (sh[i].phase_hist.empty())
+                        sh[i].phase_hist.assign(kPhases, std::vector<uint64_t>(kHistBuckets, 0));
+                    std::copy(h->hist, h->hist + kHistBuckets, sh[i].phase_hist[h->phase].begin());
+                }
+                break;
+            }
             default: break;
             }
         }
+    }
+    return true;
+}
+
+// Reads shard messages until want(shards) is true or the deadline passes. False on timeout
+// or if a shard died.
+template <class Pred>
+bool wait_shards(std::vector<ShardHandle> &sh, int64_t deadline_mono_us, bool *warm, Pred want) {
+    for (;;) {
+        if (want()) return true;
+        int64_t left = deadline_mono_us - now_mono_us();
+        if (left <= 0) return false;
+        if (!pump_shards(sh, static_cast<int>(std::min<int64_t>(left / 1000 + 1, 100)), warm)) return false;
     }
 }
 
@@ -1091,6 +1628,203 @@ std::string json_str(const std::string &s) {
 
 void broadcast(std::vector<ShardHandle> &sh, const void *msg, size_t n) {
     for (auto &s : sh) send_msg(s.fd, msg, n);
+}
+
+// --resume: what the production plan did.
+struct ResumeRun {
+    std::vector<uint64_t> counts;  // records per room (seq 0..count-1)
+    uint64_t sent = 0, acked = 0, markers = 0, backlog = 0;
+    int64_t phase_real_us[kPhases] = {};
+    int64_t drop_real_us = 0, backlog_done_real_us = 0, synced_real_us = 0, return_real_us = 0;
+    std::string error;
+};
+
+// --resume production (see the top of this file): steady records at --rate round-robin over
+// rooms 0..R-1 throughout; with --drop-clients, the drop, the backlog to the dropped clients'
+// rooms, the markers, the return. Record seq s of a room goes to partition s % --partitions.
+// Returns false (rr->error set) if it could not go on.
+bool produce_resume(const Options &o, std::vector<ShardHandle> &sh, Producer &prod, const std::string &nonce,
+                    ResumeRun *rr, double *produce_s, int64_t *produce_start_real) {
+    const uint32_t n_rooms = total_rooms(o);
+    std::vector<std::string> rooms(n_rooms);
+    for (uint32_t r = 0; r < n_rooms; r++) rooms[r] = room_name(nonce, r);
+    std::vector<uint64_t> next_seq(n_rooms, 0);
+    const std::string pad(o.pad, 'x');
+    auto produce = [&](uint32_t room) {
+        const uint64_t seq = next_seq[room];
+        const int32_t part = o.partitions ? static_cast<int32_t>(seq % o.partitions) : Producer::kAnyPartition;
+        if (!prod.produce(o.topic, record(rooms[room], seq, pad), part)) return false;
+        next_seq[room]++;
+        rr->sent++;
+        return true;
+    };
+    // The backlog goes to the dropped clients' rooms.
+    const uint32_t backlog_first = o.drop_rooms ? o.rooms : 0, backlog_rooms = o.drop_rooms ? o.drop_rooms : o.rooms;
+    const uint64_t backlog_total = o.drop_clients ? o.backlog_per_room * backlog_rooms : 0;
+    constexpr uint64_t kMarkerBase = uint64_t{1} << 31;  // warm-room seqs past the warm-up's
+    const std::string wroom = warm_room_name(nonce);
+
+    rd_kafka_flush(prod.rk, 10000);  // warm-up messages: acknowledged before counting
+    const uint64_t acked0 = prod.acked;
+    fprintf(stderr, "psdm_loadgen[%s]: producing\n", o.label.c_str());
+    fflush(stderr);
+    const int64_t start = now_mono_us();
+    *produce_start_real = now_real_us();
+    auto phase = [&](unsigned ph) {
+        CmdPhase p;
+        p.phase = ph;
+        p.start_real_us = now_real_us();
+        rr->phase_real_us[ph] = p.start_real_us;
+        broadcast(sh, &p, sizeof p);
+    };
+    phase(0);
+    enum class Step { steady, backlog, flush, sync, settle, returned } step = Step::steady;
+    int64_t end = o.drop_clients ? INT64_MAX : start + static_cast<int64_t>(o.duration * 1e6);
+    int64_t marked_at = 0, return_at = 0;
+    uint64_t k = 0;  // steady records so far
+    bool ok = true;
+    while (ok) {
+        const int64_t now = now_mono_us();
+        if (now >= end) break;
+        for (; o.rate > 0 && start + static_cast<int64_t>(static_cast<double>(k) * 1e6 / o.rate) <= now; k++) {
+            if (!produce(static_cast<uint32_t>(k % o.rooms))) {
+                rr->error = "the producer refused a record: " + prod.last_error;
+                return false;
+            }
+        }
+        switch (step) {
+        case Step::steady:
+            if (o.drop_clients && now >= start + static_cast<int64_t>(o.drop_at * 1e6)) {
+                CmdAway away;
+                broadcast(sh, &away, sizeof away);
+                rr->drop_real_us = now_real_us();
+                phase(1);
+                step = Step::backlog;
+            }
+            break;
+        case Step::backlog:
+            for (int i = 0; i < 1000 && rr->backlog < backlog_total; i++, rr->backlog++) {
+                if (!produce(backlog_first + static_cast<uint32_t>(rr->backlog % backlog_rooms))) {
+                    rr->error = "the producer refused a record: " + prod.last_error;
+                    return false;
+                }
+            }
+            if (rr->backlog >= backlog_total) step = Step::flush;
+            break;
+        case Step::flush:  // the backlog is in the log: a marker behind it on every partition
+            if (rd_kafka_outq_len(prod.rk) == 0) {
+                rr->backlog_done_real_us = now_real_us();
+                for (unsigned p = 0; p < o.partitions; p++, rr->markers++)
+                    prod.produce(o.topic, record(wroom, kMarkerBase + p, ""), static_cast<int32_t>(p));
+                marked_at = now;
+                step = Step::sync;
+            }
+            break;
+        case Step::sync: {  // the server delivered every marker: it has consumed the backlog
+            const auto &seen = sh[0].warm_seqs;
+            bool all = true;
+            for (unsigned p = 0; p < o.partitions && all; p++)
+                all = std::find(seen.begin(), seen.end(), kMarkerBase + p) != seen.end();
+            if (all) {
+                rr->synced_real_us = now_real_us();
+                return_at = now + static_cast<int64_t>(o.return_settle * 1e6);
+                step = Step::settle;
+            } else if (now - marked_at > 60000000) {
+                rr->error = "the server did not deliver the marker records within 60 s";
+                return false;
+            }
+            break;
+        }
+        case Step::settle:
+            if (now >= return_at) {
+                CmdReturn back;
+                broadcast(sh, &back, sizeof back);
+                rr->return_real_us = now_real_us();
+                phase(2);
+                end = now + static_cast<int64_t>(o.after_return * 1e6);
+                step = Step::returned;
+            }
+            break;
+        case Step::returned: break;
+        }
+        rd_kafka_poll(prod.rk, 0);
+        int64_t wake = now + 10000;
+        if (o.rate > 0) wake = std::min(wake, start + static_cast<int64_t>(static_cast<double>(k) * 1e6 / o.rate));
+        if (step == Step::backlog) wake = now;
+        ok = pump_shards(sh, static_cast<int>((std::max<int64_t>(0, wake - now_mono_us()) + 999) / 1000), nullptr);
+    }
+    if (!ok) {
+        rr->error = "a client process exited";
+        return false;
+    }
+    rd_kafka_flush(prod.rk, 30000);
+    *produce_s = static_cast<double>(now_mono_us() - start) / 1e6;
+    rr->acked = prod.acked - acked0;
+    rr->counts = next_seq;
+    if (rr->acked < rr->sent + rr->markers)
+        fprintf(stderr, "psdm_loadgen: %" PRIu64 " of %" PRIu64 " messages not acknowledged (%s): counted as sent\n",
+                rr->sent + rr->markers - rr->acked, rr->sent + rr->markers, prod.last_error.c_str());
+    return true;
+}
+
+// --resume: the "resume" and "phases" members of the output object (after its other members).
+void print_resume(const Options &o, const std::vector<ShardHandle> &sh, const ResumeRun &rr) {
+    EvResume t{};
+    std::vector<std::vector<uint64_t>> hist(kPhases, std::vector<uint64_t>(kHistBuckets, 0));
+    for (const auto &s : sh) {
+        const EvResume &r = s.rs;
+        t.out_of_order += r.out_of_order;
+        t.no_position += r.no_position;
+        t.lost_connections += r.lost_connections;
+        t.attempts += r.attempts;
+        for (unsigned k = 0; k < kFailKinds; k++) t.attempt_fail[k] += r.attempt_fail[k];
+        for (unsigned k = 0; k < kStatusSlots; k++) t.attempt_status[k] += r.attempt_status[k];
+        t.resumes += r.resumes;
+        t.recovered += r.recovered;
+        t.not_recovered += r.not_recovered;
+        t.replayed += r.replayed;
+        t.clients_live += r.clients_live;
+        t.clients_resumed += r.clients_resumed;
+        t.clients_not_joined_at_end += r.clients_not_joined_at_end;
+        t.clients_with_loss += r.clients_with_loss;
+        for (unsigned ph = 0; ph < kPhases && !s.phase_hist.empty(); ph++)
+            for (size_t k = 0; k < kHistBuckets; k++) hist[ph][k] += s.phase_hist[ph][k];
+    }
+    std::string fails, statuses;
+    for (unsigned k = 0; k < kFailKinds; k++) {
+        if (!t.attempt_fail[k]) continue;
+        if (!fails.empty()) fails += ",";
+        fails += "\"" + std::string(kFailNames[k]) + "\":" + std::to_string(t.attempt_fail[k]);
+    }
+    for (unsigned k = 0; k < kStatusSlots; k++) {
+        if (!t.attempt_status[k]) continue;
+        if (!statuses.empty()) statuses += ",";
+        statuses += "\"" + std::to_string(k) + "\":" + std::to_string(t.attempt_status[k]);
+    }
+    printf(",\"resume\":{\"partitions\":%u,\"drop_clients\":%u,\"backlog_records\":%" PRIu64 ",\"markers\":%" PRIu64
+           ",\"sent\":%" PRIu64 ",\"acked\":%" PRIu64 ",\"phase_real_us\":[%" PRId64 ",%" PRId64 ",%" PRId64
+           "],\"drop_real_us\":%" PRId64 ",\"backlog_done_real_us\":%" PRId64 ",\"synced_real_us\":%" PRId64
+           ",\"return_real_us\":%" PRId64 ",\"out_of_order\":%" PRIu64 ",\"no_position\":%" PRIu64
+           ",\"lost_connections\":%" PRIu64 ",\"attempts\":%" PRIu64
+           ",\"attempt_failures\":{%s},\"attempt_http_status\":{%s},\"resumes\":%" PRIu64 ",\"recovered\":%" PRIu64
+           ",\"not_recovered\":%" PRIu64 ",\"replayed\":%" PRIu64 ",\"clients_resumed\":%" PRIu64
+           ",\"clients_live\":%" PRIu64 ",\"clients_not_joined_at_end\":%" PRIu64 ",\"clients_with_loss\":%" PRIu64 "}",
+           o.partitions, o.drop_clients, rr.backlog, rr.markers, rr.sent, rr.acked, rr.phase_real_us[0],
+           rr.phase_real_us[1], rr.phase_real_us[2], rr.drop_real_us, rr.backlog_done_real_us, rr.synced_real_us,
+           rr.return_real_us, t.out_of_order, t.no_position, t.lost_connections, t.attempts, fails.c_str(),
+           statuses.c_str(), t.resumes, t.recovered, t.not_recovered, t.replayed, t.clients_resumed, t.clients_live,
+           t.clients_not_joined_at_end, t.clients_with_loss);
+    printf(",\"phases\":[");
+    for (unsigned ph = 0; ph < kPhases; ph++) {
+        uint64_t n = 0;
+        for (uint64_t c : hist[ph]) n += c;
+        printf("%s{\"phase\":\"%s\",\"deliveries\":%" PRIu64
+               ",\"lat_p50_ms\":%.3f,\"lat_p90_ms\":%.3f,\"lat_p99_ms\":%.3f,\"lat_max_ms\":%.3f}",
+               ph ? "," : "", kPhaseNames[ph], n, hist_percentile(hist[ph], 0.50) / 1000.0,
+               hist_percentile(hist[ph], 0.90) / 1000.0, hist_percentile(hist[ph], 0.99) / 1000.0,
+               hist_percentile(hist[ph], 1.0) / 1000.0);
+    }
+    printf("]");
 }
 
 int run_parent(const Options &o, std::vector<ShardHandle> &sh, const std::string &nonce) {
@@ -1168,7 +1902,22 @@ int run_parent(const Options &o, std::vector<ShardHandle> &sh, const std::string
     double self_cpu1 = cpu_seconds_self();
     if (have_producer) rd_kafka_flush(prod.rk, 10000);  // warm-up messages: acknowledged before counting
     uint64_t acked0 = prod.acked;
-    if (planned > 0 && ramp.held > 0) {
+    ResumeRun rr;
+    if (o.resume) {
+        if (ramp.held > 0 && (have_producer || o.drop_clients)) {
+            if (!produce_resume(o, sh, prod, nonce, &rr, &produce_s, &produce_start_real)) {
+                fprintf(stderr, "psdm_loadgen: %s\n", rr.error.c_str());
+                printf("{\"label\":%s,\"error\":%s}\n", json_str(o.label).c_str(), json_str(rr.error).c_str());
+                return 3;
+            }
+            produced_ok = rr.sent;
+        }
+        rr.counts.resize(total_rooms(o), 0);
+        CmdCounts counts;
+        counts.rooms = total_rooms(o);
+        std::copy(rr.counts.begin(), rr.counts.end(), counts.count);
+        broadcast(sh, &counts, offsetof(CmdCounts, count) + sizeof(uint64_t) * counts.rooms);
+    } else if (planned > 0 && ramp.held > 0) {
         std::string pad(o.pad, 'x');
         std::vector<std::string> rooms(o.rooms);
         for (uint32_t r = 0; r < o.rooms; r++) rooms[r] = room_name(nonce, r);
@@ -1276,7 +2025,7 @@ int run_parent(const Options &o, std::vector<ShardHandle> &sh, const std::string
         "\"lat_p50_ms\":%.3f,\"lat_p90_ms\":%.3f,\"lat_p99_ms\":%.3f,\"lat_max_ms\":%.3f,"
         "\"hold_s\":%.3f,\"server_cpu_hold_s\":%.3f,"
         "\"server_cpu_ramp_s\":%.3f,\"server_cpu_window_s\":%.3f,\"broker_cpu_window_s\":%.3f,"
-        "\"loadgen_cpu_ramp_s\":%.3f,\"loadgen_cpu_total_s\":%.3f,\"producer_cpu_window_s\":%.3f}\n",
+        "\"loadgen_cpu_ramp_s\":%.3f,\"loadgen_cpu_total_s\":%.3f,\"producer_cpu_window_s\":%.3f",
         json_str(o.label).c_str(), o.connections, o.rooms, o.procs, warm_s, ramp.seconds, ramp.attempted, ramp.held,
         fails.c_str(), statuses.c_str(), rss_before, rss_after, rss_end,
         ramp.held && rss_before >= 0 && rss_after >= 0
@@ -1291,6 +2040,8 @@ int run_parent(const Options &o, std::vector<ShardHandle> &sh, const std::string
         hist_percentile(hist, 0.90) / 1000.0, hist_percentile(hist, 0.99) / 1000.0, hist_percentile(hist, 1.0) / 1000.0,
         o.hold, server_cpu_hold, server_cpu_ramp, server_cpu_window, broker_cpu_window, shard_cpu_ramp, shard_cpu_total,
         self_cpu_window);
+    if (o.resume) print_resume(o, sh, rr);
+    printf("}\n");
     fflush(stdout);
     return 0;
 }

@@ -150,10 +150,11 @@ def test_a_killed_worker_is_replaced_at_once(harness, mpm):
     assert new != old
 
 
+@MPMS
 @pytest.mark.parametrize("how", [signal.SIGUSR1, signal.SIGHUP], ids=["graceful", "restart"])
-def test_restarts_keep_the_worker_and_its_websockets(harness, how):
+def test_restarts_keep_the_worker_and_its_websockets(harness, how, mpm):
     broker = harness.start_broker(topics=["elog", "experiments"])
-    httpd = start_apache(harness, broker)
+    httpd = start_apache(harness, broker, mpm)
     pid = worker_of(harness, httpd)
     raw = client(harness, httpd)
     broker.produce("elog", [msg("xpptut15", 1)])
@@ -181,17 +182,19 @@ def test_a_changed_worker_configuration_replaces_the_worker_on_graceful(harness)
     assert new in children(httpd.proc.pid, "psdm_socketd")
 
 
-def test_stop_ends_the_worker(harness):
+@MPMS
+def test_stop_ends_the_worker(harness, mpm):
     broker = harness.start_broker(topics=["elog", "experiments"])
-    httpd = start_apache(harness, broker)
+    httpd = start_apache(harness, broker, mpm)
     pid = worker_of(harness, httpd)
     httpd.proc.stop(timeout=15)  # SIGTERM to Apache: apachectl stop
     gone(harness, [pid], 10)
 
 
-def test_no_worker_outlives_a_killed_apache(harness):
+@MPMS
+def test_no_worker_outlives_a_killed_apache(harness, mpm):
     broker = harness.start_broker(topics=["elog", "experiments"])
-    httpd = start_apache(harness, broker)
+    httpd = start_apache(harness, broker, mpm)
     pid = worker_of(harness, httpd)
     os.kill(httpd.proc.pid, signal.SIGKILL)  # the parent only: no stop, no cleanup
     httpd.proc.popen.wait()
@@ -249,9 +252,10 @@ def test_several_workers_share_the_upgrades_and_one_killed_costs_none(harness):
     socks = [os.path.join(harness.sock_dir, "psdm_socket", f"worker{i}a.sock") for i in (1, 2)]
     harness.wait_for(httpd.proc, lambda: all(socket_answers(s) for s in socks), "both listening", 10)
     os.kill(first, signal.SIGKILL)
-    # Once it is dead (an upgrade handed to it while it dies is lost with it, as with any
-    # handoff), the other takes the upgrades while it is replaced.
-    gone(harness, [first], 5)
+    # Once it is dead and reaped (an upgrade handed to it while it dies is lost with it, as
+    # with any handoff: its socket listens until its last thread has exited, after its main
+    # thread is a zombie), the other takes the upgrades while it is replaced.
+    harness.wait_for(httpd.proc, lambda: not os.path.exists(f"/proc/{first}"), "the killed worker reaped", 5)
     statuses = [upgrade_status(httpd.port)[0] for _ in range(10)]
     assert statuses == [101] * 10, statuses
     harness.wait_for(httpd.proc, lambda: len(children(httpd.proc.pid, "psdm_socketd")) == 2, "replaced", 10)

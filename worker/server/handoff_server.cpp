@@ -26,6 +26,10 @@ namespace psdm {
 namespace {
 constexpr const char *kTag = "PSDM-HANDOFF";
 constexpr int kPendingTimeoutSecs = 10;  // a peer that connects and does not send
+// Handoffs that wait to be accepted: a burst of reconnections (a restart of a worker with
+// 10 000 pages) must not overflow it (Apache then answers 503), as psdm_socketd.socket's
+// Backlog=; the kernel caps it at net.core.somaxconn (4096 by default).
+constexpr int kHandoffBacklog = 4096;
 }  // namespace
 
 // One Unix connection from the module, from accept until its request is read.
@@ -214,7 +218,7 @@ bool HandoffServer::create_socket_file(UniqueFd *listener, std::string *err) {
         socket_dev_ = st.st_dev;
         socket_ino_ = st.st_ino;
     }
-    if (chmod(path.c_str(), cfg_.handoff_socket_mode) != 0 || listen(listener->get(), 1024) != 0) {
+    if (chmod(path.c_str(), cfg_.handoff_socket_mode) != 0 || listen(listener->get(), kHandoffBacklog) != 0) {
         *err = "handoff_socket: " + path + ": " + strerror(errno);
         return false;
     }

@@ -272,7 +272,10 @@ class Server : private Membership::Events {
     static void on_revalidate_timer(lws_sorted_usec_list_t *sul);
     int64_t revalidate_period_ms() const;
     void schedule_revalidate();
-    void enqueue(Client *c, FrameRef frame);
+    // How a frame goes out: written at once if the client's queue is empty (one message), or
+    // queued behind others for on_writeable's coalesced writes (a batch: a replay).
+    enum class Send { now_if_idle, queued };
+    void enqueue(Client *c, FrameRef frame, Send how = Send::now_if_idle);
     // The ack of an allowed or refused join that asked to resume, and the replay.
     void answer_resume(Client *c, const std::string &room, uint64_t ack_id, bool allowed, const std::string &positions);
     Positions positions_now(std::string *unknown = nullptr) const;
@@ -298,7 +301,7 @@ class Server : private Membership::Events {
     void tick_resumes(int64_t now_ms);
     size_t partition_of(const PartitionKey &k) const;  // its PartitionTable index, kNoPartition
     void note_first_write(const Frame &f);             // the delivery latency of a record's frame, once
-    bool push_frame(Client *c, FrameRef frame);        // false: over the client's backlog, not queued
+    bool push_frame(Client *c, FrameRef frame, Send how = Send::now_if_idle);  // false: over client_backlog
     void close_slow_consumer(Client *c, size_t incoming_bytes);
     void send_text(Client *c, std::string_view text);
     // Closes `c` with `code`: one log line, then start_close. Idempotent.
