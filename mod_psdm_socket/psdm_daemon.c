@@ -39,7 +39,8 @@ const char *psdm_daemon_set_command(cmd_parms *cmd, void *dconf, int argc, char 
     (void)dconf;
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
     if (err) return err;
-    if (argc == 0) return apr_pstrcat(cmd->pool, cmd->cmd->name, ": expects the worker's program and its arguments", NULL);
+    if (argc == 0)
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": expects the worker's program and its arguments", NULL);
     if (argv[0][0] != '/')
         return apr_pstrcat(cmd->pool, cmd->cmd->name, ": expected an absolute path to the program, got '", argv[0], "'",
                            NULL);
@@ -78,7 +79,8 @@ const char *psdm_daemon_set_log(cmd_parms *cmd, void *dconf, const char *arg) {
     (void)dconf;
     const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
     if (err) return err;
-    if (arg[0] != '/') return apr_pstrcat(cmd->pool, cmd->cmd->name, ": expected an absolute path, got '", arg, "'", NULL);
+    if (arg[0] != '/')
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": expected an absolute path, got '", arg, "'", NULL);
     conf_of(cmd)->log = arg;
     return NULL;
 }
@@ -207,7 +209,8 @@ static const char **argv_of(apr_pool_t *p, const psdm_worker_slot *w, const char
     argv[n++] = apr_pstrcat(p, "handoff_socket=", socket_of(p, w), NULL);
     argv[n++] = "-o";
     /* Apache's children: its User, or (an unprivileged Apache) its own uid. */
-    argv[n++] = apr_psprintf(p, "handoff_allowed_peers=%ld", (long)(getuid() == 0 ? ap_unixd_config.user_id : getuid()));
+    argv[n++] = apr_psprintf(p, "handoff_allowed_peers=%ld",
+                             (long)(getuid() == 0 ? ap_unixd_config.user_id : getuid()));
     argv[n++] = "-o";
     argv[n++] = "handoff_socket_mode=0666";
     if (extra) argv[n++] = extra;
@@ -267,15 +270,13 @@ static void on_death(psdm_worker_slot *w, apr_wait_t status) {
     w->quick_deaths = lived < PSDM_DAEMON_STABLE_SECS ? w->quick_deaths + 1 : 0;
     int delay = 0;
     if (w->quick_deaths > 1) delay = w->quick_deaths > 6 ? 60 : 1 << (w->quick_deaths - 1);
-    ap_log_error(APLOG_MARK, APLOG_ERR, 0, gen_server,
-                 "PSDM0015: PsdmSocketDaemon: worker %d ended (exit status or signal %d) after %.1f s; %s", w->index,
-                 (int)status, lived,
-                 delay ? apr_psprintf(gen_pool, "starting it again in %d s (it keeps ending)", delay)
-                       : "starting it again");
-    if (delay)
-        w->restart_at = now + apr_time_from_sec(delay);
-    else
-        start_worker(w);
+    ap_log_error(
+        APLOG_MARK, APLOG_ERR, 0, gen_server,
+        "PSDM0015: PsdmSocketDaemon: worker %d ended (exit status or signal %d) after %.1f s; %s", w->index,
+        (int)status, lived,
+        delay ? apr_psprintf(gen_pool, "starting it again in %d s (it keeps ending)", delay) : "starting it again");
+    if (delay) w->restart_at = now + apr_time_from_sec(delay);
+    else start_worker(w);
 }
 
 static void maintenance(int reason, void *data, apr_wait_t status) {
@@ -316,8 +317,8 @@ static int alive(pid_t pid) {
 
 /* Replaced or no longer wanted: SIGTERM, its drain; reaped by the MPM as an unknown child. */
 static void retire(psdm_worker_slot *w, const char *why) {
-    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, gen_server, "PSDM0017: PsdmSocketDaemon: stopping worker %d (pid %ld): %s",
-                 w->index, (long)w->proc.pid, why);
+    ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, gen_server,
+                 "PSDM0017: PsdmSocketDaemon: stopping worker %d (pid %ld): %s", w->index, (long)w->proc.pid, why);
     kill(w->proc.pid, SIGTERM);
     w->proc.pid = 0;
 }
