@@ -134,6 +134,12 @@ var WebSocketConnection = (function () {
             if (mine === null || (answer.recovered !== true && offset > mine)) positions[key] = offset;
         });
         if (answer.recovered !== true) {
+            // The page reloads its data: partitions this worker does not know (a topic it no
+            // longer consumes, another cluster) are forgotten, else every later join would
+            // name them and be refused again.
+            Object.keys(positions).forEach(function (key) {
+                if (!(key in answer.positions)) delete positions[key];
+            });
             var reason = typeof answer.reason === "string" ? answer.reason : "not recovered";
             console.log("Resync room " + room + ": " + reason);
             dispatchAll(RESYNC_EVENT, { room: room, reason: reason });

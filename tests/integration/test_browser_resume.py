@@ -141,3 +141,18 @@ def test_page_drops_records_it_already_has(harness, io):
     broker.produce("elog", [msg(ROOM, 3)])
     assert received(page, 1) == [3]
     assert seqs(page) == [1, 2, 3]
+
+
+def test_page_forgets_partitions_of_a_topic_no_longer_consumed(harness):
+    """After a resync the page keeps only the partitions the worker knows: one whose topic was
+    removed from `topics` is refused once (the page reloads), not on every later reconnect."""
+    broker, sock, page = page_away(harness, "none", [1])
+    worker2 = stack.start_worker(harness, broker, sock, name="worker2", topics="elog")
+    resync = page.wait("resync", timeout=60)
+    assert "experiments" in resync["reason"], resync
+    stop(harness, worker2)
+    stack.start_worker(harness, broker, sock, name="worker3", topics="elog")
+    page.wait("ready", timeout=60)  # joined worker3, with elog/0 only: nothing to refuse
+    broker.produce("elog", [msg(ROOM, 2)])
+    assert received(page, 1) == [2]
+    assert len(resyncs(page)) == 1, resyncs(page)
