@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <random>
@@ -115,6 +116,8 @@ std::unique_ptr<KafkaConsumer> KafkaConsumer::create(const std::map<std::string,
     std::unique_ptr<KafkaConsumer> self(new KafkaConsumer());
     std::map<std::string, std::string> props = kafka_consumer_properties(properties);
     self->group_id_ = props["group.id"];
+    const std::string &reset = props["auto.offset.reset"];
+    self->from_earliest_ = reset == "earliest" || reset == "smallest" || reset == "beginning";
     std::vector<KafkaPropertyError> refused;
     KafkaConfPtr conf = kafka_conf_build(props, &refused);
     if (!conf) {
@@ -204,8 +207,11 @@ std::vector<KafkaPartitionState> KafkaConsumer::partition_states() const {
         int64_t low = -1, high = -1;
         if (rd_kafka_get_watermark_offsets(h_.rk.get(), p.topic, p.partition, &low, &high) !=
             RD_KAFKA_RESP_ERR_NO_ERROR)
-            high = -1;
-        out.push_back({p.topic, p.partition, p.offset >= 0 ? p.offset : -1, high});
+            low = high = -1;
+        // librdkafka learns the low watermark only from statistics: unknown, 0 is never too far
+        // on (a position too low costs a client a resync at most; too high, records it drops).
+        const int64_t start = from_earliest_ ? std::max<int64_t>(low, 0) : high;
+        out.push_back({p.topic, p.partition, p.offset >= 0 ? p.offset : -1, high, start});
     }
     rd_kafka_topic_partition_list_destroy(parts);
     return out;

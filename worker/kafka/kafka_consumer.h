@@ -43,6 +43,10 @@ struct KafkaPartitionState {
     int32_t partition;
     int64_t position;    // the next offset the worker will serve, -1 before the first fetch
     int64_t high_water;  // the broker's end of the partition as last seen, -1 unknown
+    // Where the worker stands before it served a record: the first offset it will serve, by
+    // auto.offset.reset (for earliest the partition's start as last seen, 0 if not known;
+    // for latest its end); -1 unknown. Resume acks give it for a partition that had no record yet.
+    int64_t start = -1;
 };
 
 struct KafkaConfDeleter {
@@ -141,6 +145,7 @@ class KafkaConsumer {
 
     KafkaConsumerHandle h_;
     std::string group_id_;
+    bool from_earliest_ = false;  // auto.offset.reset is earliest (smallest, beginning)
     int assigned_partitions_ = 0;
     // Where the worker stands on each partition it served a record of. An assignment starts
     // there, not at auto.offset.reset: after the group took the partitions away (a session

@@ -284,8 +284,8 @@ void Server::on_closed(Client *c) {
 }
 
 // Each partition's next offset: one past the last record consumed; for an assigned partition
-// with none consumed yet, the consumer's position (or, before its first record, the end of the
-// partition as last seen). A partition whose position nobody knows yet is left out, and named
+// with none consumed yet, the consumer's position (or, before its first record, where it will
+// start: KafkaPartitionState::start). A partition whose position nobody knows yet is left out, and named
 // in *unknown (if given): also "(no partition assigned yet)" while the consumer has none.
 Positions Server::positions_now(std::string *unknown) const {
     Positions p;
@@ -295,7 +295,7 @@ Positions Server::positions_now(std::string *unknown) const {
         const std::vector<KafkaPartitionState> states = partition_states_();
         if (states.empty() && unknown) *unknown = "(no partition assigned yet)";
         for (const KafkaPartitionState &s : states) {
-            const int64_t at = s.position >= 0 ? s.position : s.high_water;
+            const int64_t at = s.position >= 0 ? s.position : s.start;
             const PartitionKey key{s.topic, s.partition};
             if (at >= 0 && at <= kMaxPositionOffset && kafka_topic_name_ok(s.topic))
                 p.emplace(key, at);  // no effect where a record set it
