@@ -10,6 +10,7 @@ the topic to everyone): only the resume brings back what was published while it 
 import json
 import os
 import signal
+import time
 
 import pytest
 
@@ -158,3 +159,31 @@ def test_a_user_whose_access_was_removed_while_away_gets_nothing_on_resume(harne
     back.send('42/psdm_ws,2["join","r9"]')
     assert back.next_text() == "43/psdm_ws,2[]"  # the next frame: nothing of r1 came first
     back.close()
+
+
+def test_a_client_away_for_60_s_resumes_from_memory(harness):
+    """A laptop that slept a minute: what it missed is still in the worker's window
+    (recovery_window_ms, 5 minutes by default), so nothing is read from Kafka."""
+    broker = harness.start_broker(topics=["elog", "experiments"])
+    worker = worker_of_latest(harness, broker, authz="allow-all", admin_listen="127.0.0.1:0")
+    watcher = RawEio(worker.url)  # in the room all along: tells when the worker has each record
+    watcher.connect_ns()
+    join(watcher, 1, "r1")
+    positions = away_after_one_record(broker, worker)
+    assert message(watcher)["seq"] == 1
+    away_since = time.monotonic()
+    broker.produce("elog", [msg("r1", 2), msg("r2", 0), msg("r1", 3)])
+    assert [message(watcher)["seq"] for _ in range(2)] == [2, 3]
+    while time.monotonic() - away_since < 60:  # the minute away is what is tested
+        time.sleep(min(5.0, 60 - (time.monotonic() - away_since)))
+        watcher.send("3")  # keep the watcher's connection alive (it answers pings too)
+    back = RawEio(worker.url)
+    back.connect_ns()
+    (ack,) = join(back, 1, "r1", positions)
+    assert ack["recovered"] is True, ack
+    assert [message(back)["seq"] for _ in range(2)] == [2, 3]
+    families = scrape(admin_port(worker))
+    assert value(families, "psdm_socketd_replay_kafka_reads_total") == 0  # from memory
+    assert value(families, "psdm_socketd_replayed_records_total") == 2
+    for raw in (watcher, back):
+        raw.close()
