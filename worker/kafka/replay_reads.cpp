@@ -10,8 +10,7 @@ uint64_t ReplayReads::add(const PartitionKey &p, int64_t from, int64_t until) {
     // The current pass serves it if it has not gone past `from` yet.
     const bool in_pass = part.pass_start >= 0 && from >= part.pass_pos;
     if (!in_pass) dirty_ = true;
-    reads_.emplace(id, Read{p, from, until, in_pass});
-    part.reads.push_back(id);
+    part.reads.push_back(&reads_.emplace(id, Read{id, p, from, until, in_pass}).first->second);
     return id;
 }
 
@@ -24,9 +23,9 @@ void ReplayReads::finish(uint64_t id, bool ok, std::vector<Ended> *ended) {
     if (ended) ended->push_back({id, ok, r.until == kOpenEnd ? r.cursor : std::max(r.cursor, r.until)});
     auto part = parts_.find(r.part);
     if (part != parts_.end()) {
-        std::vector<uint64_t> &ids = part->second.reads;
-        ids.erase(std::remove(ids.begin(), ids.end(), id), ids.end());
-        if (ids.empty()) {  // nobody reads it any more: stop fetching it
+        std::vector<Read *> &reads = part->second.reads;
+        reads.erase(std::remove(reads.begin(), reads.end(), &it->second), reads.end());
+        if (reads.empty()) {  // nobody reads it any more: stop fetching it
             parts_.erase(part);
             dirty_ = true;
         }
@@ -40,14 +39,13 @@ void ReplayReads::on_record(const PartitionKey &p, int64_t offset, std::vector<u
     if (part == parts_.end() || part->second.pass_start < 0 || offset < part->second.pass_pos) return;
     part->second.pass_pos = offset + 1;
     std::vector<uint64_t> done;
-    for (uint64_t id : part->second.reads) {
-        Read &r = reads_.at(id);
-        if (!r.in_pass || offset < r.cursor) continue;
-        if (offset < r.until) {
-            wanted->push_back(id);
-            r.cursor = offset + 1;
+    for (Read *r : part->second.reads) {
+        if (!r->in_pass || offset < r->cursor) continue;
+        if (offset < r->until) {
+            wanted->push_back(r->id);
+            r->cursor = offset + 1;
         }
-        if (offset >= r.until || r.cursor >= r.until) done.push_back(id);
+        if (offset >= r->until || r->cursor >= r->until) done.push_back(r->id);
     }
     for (uint64_t id : done) finish(id, true, ended);  // may erase `part`
 }
@@ -57,11 +55,10 @@ void ReplayReads::on_end(const PartitionKey &p, int64_t end_offset, std::vector<
     if (part == parts_.end() || part->second.pass_start < 0 || end_offset < part->second.pass_pos) return;
     part->second.pass_pos = end_offset;
     std::vector<uint64_t> done;
-    for (uint64_t id : part->second.reads) {
-        Read &r = reads_.at(id);
-        if (!r.in_pass) continue;
-        r.cursor = std::max(r.cursor, end_offset);  // nothing more below the end
-        if (r.until == kOpenEnd || r.cursor >= r.until) done.push_back(id);
+    for (Read *r : part->second.reads) {
+        if (!r->in_pass) continue;
+        r->cursor = std::max(r->cursor, end_offset);  // nothing more below the end
+        if (r->until == kOpenEnd || r->cursor >= r->until) done.push_back(r->id);
     }
     for (uint64_t id : done) finish(id, true, ended);
 }
@@ -69,7 +66,8 @@ void ReplayReads::on_end(const PartitionKey &p, int64_t end_offset, std::vector<
 void ReplayReads::on_error(const PartitionKey &p, std::vector<Ended> *ended) {
     auto part = parts_.find(p);
     if (part == parts_.end()) return;
-    const std::vector<uint64_t> ids = part->second.reads;
+    std::vector<uint64_t> ids;
+    for (const Read *r : part->second.reads) ids.push_back(r->id);
     for (uint64_t id : ids) finish(id, false, ended);
 }
 
@@ -79,9 +77,9 @@ bool ReplayReads::take_assignment(Positions *out) {
     out->clear();
     for (auto &kv : parts_) {
         int64_t start = kOpenEnd;
-        for (uint64_t id : kv.second.reads) start = std::min(start, reads_.at(id).cursor);
+        for (const Read *r : kv.second.reads) start = std::min(start, r->cursor);
         kv.second.pass_start = kv.second.pass_pos = start;
-        for (uint64_t id : kv.second.reads) reads_.at(id).in_pass = true;
+        for (Read *r : kv.second.reads) r->in_pass = true;
         out->emplace(kv.first, start);
     }
     return true;

@@ -63,15 +63,16 @@ class ReplayReads {
 
  private:
     struct Read {
+        uint64_t id;
         PartitionKey part;
         int64_t cursor;  // the next offset it needs
         int64_t until;
         bool in_pass;  // the current pass started at or before cursor
     };
     struct Part {
-        int64_t pass_start = -1;  // -1: no pass yet
-        int64_t pass_pos = -1;    // next offset the pass will deliver
-        std::vector<uint64_t> reads;
+        int64_t pass_start = -1;    // -1: no pass yet
+        int64_t pass_pos = -1;      // next offset the pass will deliver
+        std::vector<Read *> reads;  // into reads_ (a map: its nodes do not move); no lookup per record
     };
     void finish(uint64_t id, bool ok, std::vector<Ended> *ended);
 

@@ -469,7 +469,7 @@ void Server::plan_resume(uint64_t id) {
                                      ") to read in " + where);
         const uint64_t read = replay_source_->read(kv.first, kv.second, until);
         r.reads.emplace(read, kv.first);
-        resume_of_read_.emplace(read, id);
+        resume_of_read_.emplace(read, ReadOwner{id, &r, &r.frames[kv.first]});
         resume_stats_.kafka_reads++;
     }
     if (r.bytes > cfg_.client_backlog) return finish_resume(id, false, "more than client_backlog to replay");
@@ -483,22 +483,22 @@ void Server::on_replay_record(const std::vector<uint64_t> &reads, const Route &r
     for (uint64_t read : reads) {
         auto owner = resume_of_read_.find(read);
         if (owner == resume_of_read_.end()) continue;
-        const uint64_t id = owner->second;
-        Resume &r = resumes_.at(id);
+        Resume &r = *owner->second.resume;
         if (route.room != r.room && !(route.to_global_room && r.room == kGlobalRoom)) continue;
         if (!frame)
             frame = Frame::make(ws_text_frame(sio_encode_event(cfg_.ns, cfg_.event, route.payload)), LWS_PRE,
                                 origin_ms);
-        r.frames[r.reads.at(read)].push_back(frame);
+        owner->second.frames->push_back(frame);
         r.bytes += frame->size();
-        if (r.bytes > cfg_.client_backlog) finish_resume(id, false, "more than client_backlog to replay");
+        if (r.bytes > cfg_.client_backlog)
+            finish_resume(owner->second.resume_id, false, "more than client_backlog to replay");
     }
 }
 
 void Server::on_replay_ended(uint64_t read, bool ok, const std::string &why) {
     auto owner = resume_of_read_.find(read);
     if (owner == resume_of_read_.end()) return;  // its resume ended already
-    const uint64_t id = owner->second;
+    const uint64_t id = owner->second.resume_id;
     resume_of_read_.erase(owner);
     Resume &r = resumes_.at(id);
     const PartitionKey key = r.reads.at(read);

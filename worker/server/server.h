@@ -362,7 +362,14 @@ class Server : private Membership::Events {
     // Joins waiting for the authorizer that asked to resume: (client id, ack id) -> positions text.
     std::map<std::pair<uint64_t, uint64_t>, std::string> resume_asks_;
     std::map<uint64_t, Resume> resumes_;  // by resume id
-    std::unordered_map<uint64_t, uint64_t> resume_of_read_;
+    // Each Kafka read's resume, and where its records go (resumes_ is a map: its nodes, and
+    // Resume::frames' entries, do not move): no lookup by key per record and read.
+    struct ReadOwner {
+        uint64_t resume_id;
+        Resume *resume;
+        std::vector<FrameRef> *frames;
+    };
+    std::unordered_map<uint64_t, ReadOwner> resume_of_read_;
     uint64_t next_resume_id_ = 0;
     ReplaySource *replay_source_ = nullptr;
     ResumeStats resume_stats_;
