@@ -134,12 +134,19 @@ var WebSocketConnection = (function () {
             if (mine === null || (answer.recovered !== true && offset > mine)) positions[key] = offset;
         });
         if (answer.recovered !== true) {
-            // The page reloads its data: partitions this worker does not know (a topic it no
-            // longer consumes, another cluster) are forgotten, else every later join would
-            // name them and be refused again.
-            Object.keys(positions).forEach(function (key) {
-                if (!(key in answer.positions)) delete positions[key];
+            // The page reloads its data. A topic the worker names no partition of, while it names
+            // others (it no longer consumes that topic), is forgotten, else every later join
+            // would name it and be refused again. (A worker that knows no position yet names
+            // none: then nothing is forgotten, and what the page has is still dropped.)
+            var topics = {};
+            Object.keys(answer.positions).forEach(function (key) {
+                topics[key.slice(0, key.lastIndexOf("/"))] = true;
             });
+            if (Object.keys(topics).length > 0) {
+                Object.keys(positions).forEach(function (key) {
+                    if (!topics[key.slice(0, key.lastIndexOf("/"))]) delete positions[key];
+                });
+            }
             var reason = typeof answer.reason === "string" ? answer.reason : "not recovered";
             console.log("Resync room " + room + ": " + reason);
             dispatchAll(RESYNC_EVENT, { room: room, reason: reason });

@@ -403,21 +403,14 @@ void Server::answer_resume(Client *c, const std::string &room, uint64_t ack_id, 
     std::string why;
     const JsonPtr json = json_parse_strict(positions);
     if (!json) why = "positions are not JSON";
-    if (!json || !parse_resume_positions(json.get(), cfg_.topics, &from, &why)) {
-        std::string ack = "{\"positions\":" + positions_json(positions_now()) +
-                          ",\"recovered\":false,\"reason\":" + json_escape_string(why) + "}";
-        send_text(c, c->session.ack(ack_id, "[" + ack + "]"));
-        resume_stats_.refused++;
-        PSDM_LOG_INFO(kTag, "client %" PRIu64 " (user '%s'): resume in room '%s' refused: %s", c->id,
-                      c->who.user.c_str(), room.c_str(), why.c_str());
-        return;
-    }
+    const bool refused = !json || !parse_resume_positions(json.get(), cfg_.topics, &from, &why);
     const uint64_t id = ++next_resume_id_;
     Resume &r = resumes_[id];
     r.client_id = c->id;
     r.ack_id = ack_id;
     r.room = room;
     r.from = std::move(from);
+    if (refused) r.refusal = why;  // answered once the ack can give every position (plan_resume)
     r.deadline_ms = monotonic_ms() + cfg_.recovery_timeout_ms;
     c->resuming++;
     plan_resume(id);
@@ -435,6 +428,7 @@ void Server::plan_resume(uint64_t id) {
         r.waiting_for = unknown;
         return;
     }
+    if (!r.refusal.empty()) return finish_resume(id, false, r.refusal);
     if (!r.from.empty()) {
         for (const auto &kv : now) {
             if (!r.from.count(kv.first))
@@ -521,9 +515,11 @@ void Server::tick_resumes(int64_t now_ms) {
     for (uint64_t id : due) {
         auto it = resumes_.find(id);
         if (it == resumes_.end()) continue;
+        const Resume &r = it->second;
         finish_resume(id, false,
-                      it->second.planned ? "Kafka did not answer within recovery_timeout_ms"
-                                         : "the position of " + it->second.waiting_for + " is not known yet");
+                      !r.refusal.empty() ? r.refusal
+                      : r.planned        ? "Kafka did not answer within recovery_timeout_ms"
+                                         : "the position of " + r.waiting_for + " is not known yet");
     }
 }
 
@@ -555,9 +551,9 @@ void Server::finish_resume(uint64_t id, bool recovered, std::string why) {
             for (FrameRef &f : kv.second) enqueue(c, std::move(f), Send::queued);
         }
     } else {
-        resume_stats_.not_recovered++;
-        PSDM_LOG_INFO(kTag, "client %" PRIu64 " (user '%s'): no resume in room '%s': %s", c->id, c->who.user.c_str(),
-                      r.room.c_str(), why.c_str());
+        (r.refusal.empty() ? resume_stats_.not_recovered : resume_stats_.refused)++;
+        PSDM_LOG_INFO(kTag, "client %" PRIu64 " (user '%s'): %s in room '%s': %s", c->id, c->who.user.c_str(),
+                      r.refusal.empty() ? "no resume" : "resume refused", r.room.c_str(), why.c_str());
     }
     if (--c->resuming == 0) release_held(c);
 }

@@ -291,6 +291,7 @@ class Server : private Membership::Events {
         size_t bytes = 0;
         int64_t deadline_ms = 0;
         std::string waiting_for;  // the partition whose position is not known yet
+        std::string refusal;      // positions refused (malformed, foreign): why
     };
     // Plans (or re-plans, until planned) resume `id`: from the window, or Kafka reads. May
     // finish it.
