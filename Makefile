@@ -94,6 +94,8 @@ bench:
 	$(MAKE) build
 	$(PYTHON) bench/run_bench.py --build-dir $(abspath $(BUILD)) $(BENCH_ARGS)
 	$(PYTHON) bench/resume_bench.py --build-dir $(abspath $(BUILD)) $(RESUME_BENCH_ARGS)
+	$(PYTHON) bench/yardsticks.py --build-dir $(abspath $(BUILD)) \
+	    --handshake-results $(abspath $(BUILD))/bench/results-latest.json $(YARD_ARGS)
 
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)

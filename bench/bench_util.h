@@ -194,4 +194,16 @@ inline bool header_value(std::string_view head, std::string_view name, std::stri
     return false;
 }
 
+// A JSON string literal of s: quotes and backslashes escaped, control characters dropped
+// (what the tools print is ours: names, paths, error texts).
+inline std::string json_str(const std::string &s) {
+    std::string out = "\"";
+    for (char ch : s) {
+        if (ch == '"' || ch == '\\') out += '\\';
+        if (static_cast<unsigned char>(ch) < 0x20) continue;
+        out += ch;
+    }
+    return out + "\"";
+}
+
 }  // namespace bench

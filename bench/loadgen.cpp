@@ -9,7 +9,12 @@
 //
 //   psdm_loadgen --port P [--path /x_socketio/socket.io/] --connections N --rooms R
 //                [--procs P] [--bootstrap HOST:PORT --topic elog --rate MSGS/S --duration S]
-//                [--server-pid PID]... [--broker-pid PID]
+//                [--server-pid PID]... [--broker-pid PID] [--extra-port P]... [--join-burst]
+//
+// --extra-port spreads the clients over several servers on this host (client i to the
+// (i % n)-th port; their CPU and RSS are summed over every --server-pid), e.g. two workers
+// consuming the same broker. --join-burst holds every client after its namespace connect
+// and, after --settle, has them all join at once: the servers' CPU for the joins alone.
 //
 // Structure: the parent process forks --procs client processes ("shards"; each has
 // its own open-files limit, so P shards hold up to P x ~19 900 connections here), then
@@ -51,6 +56,7 @@
 // CLOCK_REALTIME microseconds).
 #include <librdkafka/rdkafka.h>
 #include <netinet/in.h>
+#include <dirent.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/epoll.h>
@@ -82,6 +88,7 @@
 namespace {
 
 using bench::cpu_seconds_self;
+using bench::json_str;
 using bench::now_mono_us;
 using bench::parse_double;
 using bench::parse_uint;
@@ -110,8 +117,9 @@ struct Options : bench::ClientOptions {
     Options() : ClientOptions(100, 30, 120) {}
     // Sets one of the load's own options (bench::parse_args); false for any other name.
     bool set(const std::string &a, const char *v);
-    const char *error() const;                                             // what is wrong with them, or nullptr
-    static bool is_flag(const std::string &a) { return a == "--resume"; }  // the others take a value
+    const char *error() const;  // what is wrong with them, or nullptr
+    // --resume and --join-burst take no value; the others do.
+    static bool is_flag(const std::string &a) { return a == "--resume" || a == "--join-burst"; }
     std::string event = "psdm_ws_msg";
     uint32_t rooms = 1;
     unsigned procs = 1;
@@ -130,6 +138,8 @@ struct Options : bench::ClientOptions {
     unsigned spin_us = 0;
     std::vector<int> server_pids;
     std::vector<int> broker_pids;
+    std::vector<unsigned> extra_ports;  // client i connects to port (i % (1 + extras)): --port, then these
+    bool join_burst = false;
     // --resume mode (see the top of this file)
     bool resume = false;
     unsigned partitions = 0;  // 0: librdkafka's partitioner chooses
@@ -171,6 +181,11 @@ const char kUsage[] =
     "  --server-pid PID       server process: RSS (summed) and CPU time (repeatable)\n"
     "  --broker-pid PID       broker process: CPU time (repeatable)\n"
     "  --label S              copied into the output\n"
+    "  --extra-port P         another server on this host (repeatable): client i connects to the\n"
+    "                         (i % (1 + extras))-th of --port, P...; the warm-up client to --port\n"
+    "  --join-burst           clients connect and open the namespace during the ramp but join only\n"
+    "                         after --settle, all at once: the server's CPU for the joins alone\n"
+    "                         (server_cpu_joins_s, /proc/PID/task/*/schedstat) until every ack\n"
     "resume mode (bench/resume_bench.py):\n"
     "  --resume               clients keep positions, reconnect after a lost connection and resume\n"
     "  --partitions P         record seq s of a room goes to partition s % P (0: librdkafka chooses) (0)\n"
@@ -205,6 +220,8 @@ bool Options::set(const std::string &a, const char *v) {
     else if (a == "--server-pid") server_pids.push_back(static_cast<int>(parse_uint(v, "--server-pid")));
     else if (a == "--broker-pid") broker_pids.push_back(static_cast<int>(parse_uint(v, "--broker-pid")));
     else if (a == "--resume") resume = true;
+    else if (a == "--join-burst") join_burst = true;
+    else if (a == "--extra-port") extra_ports.push_back(static_cast<unsigned>(parse_uint(v, "--extra-port")));
     else if (a == "--partitions") partitions = static_cast<unsigned>(parse_uint(v, "--partitions"));
     else if (a == "--backoff-min") backoff_min = parse_double(v, "--backoff-min");
     else if (a == "--backoff-max") backoff_max = parse_double(v, "--backoff-max");
@@ -227,6 +244,9 @@ const char *Options::error() const {
     if (rate * duration > 1e8) return "--rate x --duration is too large";
     if (!resume && (partitions || drop_clients || drop_rooms || backlog_per_room || !resume_log.empty()))
         return "--partitions, --drop-*, --backlog-per-room and --resume-log need --resume";
+    if (resume && join_burst) return "--join-burst and --resume do not go together";
+    for (unsigned p : extra_ports)
+        if (p == 0 || p > 65535) return "--extra-port must be 1..65535";
     if (resume) {
         if (partitions > 1024) return "--partitions must be 0..1024";
         if (backoff_max < backoff_min) return "--backoff-max must be at least --backoff-min";
@@ -351,6 +371,9 @@ struct CmdReturn {  // --resume: the clients away reconnect now, all at once, an
 };
 constexpr unsigned kPhases = 3;  // --resume: before the drop, while away, after the return
 const char *const kPhaseNames[kPhases] = {"before_drop", "away", "after_return"};
+struct CmdJoin {  // --join-burst: every client that opened the namespace joins now
+    char type = 'J';
+};
 struct CmdPhase {  // --resume: records produced from start_real_us on belong to `phase`
     char type = 'P';
     uint32_t phase = 0;
@@ -376,6 +399,12 @@ struct EvStats {
     double cpu_s = 0;
     uint64_t close_codes[5] = {};  // 1000, 1001, 1008, 1009/1011 others, none (no close frame)
     uint64_t hist[kHistBuckets] = {};
+};
+// --join-burst: the shard's joins after CmdJoin, sent once every one was answered (or failed).
+struct EvJoined {
+    char type = 'J';
+    uint64_t sent = 0, acked = 0, refused = 0, lost = 0;
+    int64_t first_sent_real_us = 0, last_ack_real_us = 0;
 };
 // --resume: what the shard's clients went through; sent before EvStats.
 struct EvResume {
@@ -412,10 +441,17 @@ bool send_msg(int fd, const void *p, size_t n) {
 // ------------------------------------------------------------------------ shard: the clients
 
 // waiting: --resume, a lost client waits for its backoff to pass (or, away, for CmdReturn).
-enum class St : uint8_t { idle, connecting, http, eio_open, ns, join, joined, closed, waiting };
+// parked: --join-burst, the namespace is open and the client waits for CmdJoin; it counts
+// as joined (held) from then on, and is a joined client once it sent its join.
+enum class St : uint8_t { idle, connecting, http, eio_open, ns, join, joined, closed, waiting, parked };
 
 // Between connect() and the join ack.
-bool in_handshake(St st) { return st != St::idle && st != St::joined && st != St::closed && st != St::waiting; }
+bool in_handshake(St st) {
+    return st != St::idle && st != St::joined && st != St::closed && st != St::waiting && st != St::parked;
+}
+
+// Open and past the ramp's handshake: joined, or parked for --join-burst.
+bool is_held(St st) { return st == St::joined || st == St::parked; }
 
 struct Conn {
     int fd = -1;
@@ -425,6 +461,7 @@ struct Conn {
     bool want_out = false;
     bool counted = false;  // joined when the ramp ended: counts in the expected deliveries
     bool warm = false;
+    bool join_pending = false;  // --join-burst: its join is sent, the ack not yet received
     int64_t deadline_us = 0;
     std::string in, out, frag;
     std::string key;
@@ -472,7 +509,10 @@ class Shard {
         if (o.resume) tr_.resize(conns_.size());
         window_ = std::max(1u, o.ramp_window / o.procs);
         seen_words_ = (planned_messages(o) / o.rooms + 2 + 63) / 64;
-        bench::loopback_address(o.host, o.port, &dst_);  // checked by bench::parse_args
+        dsts_.resize(1 + o.extra_ports.size());
+        bench::loopback_address(o.host, o.port, &dsts_[0]);  // checked by bench::parse_args
+        for (size_t i = 0; i < o.extra_ports.size(); i++)
+            bench::loopback_address(o.host, o.extra_ports[i], &dsts_[i + 1]);
         ns_prefix_ = ws::ns_prefix(o.ns);
         event_prefix_ = "[\"" + o.event + "\",";
         warm_.warm = true;
@@ -498,7 +538,9 @@ class Shard {
     void fail(Conn &c, Fail why);
     void server_closed(Conn &c, int code);
     void close_fd(Conn &c);
-    void became_joined(Conn &c);
+    void became_joined(Conn &c, St st = St::joined);  // joined, or parked (--join-burst)
+    void join_all();                                  // --join-burst: CmdJoin
+    void burst_check();                               // --join-burst: EvJoined once every join sent is answered or lost
     void ramp_step();
     void check_timeouts();
     void maybe_report_stats(bool force);
@@ -537,7 +579,7 @@ class Shard {
     Conn warm_;
     std::string warm_room_;
     std::vector<std::string> room_names_;
-    sockaddr_in dst_{};
+    std::vector<sockaddr_in> dsts_;  // --port, then each --extra-port
     std::string ns_prefix_, event_prefix_;
     size_t seen_words_ = 0;
     unsigned window_ = 1;
@@ -559,6 +601,9 @@ class Shard {
     uint64_t expected_total_ = 0, unique_total_ = 0;
     EvStats st_{};
     int64_t rx_now_us_ = 0;
+    // --join-burst
+    EvJoined jb_{};
+    bool burst_active_ = false;
     // --resume
     std::vector<Track> tr_;
     std::vector<uint64_t> room_counts_;  // CmdCounts
@@ -654,6 +699,7 @@ void Shard::ctl_readable() {
         break;
     }
     case 'A': go_away(); break;
+    case 'J': join_all(); break;
     case 'B': come_back(); break;
     case 'P': {
         CmdPhase ph;
@@ -694,7 +740,8 @@ void Shard::start_conn(Conn &c, uint64_t tag) {
     }
     c.st = St::connecting;
     c.deadline_us = now_mono_us() + static_cast<int64_t>(o_.handshake_timeout * 1e6);
-    if (!ws::start_connect(ep_, fd, c.warm ? 0u : c.idx % o_.source_addrs, dst_, tag)) {
+    const sockaddr_in &dst = dsts_[c.warm ? 0 : c.idx % dsts_.size()];
+    if (!ws::start_connect(ep_, fd, c.warm ? 0u : c.idx % o_.source_addrs, dst, tag)) {
         fail(c, kFailConnect);
         return;
     }
@@ -712,7 +759,7 @@ void Shard::on_event(Conn &c, uint64_t tag, uint32_t events) {
             return;
         }
         c.key = ws::new_key(rng_);
-        std::string req = ws::upgrade_request(o_.path, o_.host, o_.port, c.key);
+        std::string req = ws::upgrade_request(o_.path, o_.host, o_.port, c.key);  // Host: the first port's
         c.st = St::http;
         set_out_interest(c, false, tag);
         write_out(c, req.data(), req.size());
@@ -737,7 +784,7 @@ void Shard::write_out(Conn &c, const char *p, size_t n) {
     if (c.out.empty()) {
         ssize_t w = ws::send_some(c.fd, p, n);
         if (w < 0) {
-            if (c.st == St::joined) server_closed(c, -1);
+            if (is_held(c.st)) server_closed(c, -1);
             else fail(c, c.st == St::http ? kFailClosedBeforeUpgrade : kFailClosedBeforeJoin);
             return;
         }
@@ -795,9 +842,14 @@ void Shard::fail(Conn &c, Fail why) {
 
 // A joined client was closed by the server (or the connection broke).
 void Shard::server_closed(Conn &c, int code) {
-    if (c.st != St::joined) {
+    if (!is_held(c.st)) {
         fail(c, c.st == St::http ? kFailClosedBeforeUpgrade : kFailClosedBeforeJoin);
         return;
+    }
+    if (c.join_pending) {
+        c.join_pending = false;
+        jb_.lost++;
+        burst_check();
     }
     close_fd(c);
     c.st = St::closed;
@@ -817,8 +869,8 @@ void Shard::server_closed(Conn &c, int code) {
     }
 }
 
-void Shard::became_joined(Conn &c) {
-    c.st = St::joined;
+void Shard::became_joined(Conn &c, St st) {
+    c.st = st;
     c.key.clear();
     c.key.shrink_to_fit();
     if (c.warm) return;
@@ -940,7 +992,9 @@ void Shard::on_text(Conn &c, std::string_view t) {
     if (!ws::sio_packet(t, ns_prefix_, &type, &rest)) return;  // not Socket.IO, or another namespace
     switch (type) {
     case ws::kSioConnect:
-        if (c.st == St::ns) {
+        if (c.st == St::ns && o_.join_burst && !c.warm) {
+            became_joined(c, St::parked);  // joins on CmdJoin
+        } else if (c.st == St::ns) {
             c.st = St::join;
             if (o_.resume && !c.warm) send_text(c, join_packet(c));
             else
@@ -956,6 +1010,12 @@ void Shard::on_text(Conn &c, std::string_view t) {
             if (o_.resume && !c.warm) on_join_ack(c, rest.substr(1));
             else if (rest.substr(1) == "[]") became_joined(c);
             else fail(c, kFailJoinRefused);
+        } else if (c.join_pending && rest.substr(0, 1) == "1") {
+            c.join_pending = false;
+            if (rest.substr(1) == "[]") jb_.acked++;
+            else jb_.refused++;
+            jb_.last_ack_real_us = now_real_us();
+            burst_check();
         }
         break;
     case ws::kSioEvent:
@@ -1057,11 +1117,30 @@ void Shard::ramp_step() {
         for (size_t i = next_; i < conns_.size(); i++) ramp_.fail[kFailNotStarted]++;
         ramp_.seconds = static_cast<double>(now - ramp_start_us_) / 1e6;
         ramp_.cpu_s = cpu_seconds_self();
-        for (auto &c : conns_) c.counted = c.st == St::joined;
+        for (auto &c : conns_) c.counted = is_held(c.st);
         st_.counted = ramp_.held;
         ramp_reported_ = true;
         send_msg(ctl_, &ramp_, sizeof ramp_);
     }
+}
+
+void Shard::join_all() {
+    jb_.first_sent_real_us = now_real_us();
+    for (auto &c : conns_) {
+        if (c.st != St::parked) continue;
+        c.st = St::joined;
+        c.join_pending = true;
+        jb_.sent++;
+        send_text(c, std::string{ws::kEioMessage, ws::kSioEvent} + ns_prefix_ + "1[\"join\",\"" + room_of(c) + "\"]");
+    }
+    burst_active_ = true;  // only now: a write that failed in the loop must not end the burst early
+    burst_check();
+}
+
+void Shard::burst_check() {
+    if (!burst_active_ || jb_.acked + jb_.refused + jb_.lost < jb_.sent) return;
+    burst_active_ = false;
+    send_msg(ctl_, &jb_, sizeof jb_);
 }
 
 void Shard::check_timeouts() {
@@ -1113,7 +1192,7 @@ void Shard::maybe_report_stats(bool force) {
         st_.delivered += got;
         st_.unexpected += c.unique - got;
         if (got == want) st_.clients_complete++;
-        if (c.st == St::joined) st_.open_at_end++;
+        if (is_held(c.st)) st_.open_at_end++;
         if (o_.resume && got < want) rs_.clients_with_loss++;
     }
     if (o_.resume) report_resume();
@@ -1438,6 +1517,35 @@ double cpu_seconds_of(const std::vector<int> &pids) {
     return sum;
 }
 
+// CPU seconds (nanosecond resolution) of the processes: the sum of their threads' run time
+// (/proc/PID/task/TID/schedstat, first field); with main_only, the main thread's (TID = PID:
+// the worker's event loop) alone. -1 when unreadable.
+double cpu_seconds_precise(const std::vector<int> &pids, bool main_only) {
+    double sum = 0;
+    for (int p : pids) {
+        std::vector<std::string> tids;
+        if (main_only) {
+            tids.push_back(std::to_string(p));
+        } else {
+            std::string dir = "/proc/" + std::to_string(p) + "/task";
+            DIR *d = opendir(dir.c_str());
+            if (!d) return -1;
+            while (dirent *e = readdir(d))
+                if (e->d_name[0] != '.') tids.emplace_back(e->d_name);
+            closedir(d);
+        }
+        for (const auto &t : tids) {
+            std::string path = "/proc/" + std::to_string(p) + "/task/" + t + "/schedstat";
+            FILE *f = fopen(path.c_str(), "r");
+            if (!f) continue;  // a thread that just ended
+            unsigned long long ns = 0;
+            if (fscanf(f, "%llu", &ns) == 1) sum += static_cast<double>(ns) / 1e9;
+            fclose(f);
+        }
+    }
+    return sum;
+}
+
 bool alive(const std::vector<int> &pids) {
     for (int p : pids)
         if (kill(p, 0) != 0) return false;
@@ -1539,8 +1647,9 @@ std::string record(const std::string &room, uint64_t seq, const std::string &pad
 struct ShardHandle {
     pid_t pid = -1;
     int fd = -1;
-    bool ramped = false, stats = false, dead = false;
+    bool ramped = false, stats = false, dead = false, joined = false;
     EvRamped ramp{};
+    EvJoined jb{};  // --join-burst
     EvStats st{};
     // --resume
     std::vector<uint64_t> warm_seqs;  // EvWarm seqs (the warm-up client is in shard 0)
@@ -1583,6 +1692,10 @@ bool pump_shards(std::vector<ShardHandle> &sh, int timeout_ms, bool *warm) {
                 memcpy(&sh[i].st, buf.data(), std::min(sizeof sh[i].st, static_cast<size_t>(r)));
                 sh[i].stats = true;
                 break;
+            case 'J':
+                memcpy(&sh[i].jb, buf.data(), std::min(sizeof sh[i].jb, static_cast<size_t>(r)));
+                sh[i].joined = true;
+                break;
             case 'X':
                 memcpy(&sh[i].rs, buf.data(), std::min(sizeof sh[i].rs, static_cast<size_t>(r)));
                 sh[i].resumed = true;
@@ -1614,16 +1727,6 @@ bool wait_shards(std::vector<ShardHandle> &sh, int64_t deadline_mono_us, bool *w
         if (left <= 0) return false;
         if (!pump_shards(sh, static_cast<int>(std::min<int64_t>(left / 1000 + 1, 100)), warm)) return false;
     }
-}
-
-std::string json_str(const std::string &s) {
-    std::string out = "\"";
-    for (char ch : s) {
-        if (ch == '"' || ch == '\\') out += '\\';
-        if (static_cast<unsigned char>(ch) < 0x20) continue;
-        out += ch;
-    }
-    return out + "\"";
 }
 
 void broadcast(std::vector<ShardHandle> &sh, const void *msg, size_t n) {
@@ -1887,6 +1990,32 @@ int run_parent(const Options &o, std::vector<ShardHandle> &sh, const std::string
     sleep_until_mono_us(now_mono_us() + static_cast<int64_t>(o.settle * 1e6));
     long rss_after = rss_sum_kb(o.server_pids);
     bool alive_after_ramp = alive(o.server_pids);
+    EvJoined jb{};
+    double server_cpu_joins = 0, server_main_cpu_joins = 0;
+    if (o.join_burst) {
+        double c0 = cpu_seconds_precise(o.server_pids, false), m0 = cpu_seconds_precise(o.server_pids, true);
+        CmdJoin join_cmd;
+        broadcast(sh, &join_cmd, sizeof join_cmd);
+        bool all = wait_shards(sh, now_mono_us() + static_cast<int64_t>((o.handshake_timeout + 30) * 1e6), &warm, [&] {
+            for (auto &s : sh)
+                if (!s.joined) return false;
+            return true;
+        });
+        server_cpu_joins = cpu_seconds_precise(o.server_pids, false) - c0;
+        server_main_cpu_joins = cpu_seconds_precise(o.server_pids, true) - m0;
+        for (auto &s : sh) {
+            jb.sent += s.jb.sent;
+            jb.acked += s.jb.acked;
+            jb.refused += s.jb.refused;
+            jb.lost += s.jb.lost;
+            if (s.jb.first_sent_real_us && (!jb.first_sent_real_us || s.jb.first_sent_real_us < jb.first_sent_real_us))
+                jb.first_sent_real_us = s.jb.first_sent_real_us;
+            jb.last_ack_real_us = std::max(jb.last_ack_real_us, s.jb.last_ack_real_us);
+        }
+        fprintf(stderr,
+                "psdm_loadgen[%s]: join burst: %" PRIu64 " joins sent, %" PRIu64 " acked%s; server CPU %.4f s\n",
+                o.label.c_str(), jb.sent, jb.acked, all ? "" : " (not all answered in time)", server_cpu_joins);
+    }
     double server_cpu_hold = 0;
     if (o.hold > 0) {
         double c0 = cpu_seconds_of(o.server_pids);
@@ -1899,6 +2028,8 @@ int run_parent(const Options &o, std::vector<ShardHandle> &sh, const std::string
     double produce_s = 0;
     int64_t produce_start_real = now_real_us();
     double server_cpu1 = cpu_seconds_of(o.server_pids), broker_cpu1 = cpu_seconds_of(o.broker_pids);
+    double server_cpu1_ns = cpu_seconds_precise(o.server_pids, false);
+    double server_main_cpu1_ns = cpu_seconds_precise(o.server_pids, true);
     double self_cpu1 = cpu_seconds_self();
     if (have_producer) rd_kafka_flush(prod.rk, 10000);  // warm-up messages: acknowledged before counting
     uint64_t acked0 = prod.acked;
@@ -1954,6 +2085,8 @@ int run_parent(const Options &o, std::vector<ShardHandle> &sh, const std::string
         return true;
     });
     double server_cpu_window = cpu_seconds_of(o.server_pids) - server_cpu1;
+    double server_cpu_window_ns = cpu_seconds_precise(o.server_pids, false) - server_cpu1_ns;
+    double server_main_cpu_window_ns = cpu_seconds_precise(o.server_pids, true) - server_main_cpu1_ns;
     double broker_cpu_window = cpu_seconds_of(o.broker_pids) - broker_cpu1;
     double self_cpu_window = cpu_seconds_self() - self_cpu1;
     int64_t window_end_real = now_real_us();
@@ -2041,6 +2174,18 @@ int run_parent(const Options &o, std::vector<ShardHandle> &sh, const std::string
         o.hold, server_cpu_hold, server_cpu_ramp, server_cpu_window, broker_cpu_window, shard_cpu_ramp, shard_cpu_total,
         self_cpu_window);
     if (o.resume) print_resume(o, sh, rr);
+    printf(",\"server_cpu_window_precise_s\":%.5f,\"server_main_thread_cpu_window_s\":%.5f", server_cpu_window_ns,
+           server_main_cpu_window_ns);
+    if (o.join_burst)
+        printf(",\"joins_sent\":%" PRIu64 ",\"joins_acked\":%" PRIu64 ",\"joins_refused\":%" PRIu64
+               ",\"joins_lost\":%" PRIu64
+               ",\"join_burst_s\":%.4f,\"server_cpu_joins_s\":%.5f"
+               ",\"server_main_thread_cpu_joins_s\":%.5f",
+               jb.sent, jb.acked, jb.refused, jb.lost,
+               jb.last_ack_real_us > jb.first_sent_real_us
+                   ? static_cast<double>(jb.last_ack_real_us - jb.first_sent_real_us) / 1e6
+                   : 0.0,
+               server_cpu_joins, server_main_cpu_joins);
     printf("}\n");
     fflush(stdout);
     return 0;
