@@ -61,9 +61,9 @@
 
 namespace {
 
+using bench::json_str;
 using bench::now_mono_us;
 using bench::parse_double;
-using bench::json_str;
 using bench::parse_uint;
 
 struct Options {
