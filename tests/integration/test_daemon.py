@@ -14,6 +14,7 @@ import pytest
 from harness import APACHE2, BUILD, HarnessError, worker_config
 from rawws import RawEio
 from test_faults import PATH, upgrade_status
+from test_resume import message
 from test_socket_activation import socket_answers
 from test_worker import MOCK_FETCH_WAIT, msg
 
@@ -105,12 +106,6 @@ def client(harness, httpd):
     return raw
 
 
-def record(raw):
-    text = raw.next_text()
-    assert text.startswith('42/psdm_ws,["psdm_ws_msg",'), text
-    return __import__("json").loads(text[len("42/psdm_ws,"):])[1]
-
-
 @MPMS
 def test_loadmodule_and_one_directive_serve_pages(harness, mpm):
     broker = harness.start_broker(topics=["elog", "experiments"])
@@ -120,7 +115,7 @@ def test_loadmodule_and_one_directive_serve_pages(harness, mpm):
     sio = harness.start_client("node4", httpd.url, path=PATH, join=["xpptut15"], count=1)
     sio.wait("ready")
     broker.produce("elog", [msg("xpptut15", 1)])
-    assert record(raw)["seq"] == 1
+    assert message(raw)["seq"] == 1
     sio.wait("done")
     raw.close()
     # It runs as Apache's User (www-data when the tests run as root), never as root.
@@ -145,7 +140,7 @@ def test_a_killed_worker_is_replaced_at_once(harness, mpm):
                      r"starting it again$", httpd_log(harness), re.M)
     raw = client(harness, httpd)
     broker.produce("elog", [msg("xpptut15", 2)])
-    assert record(raw)["seq"] == 2
+    assert message(raw)["seq"] == 2
     raw.close()
     assert new != old
 
@@ -158,14 +153,14 @@ def test_restarts_keep_the_worker_and_its_websockets(harness, how, mpm):
     pid = worker_of(harness, httpd)
     raw = client(harness, httpd)
     broker.produce("elog", [msg("xpptut15", 1)])
-    assert record(raw)["seq"] == 1
+    assert message(raw)["seq"] == 1
     generation = httpd_log(harness).count("resuming normal operations")
     os.kill(httpd.proc.pid, how)
     harness.wait_for(httpd.proc, lambda: httpd_log(harness).count("resuming normal operations") > generation,
                      "Apache restarted", 20)
     assert children(httpd.proc.pid, "psdm_socketd") == [pid]  # the same worker
     broker.produce("elog", [msg("xpptut15", 2)])
-    assert record(raw)["seq"] == 2  # the same websocket, still served
+    assert message(raw)["seq"] == 2  # the same websocket, still served
     assert upgrade_status(httpd.port)[0] == 101  # and new ones, by the new generation
     raw.close()
 
@@ -208,7 +203,6 @@ def test_no_worker_outlives_a_killed_apache(harness, mpm):
 
 
 def test_a_worker_that_keeps_dying_is_not_restarted_in_a_tight_loop(harness):
-    broker = harness.start_broker(topics=["elog", "experiments"])
     # Passes --check-config, then ends at once each time it is started.
     dying = write(harness, "dying.sh", "#!/bin/sh\nfor a; do [ \"$a\" = --check-config ] && exit 0; done\nexit 3\n",
                   0o755)

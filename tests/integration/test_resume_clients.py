@@ -7,25 +7,18 @@ was removed while away gets nothing.
 
 The workers here start at the latest offsets, as shipped (a restarted worker does not replay
 the topic to everyone): only the resume brings back what was published while it was down."""
-import json
 import os
 import signal
 import time
-
-import pytest
 
 import stack
 from harness import worker_config
 from rawws import RawEio
 from test_admin import admin_port, scrape, value
 from test_resume import join, keep, message
-from test_worker import MOCK_FETCH_WAIT
+from test_worker import MOCK_FETCH_WAIT, msg
 
 ROOM = "xpptut15"
-
-
-def msg(room, seq, **more):
-    return json.dumps(dict(experiment_name=room, seq=seq, **more))
 
 
 def kill9(harness, worker):

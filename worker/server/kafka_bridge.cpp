@@ -15,6 +15,17 @@ constexpr const char *kTag = "PSDM-KAFKA";
 constexpr size_t kBatch = 2000;
 }  // namespace
 
+// Kafka's own topic names and offsets: always within position.h's forms.
+static bool positioned(const KafkaRecord &rec) {
+    return rec.offset >= 0 && rec.offset <= kMaxPositionOffset && rec.partition >= 0 && kafka_topic_name_ok(rec.topic);
+}
+
+// A record, live or read for a resume, routed the same way, with its position spliced in.
+Route KafkaBridge::route_of(const KafkaRecord &rec) const {
+    return route_kafka_record(rec.topic, rec.value, routing_,
+                              positioned(rec) ? record_position(rec.topic, rec.partition, rec.offset) : std::string());
+}
+
 KafkaBridge::KafkaBridge(const Config &cfg, Server &server) : cfg_(cfg), server_(server) {
     continue_.self = this;
     routing_.room_field = cfg.room_field;
@@ -52,12 +63,7 @@ size_t KafkaBridge::serve_replay(size_t budget_records) {
     return replay_->poll(
         budget_records,
         [this](const KafkaRecord &rec, const std::vector<uint64_t> &reads) {
-            const bool positioned = rec.offset >= 0 && rec.offset <= kMaxPositionOffset && rec.partition >= 0 &&
-                                    kafka_topic_name_ok(rec.topic);
-            const Route route = route_kafka_record(
-                rec.topic, rec.value, routing_,
-                positioned ? record_position(rec.topic, rec.partition, rec.offset) : std::string());
-            server_.on_replay_record(reads, route, rec.timestamp_ms);
+            server_.on_replay_record(reads, route_of(rec), rec.timestamp_ms);
         },
         [this](const ReplayReads::Ended &e, const std::string &why) { server_.on_replay_ended(e.id, e.ok, why); });
 }
@@ -126,13 +132,8 @@ size_t KafkaBridge::on_record(const KafkaRecord &rec) {
     if (it == topics_.end()) it = topics_.emplace(std::string(rec.topic), TopicCounters{}).first;
     TopicCounters &t = it->second;
     t.consumed++;
-    // Kafka's own topic names and offsets: always within position.h's forms.
-    const bool positioned = rec.offset >= 0 && rec.offset <= kMaxPositionOffset && rec.partition >= 0 &&
-                            kafka_topic_name_ok(rec.topic);
-    const size_t partition = positioned ? rec.index : Server::kNoPartition;
-    Route route = route_kafka_record(
-        rec.topic, rec.value, routing_,
-        positioned ? record_position(rec.topic, rec.partition, rec.offset) : std::string());
+    const size_t partition = positioned(rec) ? rec.index : Server::kNoPartition;
+    Route route = route_of(rec);
     if (route.status == RouteStatus::ok) {
         t.routed++;
         server_.publish(route, rec.timestamp_ms, partition, rec.offset);

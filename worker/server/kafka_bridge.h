@@ -55,6 +55,7 @@ class KafkaBridge : private Server::ReplaySource {
 
  private:
     size_t on_record(const KafkaRecord &rec);  // returns the payload bytes published
+    Route route_of(const KafkaRecord &rec) const;
     bool watch(struct lws_vhost *vh, int fd, std::string *err);
     // Server::ReplaySource
     uint64_t read(const PartitionKey &p, int64_t from, int64_t until) override;

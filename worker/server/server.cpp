@@ -257,10 +257,7 @@ void Server::on_closed(Client *c) {
             ++it;
             continue;
         }
-        for (const auto &read : it->second.reads) {
-            resume_of_read_.erase(read.first);
-            if (replay_source_) replay_source_->cancel(read.first);
-        }
+        drop_reads(it->second);
         it = resumes_.erase(it);
     }
     by_id_.erase(c->id);
@@ -526,10 +523,7 @@ void Server::tick_resumes(int64_t now_ms) {
 void Server::finish_resume(uint64_t id, bool recovered, std::string why) {
     Resume r = std::move(resumes_.at(id));
     resumes_.erase(id);
-    for (const auto &read : r.reads) {
-        resume_of_read_.erase(read.first);
-        replay_source_->cancel(read.first);
-    }
+    drop_reads(r);
     Client *c = by_id_.at(r.client_id);
     if (recovered && !membership_.is_member(member_of(c), r.room)) {
         recovered = false;
@@ -556,6 +550,14 @@ void Server::finish_resume(uint64_t id, bool recovered, std::string why) {
                       r.refusal.empty() ? "no resume" : "resume refused", r.room.c_str(), why.c_str());
     }
     if (--c->resuming == 0) release_held(c);
+}
+
+// Forgets a resume's Kafka reads and cancels them (their answers, if any come, are ignored).
+void Server::drop_reads(const Resume &r) {
+    for (const auto &read : r.reads) {
+        resume_of_read_.erase(read.first);
+        if (replay_source_) replay_source_->cancel(read.first);
+    }
 }
 
 // The records published to the client's rooms while it resumed, in the order they came, but

@@ -299,6 +299,7 @@ class Server : private Membership::Events {
     // Sends the ack and, if recovered, the replay; releases the client's held records.
     void finish_resume(uint64_t id, bool recovered, std::string why);
     void release_held(Client *c);
+    void drop_reads(const Resume &r);
     void tick_resumes(int64_t now_ms);
     size_t partition_of(const PartitionKey &k) const;  // its PartitionTable index, kNoPartition
     void note_first_write(const Frame &f);             // the delivery latency of a record's frame, once
