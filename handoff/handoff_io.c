@@ -150,6 +150,8 @@ int psdm_handoff_rx_step(psdm_handoff_rx *rx, int sock) {
     return 0;
 }
 
+int psdm_handoff_rx_started(const psdm_handoff_rx *rx) { return rx->have > 0; }
+
 size_t psdm_handoff_rx_len(const psdm_handoff_rx *rx) {
     return rx->err == 0 && rx->have == rx->need ? rx->have : 0; /* need >= header length */
 }

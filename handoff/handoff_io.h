@@ -82,6 +82,9 @@ void psdm_handoff_rx_init(psdm_handoff_rx *rx, unsigned char *buf, size_t cap);
  */
 int psdm_handoff_rx_step(psdm_handoff_rx *rx, int sock);
 
+/** @brief Whether part of a request has arrived (rx_step returned EAGAIN after some bytes). */
+int psdm_handoff_rx_started(const psdm_handoff_rx *rx);
+
 /** @brief Length of the complete request (valid after rx_step returned 0). */
 size_t psdm_handoff_rx_len(const psdm_handoff_rx *rx);
 

@@ -6,25 +6,37 @@
  * into the module (C) and the worker (C++). Every function is thread-safe (no state).
  *
  * ---------------------------------------------------------------------------------------
- * Conversation (one per connection to the worker's Unix stream socket)
+ * Conversation (on a connection to the worker's Unix stream socket)
  *
- *   module -> worker   REQUEST, exactly one, and nothing else. kind 1 (handoff): the
- *                      client's TCP socket travels as SCM_RIGHTS with the request's
- *                      FIRST byte, in the same sendmsg. kind 2 (relay, used for TLS): no fd.
+ *   module -> worker   REQUESTs, one after another, each in one sendmsg. kind 1
+ *                      (handoff): the client's TCP socket travels as SCM_RIGHTS with the
+ *                      request's FIRST byte, in the same sendmsg; any number of them per
+ *                      connection (each Apache child keeps one connection per worker).
+ *                      kind 2 (relay, used for TLS): no fd, and the last request of its
+ *                      connection (which then carries the relay, below).
  *   worker -> module   nothing. The worker answers the CLIENT, in HTTP: libwebsockets'
  *                      "101 Switching Protocols", or the worker's refusal
- *                      (psdm_handoff_build_refusal: 503 with Retry-After).
+ *                      (psdm_handoff_build_refusal: 503 with Retry-After). A refused
+ *                      request does not end the connection; a request the worker cannot
+ *                      frame (bad header, missing fd) does: nothing after it can be trusted.
  *
- * Ownership of the client connection (kind 1): the module connects and sends without
- * waiting (non-blocking connect and sendmsg), then closes the Unix connection.
+ * Ownership of the client connection (kind 1): the module sends without waiting
+ * (non-blocking connect and sendmsg).
  *   - The whole request was sent: the connection is the worker's. The module forgets it
  *     (no response, no lingering close) and never learns what the worker did with it.
- *   - Not all of it (connect refused or the backlog full: EAGAIN; a partial send): the
- *     connection stays the module's, which answers 503 itself. A worker that reads a
- *     request cut short by EOF closes its copy of the client socket untouched.
+ *   - Not all of it (connect refused, the backlog or the socket buffer full: EAGAIN; a
+ *     partial send): the connection stays the module's, which closes that Unix
+ *     connection and offers the client to the next worker or answers 503 itself. A worker
+ *     that reads a request cut short by EOF closes its copy of the client socket untouched.
+ *   - A worker that stops accepting (socket activation: the next worker takes the socket's
+ *     backlog) shuts down the reading side of the connections it has; the module's next
+ *     sendmsg on one fails with EPIPE, nothing of it sent, and it connects again. Requests
+ *     already queued are still read and answered.
  * So exactly one side ever writes to the client, and the module never waits for the
  * worker: a stopped or overloaded worker costs Apache a connect() and a sendmsg() per
- * upgrade, and the listen backlog bounds how many connections wait for it in the kernel.
+ * upgrade, and the socket buffers and the listen backlog bound how much waits for it in
+ * the kernel. A connection that has sent nothing for a while is not closed: it is
+ * Apache's (the peer check passed), and each child keeps one per worker.
  *
  * Relay (kind 2): the client connection stays Apache's (mod_ssl holds the TLS session).
  * After the request, the Unix connection carries the client's raw bytes in both

@@ -343,10 +343,17 @@ static int psdm_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
     return psdm_daemon_post_config(pconf, s); /* PsdmSocketDaemon: Apache's own workers */
 }
 
+/* Each child keeps one connection per worker for its handoffs (psdm_worker_client.c). */
+static void psdm_child_init(apr_pool_t *pchild, server_rec *s) {
+    (void)s;
+    psdm_worker_client_child_init(pchild);
+}
+
 static void psdm_register_hooks(apr_pool_t *p) {
     (void)p;
     ap_hook_post_config(psdm_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(psdm_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(psdm_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_monitor(psdm_daemon_monitor, NULL, NULL, APR_HOOK_MIDDLE);
     /* Our counters on mod_status's page; a no-op when mod_status is not loaded. */
     APR_OPTIONAL_HOOK(ap, status_hook, psdm_stats_status, NULL, NULL, APR_HOOK_MIDDLE);

@@ -6,6 +6,7 @@
 #include "apr_poll.h"
 #include "apr_portable.h"
 #include "apr_strings.h"
+#include "apr_thread_mutex.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,29 +21,115 @@
 
 /* A protocol error from handoff_io as an APR status (the handler logs its name). */
 static apr_status_t io_status(int rc) {
+    if (rc == 0) return APR_SUCCESS;
     if (rc > 0) return APR_FROM_OS_ERROR(rc);
     return rc == PSDM_HS_E_CLOSED ? APR_EOF : APR_EGENERAL;
 }
 
-apr_status_t psdm_worker_offer(const char *path, const unsigned char *msg, size_t len, int client_fd, int *sock,
-                               const char **step) {
+/* A non-blocking connect() to the worker's socket at path: fails with EAGAIN when its
+ * listen backlog is full, instead of waiting for a worker that may be stopped. */
+static int connect_worker(const char *path, int *sock) {
     struct sockaddr_un sun;
     int rc;
-    *step = "connect";
-    /* Non-blocking: a Unix-socket connect then fails with EAGAIN when the worker's
-     * backlog is full, instead of waiting for a worker that may be stopped. */
     *sock = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (*sock < 0) return APR_FROM_OS_ERROR(errno);
+    if (*sock < 0) return errno;
     memset(&sun, 0, sizeof sun);
     sun.sun_family = AF_UNIX;
     apr_cpystrn(sun.sun_path, path, sizeof sun.sun_path);
     do {
         rc = connect(*sock, (struct sockaddr *)&sun, sizeof sun);
     } while (rc < 0 && errno == EINTR);
-    if (rc < 0) {
-        rc = errno;
-        goto fail;
+    if (rc == 0) return 0;
+    rc = errno;
+    close(*sock);
+    *sock = -1;
+    return rc;
+}
+
+/*
+ * Kept connections (handoffs only): one Unix connection per worker socket and Apache
+ * child, used by every thread of the child in turn (its lock held for one sendmsg), so
+ * that an upgrade costs one sendmsg instead of socket, connect, sendmsg and close, and the
+ * worker no accept. The table is filled on first use and lives as long as the child.
+ */
+#define PSDM_KEPT_MAX 64
+
+typedef struct {
+    const char *path;
+    int sock; /* -1 until connected, and again after a failure */
+    apr_thread_mutex_t *lock;
+} kept_conn;
+
+static apr_pool_t *kept_pool; /* the child's pool; NULL: no child_init (keep nothing) */
+static apr_thread_mutex_t *kept_table_lock;
+static kept_conn kept[PSDM_KEPT_MAX];
+static int nkept;
+
+static apr_status_t kept_close_all(void *unused) {
+    (void)unused;
+    for (int i = 0; i < nkept; i++)
+        if (kept[i].sock >= 0) close(kept[i].sock);
+    nkept = 0;
+    kept_pool = NULL;
+    return APR_SUCCESS;
+}
+
+void psdm_worker_client_child_init(apr_pool_t *pchild) {
+    if (apr_thread_mutex_create(&kept_table_lock, APR_THREAD_MUTEX_DEFAULT, pchild) != APR_SUCCESS) return;
+    kept_pool = pchild;
+    apr_pool_cleanup_register(pchild, NULL, kept_close_all, apr_pool_cleanup_null);
+}
+
+/* The kept connection of `path`, added on first use; NULL when there is no table (or no
+ * room in it): then the caller connects for this request alone. */
+static kept_conn *kept_conn_of(const char *path) {
+    kept_conn *k = NULL;
+    if (kept_pool == NULL || apr_thread_mutex_lock(kept_table_lock) != APR_SUCCESS) return NULL;
+    for (int i = 0; i < nkept && k == NULL; i++)
+        if (strcmp(kept[i].path, path) == 0) k = &kept[i];
+    if (k == NULL && nkept < PSDM_KEPT_MAX &&
+        apr_thread_mutex_create(&kept[nkept].lock, APR_THREAD_MUTEX_DEFAULT, kept_pool) == APR_SUCCESS) {
+        k = &kept[nkept++];
+        k->path = apr_pstrdup(kept_pool, path);
+        k->sock = -1;
     }
+    apr_thread_mutex_unlock(kept_table_lock);
+    return k;
+}
+
+/* A handoff on the kept connection of k, connecting it first if needed. A connection kept
+ * from before that fails with EPIPE/ECONNRESET went to a worker that has gone or asked us
+ * to connect again (it shut its reading side: stopping, handoff_proto.h): nothing of this
+ * request was sent, so it is sent once more on a new connection. */
+static int kept_send(kept_conn *k, const unsigned char *msg, size_t len, int client_fd, const char **step) {
+    int rc = 0;
+    apr_thread_mutex_lock(k->lock);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        const int fresh = k->sock < 0;
+        *step = "connect";
+        if (fresh && (rc = connect_worker(k->path, &k->sock)) != 0) break;
+        *step = "send";
+        if ((rc = psdm_handoff_send(k->sock, msg, len, client_fd)) == 0) break;
+        close(k->sock); /* part of it may have gone: the worker drops what it got (spec) */
+        k->sock = -1;
+        if (fresh || (rc != EPIPE && rc != ECONNRESET)) break;
+    }
+    apr_thread_mutex_unlock(k->lock);
+    return rc;
+}
+
+apr_status_t psdm_worker_offer(const char *path, const unsigned char *msg, size_t len, int client_fd, int *sock,
+                               const char **step) {
+    int rc;
+    kept_conn *k = client_fd >= 0 ? kept_conn_of(path) : NULL;
+    *sock = -1;
+    if (k != NULL && (rc = kept_send(k, msg, len, client_fd, step)) != EAGAIN) return io_status(rc);
+    /* No kept connection, or it is full (the worker is behind: a burst of reconnections
+     * after a restart): this request gets a connection of its own, which waits in the
+     * worker's listen backlog. */
+
+    *step = "connect";
+    if ((rc = connect_worker(path, sock)) != 0) return io_status(rc);
     *step = "send";
     rc = psdm_handoff_send(*sock, msg, len, client_fd);
     if (rc != 0) goto fail;

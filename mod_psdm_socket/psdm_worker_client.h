@@ -10,17 +10,23 @@
 #include "httpd.h"
 #include "apr_time.h"
 
+/* Sets up the child's table of kept connections (child_init hook). Without it every
+ * handoff connects for itself. */
+void psdm_worker_client_child_init(apr_pool_t *pchild);
+
 /*
- * Offers a connection to the worker listening at `path`, never waiting for it: a
- * non-blocking connect() and one non-blocking sendmsg() of `msg` (an encoded request)
- * with `client_fd` attached (-1 for a relay). *step names the step that failed
- * ("connect", "send").
+ * Offers a connection to the worker listening at `path`, never waiting for it: one
+ * non-blocking sendmsg() of `msg` (an encoded request) with `client_fd` attached (-1 for
+ * a relay), after a non-blocking connect(). A handoff goes over the child's kept
+ * connection to that worker (connected on first use, again once after it broke); a relay
+ * gets a connection of its own, which then carries its bytes. *step names the step that
+ * failed ("connect", "send").
  *
  * APR_SUCCESS: the whole request was sent. For a handoff the worker owns the client
  * connection now (it answers the client itself: 101 or 503) and *sock is closed and
  * -1; for a relay *sock is the caller's, blocking, to wait on and relay through.
- * Any other status (APR_EAGAIN: the worker's listen backlog is full, or it would not
- * take the request at once; ENOENT/ECONNREFUSED: no worker): the module still owns
+ * Any other status (APR_EAGAIN: the worker is behind, its listen backlog full or its
+ * socket not taking the request at once; ENOENT/ECONNREFUSED: no worker): the module still owns
  * the client connection and nothing was written to it; *sock is closed and -1.
  */
 apr_status_t psdm_worker_offer(const char *path, const unsigned char *msg, size_t len, int client_fd, int *sock,

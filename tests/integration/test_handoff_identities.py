@@ -2,7 +2,9 @@
 upgrade the rules refuse), withdrawn, whose client is gone, or that become a websocket,
 each counted once in the worker's exit summary, leave no descriptor behind, and a normal
 handoff still works after them. The identity travels with the connection: the worker
-never holds one for a connection that does not exist.
+never holds one for a connection that does not exist. Requests back to back on one Unix
+connection (as an Apache child sends them) each keep their own identity, and a refused one
+does not end the connection.
 
 The test speaks the handoff protocol itself (handoff/handoff_proto.h, version 2, kind 1):
 each "client connection" is one end of a socketpair, passed with SCM_RIGHTS as
@@ -32,12 +34,14 @@ def handoff_request(uri=SIO_PATH, user="alice", protocol=None, key=KEY):
 
 
 def offer(sock_path, msg, client_fd):
-    """Connects to the handoff socket, sends msg with client_fd and closes: as the
-    module does, it never waits for the worker."""
+    """Connects to the handoff socket, sends msg with client_fd and ends the connection's
+    sending side (the module keeps its connection for more; this one ends after one): as
+    the module does, it never waits for the worker."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(10)
     s.connect(sock_path)
     socket.send_fds(s, [msg], [client_fd])
+    s.shutdown(socket.SHUT_WR)
     return s
 
 
@@ -201,3 +205,40 @@ def test_handoffs_that_end_every_way_are_counted_and_leave_nothing_behind(harnes
     assert "PSDM-BOUNDARY" not in log
     # Each websocket carries the identity of its own handoff.
     assert len(re.findall(r"client \d+ connected \(user 'alice'", log)) == established
+
+
+def test_requests_back_to_back_on_one_connection_keep_their_own_identity(harness):
+    broker = harness.start_broker(topics=["elog", "experiments"])
+    sock = os.path.join(harness.sock_dir, "handoff.sock")
+    worker = stack.start_worker(harness, broker, sock, peers=str(os.geteuid()))
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(10)
+    s.connect(sock)
+    users = ["alice", "bob", None, "carol"]  # None: a request the worker cannot use
+    mine = []
+    for user in users:
+        client, other = socket.socketpair()
+        msg = handoff_request(user=user) if user else handoff_request(key=None)
+        socket.send_fds(s, [msg], [client.fileno()])  # all queued before the worker reads
+        client.close()
+        mine.append(other)
+    for user, other in zip(users, mine):
+        other.settimeout(10)
+        head = other.recv(4096)
+        want = b"HTTP/1.1 101 " if user else b"HTTP/1.1 503 "
+        assert head.startswith(want), (user, head[:40])
+    for user in ("alice", "bob", "carol"):
+        worker.wait_log(rf"client \d+ connected \(user '{user}'")
+    # The connection is still the module's to use: one more, after the refusal.
+    client, other = socket.socketpair()
+    socket.send_fds(s, [handoff_request(user="dave")], [client.fileno()])
+    client.close()
+    other.settimeout(10)
+    assert other.recv(4096).startswith(b"HTTP/1.1 101 ")
+    worker.wait_log(r"client \d+ connected \(user 'dave'")
+    s.close()
+    for other in mine + [other]:
+        other.close()
+    assert worker.proc.stop() == 0
+    m = re.search(r"handoffs: (\d+) adopted, (\d+) refused, (\d+) withdrawn", worker.log_text())
+    assert m and m.groups() == ("4", "1", "0"), m and m.groups()

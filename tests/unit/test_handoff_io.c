@@ -2,7 +2,7 @@
  * arrives and is the same open file; the receiver never reads the relayed bytes after a
  * request; no fd / an fd too many / an fd too late; truncation and a peer that closes
  * mid-message; oversize lengths refused before the body is read; non-blocking
- * incremental reads; a send that never waits (all or EAGAIN); EINTR; EPIPE instead of
+ * incremental reads; requests back to back on one connection; a send that never waits (all or EAGAIN); EINTR; EPIPE instead of
  * SIGPIPE; timeouts as EAGAIN. Every error path is checked for leaked fds. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -407,6 +407,45 @@ static void test_nonblocking_incremental(void **state) {
     close_pair(client);
 }
 
+/* An Apache child's kept connection: requests queued back to back, each with its own fd,
+ * are read one at a time, each with its own fd, never a byte of the next. */
+static void test_requests_back_to_back(void **state) {
+    (void)state;
+    const int fds_before = open_fds();
+    int sv[2], client[3][2];
+    pair(sv);
+    set_nonblock(sv[1]);
+    const size_t n = make_msg(PSDM_HS_KIND_HANDOFF);
+    for (int i = 0; i < 3; i++) {
+        pair(client[i]);
+        assert_int_equal(psdm_handoff_send(sv[0], g_msg, n, client[i][0]), 0);
+    }
+    raw_send(sv[0], g_msg, 5, &client[0][0], 1); /* and the start of a fourth */
+    assert_int_equal(queued_bytes(sv[1]), (int)(3 * n + 5));
+    psdm_handoff_rx rx;
+    for (int i = 0; i < 3; i++) {
+        psdm_handoff_rx_init(&rx, g_rbuf, sizeof g_rbuf);
+        assert_int_equal(psdm_handoff_rx_step(&rx, sv[1]), 0);
+        assert_int_equal(psdm_handoff_rx_len(&rx), n);
+        assert_int_equal(queued_bytes(sv[1]), (int)((2 - i) * n + 5));
+        const int fd = psdm_handoff_rx_take_fd(&rx);
+        assert_same_file(fd, client[i][0]);
+        close(fd);
+        psdm_handoff_rx_release(&rx);
+    }
+    psdm_handoff_rx_init(&rx, g_rbuf, sizeof g_rbuf);
+    assert_false(psdm_handoff_rx_started(&rx));
+    assert_int_equal(psdm_handoff_rx_step(&rx, sv[1]), EAGAIN);
+    assert_true(psdm_handoff_rx_started(&rx)); /* part of a request: the caller's timeout runs */
+    close(sv[0]);
+    sv[0] = -1;
+    assert_int_equal(psdm_handoff_rx_step(&rx, sv[1]), PSDM_HS_E_TRUNCATED); /* its fd closed */
+    psdm_handoff_rx_release(&rx);
+    close_pair(sv);
+    for (int i = 0; i < 3; i++) close_pair(client[i]);
+    assert_int_equal(open_fds(), fds_before);
+}
+
 /* After an error, further steps return it without touching the socket. */
 static void test_sticky_error(void **state) {
     (void)state;
@@ -605,6 +644,7 @@ int main(void) {
         cmocka_unit_test(test_oversize_length),
         cmocka_unit_test(test_bad_header_over_wire),
         cmocka_unit_test(test_nonblocking_incremental),
+        cmocka_unit_test(test_requests_back_to_back),
         cmocka_unit_test(test_sticky_error),
         cmocka_unit_test(test_timeouts),
         cmocka_unit_test(test_send_to_closed_peer),

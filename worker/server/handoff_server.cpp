@@ -25,14 +25,16 @@ namespace psdm {
 
 namespace {
 constexpr const char *kTag = "PSDM-HANDOFF";
-constexpr int kPendingTimeoutSecs = 10;  // a peer that connects and does not send
+constexpr int kPendingTimeoutSecs = 10;  // a peer that sends part of a request and stops
+constexpr int kRequestsPerWake = 32;     // then other connections get their turn
 // Handoffs that wait to be accepted: a burst of reconnections (a restart of a worker with
 // 10 000 pages) must not overflow it (Apache then answers 503), as psdm_socketd.socket's
 // Backlog=; the kernel caps it at net.core.somaxconn (4096 by default).
 constexpr int kHandoffBacklog = 4096;
 }  // namespace
 
-// One Unix connection from the module, from accept until its request is read.
+// One Unix connection from the module (an Apache child's kept connection, or a relay's),
+// from accept until it closes; the fields after rx describe the request being read.
 struct HandoffConn {
     int sock = -1;  // owned by its lws raw-file wsi
     pid_t pid = 0;
@@ -42,6 +44,17 @@ struct HandoffConn {
     UniqueFd client;  // the handed-over client socket, until adopted
     Identity who;
     std::string client_addr;
+    bool timed = false;  // lws's timeout runs: part of this request has come
+
+    // Ready for the next request on the same connection.
+    void next_request() {
+        psdm_handoff_rx_release(&rx);
+        psdm_handoff_rx_init(&rx, buf.get(), PSDM_HS_MAX_MSG);
+        kind = 0;
+        client.reset();
+        who = Identity{};
+        client_addr.clear();
+    }
 };
 
 HandoffServer::HandoffServer(const Config &cfg, WorkerContext &worker) : cfg_(cfg), worker_(worker) {}
@@ -229,6 +242,9 @@ void HandoffServer::stop_accepting() {
     if (!from_systemd_ || !listen_wsi_) return;
     // Our copy of the socket stays open but unwatched; systemd's copy keeps it listening.
     lws_rx_flow_control(listen_wsi_, 0);
+    // Apache's kept connections: its next handoff on one fails (EPIPE) and it connects
+    // again, to the backlog. What they already carry is still read (and refused: stopping).
+    for (HandoffConn *hc : conns_) shutdown(hc->sock, SHUT_RD);
     PSDM_LOG_NOTICE(kTag, "stopping: new handoffs wait in the backlog of %s (systemd's socket) for the next worker",
                     cfg_.handoff_socket.c_str());
 }
@@ -255,6 +271,7 @@ void HandoffServer::on_listener_readable() {
             continue;  // closes sock: nothing read from it, nothing written anywhere
         }
         auto hc = std::make_unique<HandoffConn>();  // on an exception, sock is closed too
+        conns_.reserve(conns_.size() + 1);          // no throw once lws owns it
         hc->sock = sock.get();
         hc->pid = cred.pid;
         psdm_handoff_rx_init(&hc->rx, hc->buf.get(), PSDM_HS_MAX_MSG);
@@ -270,8 +287,7 @@ void HandoffServer::on_listener_readable() {
             continue;
         }
         sock.release();  // lws's now, and hc with it (on_conn_closed deletes it)
-        hc.release();
-        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, kPendingTimeoutSecs);
+        conns_.insert(hc.release());
     }
 }
 
@@ -291,7 +307,9 @@ int HandoffServer::refuse(HandoffConn *hc, const char *reason, const char *why, 
         ssize_t ignored = send(fd, answer.data(), answer.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
         (void)ignored;
     }
-    return -1;  // closes the Unix connection and (with hc) the client's fd
+    // A handoff: the client's fd is closed with the next request; the connection goes on.
+    // A relay: its connection was the client's, and ends here.
+    return hc->kind == PSDM_HS_KIND_HANDOFF ? 0 : -1;
 }
 
 // The spec's REFUSAL: 503 with Retry-After.
@@ -302,14 +320,29 @@ int HandoffServer::refuse_503(HandoffConn *hc, const char *reason, const char *w
 }
 
 int HandoffServer::on_conn_readable(struct lws *wsi, HandoffConn *hc) {
-    (void)wsi;
-    int rc = psdm_handoff_rx_step(&hc->rx, hc->sock);
-    if (rc == EAGAIN) return 0;
+    for (int i = 0; i < kRequestsPerWake; i++) {
+        const int rc = psdm_handoff_rx_step(&hc->rx, hc->sock);
+        if (rc == EAGAIN) {  // a request cut in two waits for its rest, not forever
+            if (psdm_handoff_rx_started(&hc->rx) && !hc->timed) {
+                lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, kPendingTimeoutSecs);
+                hc->timed = true;
+            }
+            return 0;
+        }
+        if (on_request(hc, rc) < 0) return -1;
+        if (hc->timed) lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+        hc->timed = false;
+        hc->next_request();
+    }
+    return 0;
+}
+
+int HandoffServer::on_request(HandoffConn *hc, int rc) {
     if (rc > 0) {
         PSDM_LOG_WARN(kTag, "reading a handoff request from pid %d: %s", static_cast<int>(hc->pid), strerror(rc));
         return -1;
     }
-    if (rc == PSDM_HS_E_CLOSED) return -1;  // connected and went away: a probe
+    if (rc == PSDM_HS_E_CLOSED) return -1;  // closed between requests: a child ended, or a probe
     if (rc == PSDM_HS_E_TRUNCATED) {        // the module could not send it all and kept the client
         PSDM_LOG_INFO(kTag, "pid %d sent part of a handoff request and closed: the module kept the client",
                       static_cast<int>(hc->pid));
@@ -364,7 +397,8 @@ int HandoffServer::on_conn_readable(struct lws *wsi, HandoffConn *hc) {
                    : refuse(hc, "upgrade_rules", verdict.reason.c_str(), verdict.status, http_answer_bytes(verdict));
 
     // Relay (TLS): the Unix connection itself carries the client's bytes from now on.
-    int fd = hc->kind == PSDM_HS_KIND_HANDOFF ? hc->client.release() : dup(hc->sock);
+    const bool handoff = hc->kind == PSDM_HS_KIND_HANDOFF;
+    int fd = handoff ? hc->client.release() : dup(hc->sock);
     if (fd < 0) {
         PSDM_LOG_ERROR(kTag, "dup: %s", strerror(errno));
         return -1;
@@ -372,10 +406,11 @@ int HandoffServer::on_conn_readable(struct lws *wsi, HandoffConn *hc) {
     stats_.adopted++;
     accept_websocket(worker_, vh_, fd, head.request, verdict.version, bytes.substr(head.length), std::move(hc->who),
                      hc->client_addr.empty() ? "?" : hc->client_addr, Via::handoff);
-    return -1;  // done with the Unix connection (a relay lives on in its dup)
+    return handoff ? 0 : -1;  // a relay's connection lives on in its dup only
 }
 
 void HandoffServer::on_conn_closed(HandoffConn *hc) {
+    conns_.erase(hc);
     psdm_handoff_rx_release(&hc->rx);
     delete hc;  // closes a client fd that was never adopted
 }

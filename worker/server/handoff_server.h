@@ -2,7 +2,8 @@
 //
 // It listens on the `handoff_socket` Unix socket (mode `handoff_socket_mode`), or on the
 // one systemd passes for that path (socket activation: psdm_socketd.socket), accepts only peers whose uid is in `handoff_allowed_peers` (SO_PEERCRED), reads
-// one request per connection, rebuilds the client's upgrade request from it and takes the
+// the requests each connection carries (an Apache child keeps one connection per worker
+// and sends every handoff on it), rebuilds the client's upgrade request from each and takes the
 // connection the way the direct port does (Server::admit, accept_websocket), with the
 // identity Apache authenticated. A request it will not serve (over capacity, unusable) gets
 // the spec's REFUSAL, a 503, written to the client by the worker itself.
@@ -24,6 +25,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "authz/authz.h"
@@ -61,6 +63,7 @@ class HandoffServer {
     // upgrades Apache hands over from now on wait in the socket's backlog for the next
     // worker (systemd keeps the socket open across a restart) instead of being refused by
     // this one. With a socket of its own (nobody would take them), it keeps answering 503.
+    // Apache's kept connections are shut for reading, so that it connects again.
     void stop_accepting();
 
     // What became of the handoff requests so far (logged when the worker stops).
@@ -84,6 +87,9 @@ class HandoffServer {
 
  private:
     bool peer_allowed(uid_t uid) const;
+    // One request read (rc: psdm_handoff_rx_step's result, not EAGAIN): adopts or refuses
+    // the client. -1: close the Unix connection (a relay's, or one that cannot go on).
+    int on_request(HandoffConn *hc, int rc);
     // Counts the refusal under `reason` (Stats::refused_by), logs `why`, answers the client.
     int refuse(HandoffConn *hc, const char *reason, const char *why, unsigned status, const std::string &answer);
     int refuse_503(HandoffConn *hc, const char *reason, const char *why);
@@ -94,9 +100,10 @@ class HandoffServer {
     std::vector<uid_t> allowed_uids_;
     bool create_socket_file(UniqueFd *listener, std::string *err);
 
-    int listen_fd_ = -1;                // the listening socket; owned (and closed) by its lws wsi
-    struct lws *listen_wsi_ = nullptr;  // its wsi, until the context is destroyed
-    bool from_systemd_ = false;         // the socket is systemd's: never unlink it
+    std::unordered_set<HandoffConn *> conns_;  // open Unix connections (owned by their wsi)
+    int listen_fd_ = -1;                       // the listening socket; owned (and closed) by its lws wsi
+    struct lws *listen_wsi_ = nullptr;         // its wsi, until the context is destroyed
+    bool from_systemd_ = false;                // the socket is systemd's: never unlink it
     bool created_socket_file_ = false;
     dev_t socket_dev_ = 0;  // the socket file created, as bound: removed at exit only if
     ino_t socket_ino_ = 0;  // the path still names it (not a successor's socket)
