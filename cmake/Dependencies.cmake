@@ -7,6 +7,7 @@
 #   psdm::rdkafka    librdkafka (librdkafka-dev), mock cluster header included
 #   psdm::cjson      cJSON (libcjson-dev)
 #   psdm::curl       libcurl (libcurl4-openssl-dev), the worker's http authz provider
+#   psdm::uring      liburing (liburing-dev), the worker's batched fan-out sends
 #   psdm::cmocka     CMocka (libcmocka-dev), only when tests are built
 
 set(_psdm_missing "")
@@ -32,6 +33,7 @@ psdm_require_pkg(lws     libwebsockets libwebsockets-dev)
 psdm_require_pkg(rdkafka rdkafka       librdkafka-dev)
 psdm_require_pkg(cjson   libcjson      libcjson-dev)
 psdm_require_pkg(curl    libcurl       libcurl4-openssl-dev)
+psdm_require_pkg(uring   liburing      liburing-dev)
 
 # Apache: headers only; the module is resolved against the running httpd at load time.
 find_program(APXS_EXECUTABLE apxs PATHS /usr/bin)

@@ -11,10 +11,10 @@ set -eu
 
 cd "$(dirname "$0")/.."
 
-BUILD_PKGS="cmake g++ make pkg-config apache2-dev libapr1-dev libaprutil1-dev libwebsockets-dev librdkafka-dev libcjson-dev libcmocka-dev libcurl4-openssl-dev libsystemd-dev libssl-dev"
+BUILD_PKGS="cmake g++ make pkg-config apache2-dev libapr1-dev libaprutil1-dev libwebsockets-dev librdkafka-dev libcjson-dev libcmocka-dev libcurl4-openssl-dev libsystemd-dev libssl-dev liburing-dev"
 RUN_PKGS="apache2-bin media-types kcat libwebsockets-evlib-ev"
 TEST_PKGS="python3 python3-pytest python3-socketio python3-websocket python3-requests curl openssl chromium clang-format python3-prometheus-client debhelper lintian fakeroot dpkg-dev libapache2-mod-auth-openidc"
-BENCH_PKGS="gunicorn python3-eventlet python3-flask python3-flask-socketio python3-kafka libssl-dev liburing-dev"
+BENCH_PKGS="gunicorn python3-eventlet python3-flask python3-flask-socketio python3-kafka libssl-dev"
 # The libFuzzer targets (make fuzz; make test runs each briefly): clang, and clang's runtime
 # with libFuzzer and the sanitizers, which clang only recommends.
 FUZZ_PKGS="clang libclang-rt-14-dev"

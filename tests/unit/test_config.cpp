@@ -237,6 +237,10 @@ const Case kCases[] = {
     {"max_rooms_per_client", "0", false, "must be between 1 and 100000"},
     {"max_rooms_per_client", "100001", false, "must be between 1 and 100000"},
     {"max_rooms_per_client", "many", false, "expected a decimal integer"},
+    {"fanout_sends", "io_uring", true, "io_uring"},
+    {"fanout_sends", "send", true, "send"},
+    {"fanout_sends", "uring", false, "expected io_uring or send, got 'uring'"},
+    {"fanout_sends", "", false, "expected io_uring or send"},
     {"log_level", "debug", true, "debug"},
     {"log_level", "info", true, "info"},
     {"log_level", "notice", true, "notice"},
@@ -537,10 +541,10 @@ void test_dump(void **) {
     Config back;
     assert_true(parse(dump, {}, &back, &msg));
     assert_string_equal(psdm::config_dump(back).c_str(), dump.c_str());
-    // One line per key: 28 keys + 2 kafka properties.
+    // One line per key: 29 keys + 2 kafka properties.
     size_t lines = 0;
     for (char ch : dump) lines += ch == '\n';
-    assert_int_equal(lines, 30);
+    assert_int_equal(lines, 31);
 }
 
 void test_topic_name_length(void **) {

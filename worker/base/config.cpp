@@ -427,6 +427,11 @@ const Key kKeys[] = {
      get_number<unsigned, &Config::ping_interval_ms>},
     {"ping_timeout_ms", set_ms<&Config::ping_timeout_ms, kConfigPingMinMs, kConfigPingMaxMs>,
      get_number<unsigned, &Config::ping_timeout_ms>},
+    {"fanout_sends",
+     [](Config &c, std::string_view v, std::string *why) {
+         return store_if(v == "io_uring" || v == "send", v, &c.fanout_sends, "io_uring or send", why);
+     },
+     [](const Config &c) { return c.fanout_sends; }},
     {"max_rooms_per_client", set_count<&Config::max_rooms_per_client, kConfigMaxRoomsMin, kConfigMaxRoomsMax>,
      get_number<size_t, &Config::max_rooms_per_client>},
     {"log_level",

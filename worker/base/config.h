@@ -127,6 +127,10 @@ struct Config {
     size_t max_connections = defaults::kMaxConnections;  // 0 = as many as the open-files limit allows
     size_t max_payload = defaults::kMaxPayload;
     size_t client_backlog = defaults::kClientBacklog;
+    // Key "fanout_sends": how a record is written to the clients of a room that have nothing
+    // queued: "io_uring" (batches of sends, one system call each; send() where the kernel
+    // refuses io_uring) or "send" (a send() per client).
+    std::string fanout_sends = "io_uring";
     unsigned ping_interval_ms = defaults::kPingIntervalMs;
     unsigned ping_timeout_ms = defaults::kPingTimeoutMs;
     size_t max_rooms_per_client = defaults::kMaxRoomsPerClient;

@@ -52,6 +52,12 @@ Server::Server(const Config &cfg, std::unique_ptr<Authorizer> authz, size_t max_
     limits_.ping_interval_ms = cfg.ping_interval_ms;
     limits_.ping_timeout_ms = cfg.ping_timeout_ms;
     limits_.max_payload = cfg.max_payload;
+    std::string err;
+    if (cfg.fanout_sends != "io_uring")
+        PSDM_LOG_INFO(kTag, "fanout_sends = %s: a send() per client", cfg.fanout_sends.c_str());
+    else if (batch_.start(&err))
+        PSDM_LOG_INFO(kTag, "fanout_sends = io_uring: up to %u sends per system call", SendBatch::kEntries);
+    else PSDM_LOG_WARN(kTag, "fanout_sends = io_uring, but %s: a send() per client instead", err.c_str());
 }
 
 Server::~Server() {
@@ -320,18 +326,32 @@ size_t Server::deliver_to_room(const std::string &room, const FrameRef &frame, s
     // Slow clients are closed after the loop: closing leaves rooms, which must not
     // happen while Membership is iterating.
     std::vector<Client *> slow;
+    const std::string_view bytes = frame->view();
     size_t n = membership_.for_each_member(room, [&](MemberId m) {
         Client *c = client_of(m);
         if (c->resuming > 0) {  // after its replay
             c->held.push_back({room, partition, offset, frame});
             c->held_bytes += frame->size();
             if (c->held_bytes + c->outbox.queued_bytes() > cfg_.client_backlog) slow.push_back(c);
+        } else if (batch_.ready() && idle(c) &&
+                   batch_.add(c->fd, bytes.data(), bytes.size(), reinterpret_cast<uintptr_t>(c))) {
+            if (batch_.full()) flush_batch(frame, slow);
         } else if (!push_frame(c, frame)) {
             slow.push_back(c);
         }
     });
+    flush_batch(frame, slow);
     for (Client *c : slow) close_slow_consumer(c, frame->size());
     return n - slow.size();
+}
+
+// The batch's sends of `frame`, each handled as push_frame handles its own send().
+void Server::flush_batch(const FrameRef &frame, std::vector<Client *> &slow) {
+    if (batch_.empty()) return;
+    for (const SendBatch::Result &r : batch_.flush())
+        if (!sent(reinterpret_cast<Client *>(r.tag), frame, r.res)) slow.push_back(reinterpret_cast<Client *>(r.tag));
+    if (!batch_.ready())
+        PSDM_LOG_ERROR(kTag, "io_uring failed (%s): fan-out sends with send() from now on", strerror(batch_.failure()));
 }
 
 void Server::apply(Client *c, std::vector<SessionAction> &actions) {
@@ -693,22 +713,37 @@ void Server::enqueue(Client *c, FrameRef frame, Send how) {
 // seconds).
 bool Server::push_frame(Client *c, FrameRef frame, Send how) {
     if (c->closing) return true;  // dropped: it is going away
-    const bool was_empty = c->outbox.empty();
-    if (how == Send::now_if_idle && was_empty && !c->write_failed && !lws_partial_buffered(c->wsi)) {
+    if (how == Send::now_if_idle && idle(c)) {
         const std::string_view bytes = frame->view();
         const ssize_t n = send(c->fd, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n > 0) {
-            note_first_write(*frame);
-            c->bytes_out += static_cast<size_t>(n);
-            stats_.bytes_written += static_cast<size_t>(n);
-            if (static_cast<size_t>(n) == bytes.size()) return true;
-            frame = Frame::make(bytes.substr(static_cast<size_t>(n)), LWS_PRE);  // the rest, queued
-        } else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-            c->write_failed = true;  // on_writeable closes it
-            lws_callback_on_writable(c->wsi);
-            return true;
-        }
+        return sent(c, frame, n < 0 ? -errno : n);
     }
+    return queue_frame(c, std::move(frame));
+}
+
+bool Server::idle(const Client *c) const {
+    return !c->closing && c->outbox.empty() && !c->write_failed && !lws_partial_buffered(c->wsi);
+}
+
+// What became of a write of all of `frame` to idle client c: n bytes taken, or -errno.
+bool Server::sent(Client *c, const FrameRef &frame, ssize_t n) {
+    if (n > 0) {
+        note_first_write(*frame);
+        c->bytes_out += static_cast<size_t>(n);
+        stats_.bytes_written += static_cast<size_t>(n);
+        if (static_cast<size_t>(n) == frame->size()) return true;
+        return queue_frame(c, Frame::make(frame->view().substr(static_cast<size_t>(n)), LWS_PRE));  // the rest
+    }
+    if (n < 0 && n != -EAGAIN && n != -EWOULDBLOCK && n != -EINTR) {
+        c->write_failed = true;  // on_writeable closes it
+        lws_callback_on_writable(c->wsi);
+        return true;
+    }
+    return queue_frame(c, frame);
+}
+
+bool Server::queue_frame(Client *c, FrameRef frame) {
+    const bool was_empty = c->outbox.empty();
     if (c->outbox.push(std::move(frame)) == EnqueueResult::over_backlog) return false;
     if (was_empty) lws_callback_on_writable(c->wsi);
     return true;

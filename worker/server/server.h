@@ -45,6 +45,7 @@
 #include "base/config.h"
 #include "fanout/membership.h"
 #include "fanout/outbox.h"
+#include "server/send_batch.h"
 #include "fanout/replay_window.h"
 #include "kafka/kafka_consumer.h"
 #include "kafka/position.h"
@@ -304,6 +305,10 @@ class Server : private Membership::Events {
     size_t partition_of(const PartitionKey &k) const;  // its PartitionTable index, kNoPartition
     void note_first_write(const Frame &f);             // the delivery latency of a record's frame, once
     bool push_frame(Client *c, FrameRef frame, Send how = Send::now_if_idle);  // false: over client_backlog
+    bool idle(const Client *c) const;  // nothing queued or buffered: a frame may be written at once
+    bool sent(Client *c, const FrameRef &frame, ssize_t n);  // after writing frame at once; false: over backlog
+    bool queue_frame(Client *c, FrameRef frame);             // behind what is queued; false: over backlog
+    void flush_batch(const FrameRef &frame, std::vector<Client *> &slow);
     void close_slow_consumer(Client *c, size_t incoming_bytes);
     void send_text(Client *c, std::string_view text);
     // Closes `c` with `code`: one log line, then start_close. Idempotent.
@@ -358,6 +363,7 @@ class Server : private Membership::Events {
     // gathered in (with LWS_PRE headroom) is shared by all clients (one thread).
     static constexpr size_t kCoalesceBytes = 64 * 1024;
     std::vector<unsigned char> write_scratch_;
+    SendBatch batch_;  // fan-out sends, when io_uring is there
     const PartitionTable *partitions_ = nullptr;
     ReplayWindow window_;
     std::function<std::vector<KafkaPartitionState>()> partition_states_;
