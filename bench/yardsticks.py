@@ -10,12 +10,14 @@ targets.
 Scenarios (bench/README.md, "Yardsticks"):
 
   room-1000, room-5000, room-10000
-             N clients in one room, --room-rate (10) msg/s for --duration (6) s: worker,
-             peer and send floor (same N, same rate, same frame size)
+             N clients in one room, --room-rate (10) msg/s for --duration (6) s: worker
+             (fanout_sends = io_uring, the default), the worker with fanout_sends = send
+             (target psdm_socketd-send), peer and send floor (same N, rate, frame size)
   rooms      1 000 rooms x 10, 2 000 msg/s: worker, peer and send floor (10 sends per message)
   two-workers  10 000 clients in one room at 10 msg/s, half on each of two workers that
              consume the same broker: all delivered, p99 (target <= 50 ms)
   light      1 000 clients in one room at 5 msg/s: p99 (target <= 10 ms)
+  light-2w   the same on two workers (half the clients on each), as README's sizing advises
   joins      19 900 clients (the open-files limit of 20 000 allows no more on one worker)
              open the namespace, then all join one room at once: the worker's CPU for the
              joins (target: 20 000 in < 50 ms), the peer's for comparison
@@ -48,17 +50,20 @@ NODE = "/usr/bin/node"
 PEER = os.path.join(HERE, "peer", "server.js")
 TOPIC = "elog"
 ROOM_SIZES = (1000, 5000, 10000)
-SCENARIOS = tuple(f"room-{n}" for n in ROOM_SIZES) + ("rooms", "two-workers", "light", "joins", "handshake")
+SCENARIOS = tuple(f"room-{n}" for n in ROOM_SIZES) + ("rooms", "two-workers", "light", "light-2w", "joins",
+                                                     "handshake")
 RATIO_SCENARIOS = tuple(f"room-{n}" for n in ROOM_SIZES) + ("rooms",)
-TARGETS = ("psdm_socketd", "peer", "floor")
-W, P, F = TARGETS
+TARGETS = ("psdm_socketd", "peer", "floor", "psdm_socketd-send")
+W, P, F, WS = TARGETS  # WS: the worker with fanout_sends = send (a send() per delivery)
+TWO_WORKER_SCENARIOS = ("two-workers", "light-2w")
 
 
 # ---------------------------------------------------------------------------- servers
 
-def start_worker(h, a, bootstrap, name="worker"):
+def start_worker(h, a, bootstrap, name="worker", sends="io_uring"):
     """psdm_socketd as run_bench.py runs it (direct listen, earliest, allow-all, warn), plus
-    admin_listen for its /healthz; returns the process and its port once Kafka is assigned."""
+    admin_listen for its /healthz and fanout_sends = `sends`; returns the process and its port
+    once Kafka is assigned."""
     port, admin = harness.free_port(), harness.free_port()
     conf = os.path.join(h.run_dir, f"{name}.conf")
     with open(conf, "w") as f:
@@ -68,7 +73,7 @@ def start_worker(h, a, bootstrap, name="worker"):
                 # fetch.wait.max.ms (a real broker answers when data arrives): keep it short so
                 # that latencies show the worker, not the mock. The peer gets the same wait.
                 f"kafka.fetch.wait.max.ms = {a.fetch_wait_ms}\n"
-                f"topics = {TOPIC}\nauthz = allow-all\n"
+                f"topics = {TOPIC}\nauthz = allow-all\nfanout_sends = {sends}\n"
                 "log_level = warn\n")  # not info: a line per connection would cost CPU
     p = h.spawn(name, [os.path.join(a.build_dir, "psdm_socketd"), "-c", conf])
     rs.wait_ready(h, p, admin)
@@ -98,7 +103,7 @@ def load(a, scenario):
         return 10 * a.rooms_count, a.rooms_count, a.rooms_rate, a.duration, []
     if scenario == "two-workers":
         return a.two_workers_clients, 1, a.two_workers_rate, a.duration, []
-    if scenario == "light":
+    if scenario in ("light", "light-2w"):
         return a.light_clients, 1, a.light_rate, a.light_duration, []
     if scenario == "joins":
         return a.join_clients, 1, 0, 0, ["--join-burst", "--procs", 2, "--ramp-timeout", 90]
@@ -144,8 +149,8 @@ def server_run(a, out_root, scenario, target, run):
             if target == P:
                 procs = [start_peer(h, a, broker.bootstrap)]
             else:
-                procs = [start_worker(h, a, broker.bootstrap, f"worker{i + 1}")
-                         for i in range(2 if scenario == "two-workers" else 1)]
+                procs = [start_worker(h, a, broker.bootstrap, f"worker{i + 1}", "send" if target == WS else "io_uring")
+                         for i in range(2 if scenario in TWO_WORKER_SCENARIOS else 1)]
             pids = [p.pid for p, _ in procs]
             r.update(measure(h, a, f"{scenario}-{target}-{run}", [port for _, port in procs], pids, broker, scenario))
             for p, _ in procs:
@@ -272,8 +277,10 @@ def report(results, a, hs_source):
         rows = []
         for sc in ratio_sc:
             wv, pv = med(results, sc, W, "deliveries_per_cpu_s"), med(results, sc, P, "deliveries_per_cpu_s")
+            wsv = med(results, sc, WS, "deliveries_per_cpu_s")
             fs, fu = med(results, sc, "floor-send", "sends_per_cpu_s"), med(results, sc, "floor-uring", "sends_per_cpu_s")
-            rows.append((title(a, sc), fmt(wv), fmt(fs), fmt(fu), fmt(pv), ratio_of(wv, fs), ratio_of(wv, fu), ratio_of(wv, pv),
+            rows.append((title(a, sc), fmt(wv), fmt(wsv), fmt(fs), fmt(fu), fmt(pv), ratio_of(wv, fs), ratio_of(wsv, fs),
+                         ratio_of(wv, fu), ratio_of(wv, pv),
                          fmt(med(results, sc, W, "main_thread_share") and 100 * med(results, sc, W, "main_thread_share"),
                              "{:.0f} %"),
                          f"{fmt(med(results, sc, W, 'lat_p99_ms'), '{:.1f}')} / "
@@ -285,15 +292,16 @@ def report(results, a, hs_source):
                       bool(wv and fs))
             check(f"{title(a, sc)}: worker >= 2.5x the Node peer", wv and pv and wv >= 2.5 * pv, ratio_of(wv, pv),
                   bool(wv and pv))
-        print_table(("scenario", "worker", "send() floor", "io_uring floor", "Node peer", "vs send()",
-                     "vs io_uring", "vs peer", "worker's loop thread", "p99 ms worker / peer",
+        print_table(("scenario", "worker", "worker, send()", "send() floor", "io_uring floor", "Node peer",
+                     "vs send()", "worker, send() vs send()", "vs io_uring", "vs peer", "worker's loop thread", "p99 ms worker / peer",
                      "delivered % worker / peer"), rows)
         missing = {r["unavailable"] for r in results if "unavailable" in r}
         for why in missing:
             print(f"io_uring floor not measured: {why}")
-        print("per run (worker; peer; send() floor):")
+        print("per run (worker; worker, send(); peer; send() floor):")
         for sc in ratio_sc:
             print(f"  {title(a, sc)}: {runs_of(results, sc, W, 'deliveries_per_cpu_s')}; "
+                  f"{runs_of(results, sc, WS, 'deliveries_per_cpu_s')}; "
                   f"{runs_of(results, sc, P, 'deliveries_per_cpu_s')}; "
                   f"{runs_of(results, sc, 'floor-send', 'sends_per_cpu_s')}")
     extra = []
@@ -308,13 +316,16 @@ def report(results, a, hs_source):
               "p99 <= 50 ms",
               pct == 100.0 and p99 is not None and p99 <= 50, f"{fmt(pct, '{:.2f}')} %, p99 {fmt(p99, '{:.1f}')} ms",
               pct is not None)
-    if "light" in a.scenarios:
-        p99 = med(results, "light", W, "lat_p99_ms")
-        extra.append((f"light: {a.light_clients:,} clients, one room, {a.light_rate:g} msg/s",
-                      f"p50 / p99 {fmt(med(results, 'light', W, 'lat_p50_ms'), '{:.1f}')} / {fmt(p99, '{:.1f}')} ms "
-                      f"(runs: {runs_of(results, 'light', W, 'lat_p99_ms', '{:.1f}')}), delivered "
-                      f"{fmt(med(results, 'light', W, 'delivered_pct'), '{:.2f}')} %"))
-        check("light load p99 <= 10 ms", p99 is not None and p99 <= 10, f"{fmt(p99, '{:.1f}')} ms", p99 is not None)
+    for sc, workers in (("light", ""), ("light-2w", ", 2 workers")):
+        if sc not in a.scenarios:
+            continue
+        p99 = med(results, sc, W, "lat_p99_ms")
+        extra.append((f"light: {a.light_clients:,} clients, one room, {a.light_rate:g} msg/s{workers}",
+                      f"p50 / p99 {fmt(med(results, sc, W, 'lat_p50_ms'), '{:.1f}')} / {fmt(p99, '{:.1f}')} ms "
+                      f"(runs: {runs_of(results, sc, W, 'lat_p99_ms', '{:.1f}')}), delivered "
+                      f"{fmt(med(results, sc, W, 'delivered_pct'), '{:.2f}')} %"))
+        check(f"light load p99 <= 10 ms{workers}", p99 is not None and p99 <= 10, f"{fmt(p99, '{:.1f}')} ms",
+              p99 is not None)
     if "joins" in a.scenarios:
         for t in (W, P):
             cpu = med(results, "joins", t, "server_cpu_joins_s")
@@ -420,7 +431,7 @@ def main():
                 plan += [(sc, t, run) for t in TARGETS if t in a.targets]
             elif sc == "joins":
                 plan += [(sc, t, run) for t in (W, P) if t in a.targets]
-            elif sc in ("two-workers", "light"):
+            elif sc in ("two-workers", "light", "light-2w"):
                 plan.append((sc, W, run))
     total = len(plan) + sum(1 for _, t, _ in plan if t == F)  # the floor reports two modes
     print(f"yardsticks: {total} runs (+ handshake); load average {os.getloadavg()[0]:.2f}; "
