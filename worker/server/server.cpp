@@ -705,7 +705,9 @@ void Server::enqueue(Client *c, FrameRef frame, Send how) {
 }
 
 // A client whose queue is empty is written to at once: one send(), no POLLOUT armed and
-// disarmed through lws (issue 13: that was a sixth of the fan-out's CPU). Only what the kernel
+// disarmed through lws (issue 13: that was a sixth of the fan-out's CPU); deliver_to_room
+// gathers a record's writes to such clients in a SendBatch instead (io_uring), and hands
+// each result to sent() as if it had been this send(). Only what the kernel
 // does not take is queued, for on_writeable. Never while lws holds bytes of an earlier write
 // (lws_partial_buffered): they must leave first. A batch (Send::queued: a replay of thousands
 // of frames) is queued whole: on_writeable sends it 64 kB per write, where a send() per frame
