@@ -117,6 +117,12 @@ def test_metrics_show_connections_and_deliveries(harness):
         assert value(m, "psdm_socketd_deliveries_total") == 1
         assert value(m, "psdm_socketd_sent_bytes_total") > len(got) and value(m, "psdm_socketd_received_bytes_total") > 0
         assert value(m, "psdm_socketd_client_backlog_bytes") == 0
+        # The record went out in one io_uring batch (fanout_sends' default), the Engine.IO
+        # open packet, the namespace's connect and the join's ack each with a send().
+        uring = not worker.log_text().count("fanout_sends = io_uring, but")
+        assert value(m, "psdm_socketd_immediate_writes_total", via="io_uring") == (1 if uring else 0)
+        assert value(m, "psdm_socketd_io_uring_submits_total") == (1 if uring else 0)
+        assert value(m, "psdm_socketd_immediate_writes_total", via="send") == (3 if uring else 4)
         # The record's first write was measured once, against its Kafka timestamp.
         assert value(m, "psdm_socketd_delivery_latency_seconds_count") == 1
         assert value(m, "psdm_socketd_delivery_latency_seconds_bucket", le="+Inf") == 1

@@ -56,6 +56,13 @@ void report_server(MetricsWriter &m, const Server &server) {
     m.counter("psdm_socketd_deliveries_total", "Messages queued for a client (one per record and recipient).",
               s.deliveries);
     m.counter("psdm_socketd_sent_bytes_total", "Bytes written to clients (WebSocket frames).", s.bytes_written);
+    m.family("psdm_socketd_immediate_writes_total", MetricType::counter,
+             "Frames written to a client at once because nothing was queued for it, by how: io_uring (a record's "
+             "fan-out, in batches; fanout_sends) or send().");
+    m.sample(s.writes_uring, {{"via", "io_uring"}});
+    m.sample(s.writes_send, {{"via", "send"}});
+    m.counter("psdm_socketd_io_uring_submits_total",
+              "io_uring submissions of fan-out writes (one system call each, up to 256 writes).", s.uring_submits);
     m.counter("psdm_socketd_received_bytes_total", "Bytes read from clients after their upgrade.", s.bytes_read);
     m.gauge("psdm_socketd_client_backlog_bytes", "Bytes queued for clients and not yet written, all clients.",
             static_cast<double>(s.backlog_bytes));

@@ -348,8 +348,12 @@ size_t Server::deliver_to_room(const std::string &room, const FrameRef &frame, s
 // The batch's sends of `frame`, each handled as push_frame handles its own send().
 void Server::flush_batch(const FrameRef &frame, std::vector<Client *> &slow) {
     if (batch_.empty()) return;
-    for (const SendBatch::Result &r : batch_.flush())
-        if (!sent(reinterpret_cast<Client *>(r.tag), frame, r.res)) slow.push_back(reinterpret_cast<Client *>(r.tag));
+    stats_.uring_submits++;
+    for (const SendBatch::Result &r : batch_.flush()) {
+        stats_.writes_uring++;
+        Client *c = reinterpret_cast<Client *>(r.tag);
+        if (!sent(c, frame, r.res)) slow.push_back(c);
+    }
     if (!batch_.ready())
         PSDM_LOG_ERROR(kTag, "io_uring failed (%s): fan-out sends with send() from now on", strerror(batch_.failure()));
 }
@@ -718,6 +722,7 @@ bool Server::push_frame(Client *c, FrameRef frame, Send how) {
     if (how == Send::now_if_idle && idle(c)) {
         const std::string_view bytes = frame->view();
         const ssize_t n = send(c->fd, bytes.data(), bytes.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        stats_.writes_send++;
         return sent(c, frame, n < 0 ? -errno : n);
     }
     return queue_frame(c, std::move(frame));

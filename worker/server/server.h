@@ -145,6 +145,9 @@ struct ServerStats {
     uint64_t slow_consumers_closed = 0;
     uint64_t memberships_revoked = 0;  // removed by a re-check (reload, expiry)
     uint64_t bytes_written = 0, bytes_read = 0;
+    // Frames written at once to a client with nothing queued: through io_uring (a record's
+    // fan-out, SendBatch) or a send() of their own; and the io_uring submissions.
+    uint64_t writes_uring = 0, writes_send = 0, uring_submits = 0;
     // Open connections by how they came and Engine.IO version ([via][v3, v4]).
     std::array<std::array<uint64_t, 2>, 2> open{};
     std::array<uint64_t, static_cast<size_t>(CloseKind::count)> closed{};  // by why
