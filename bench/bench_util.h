@@ -1,4 +1,4 @@
-// Small pieces both load generators (loadgen.cpp, wsbench.cpp) use: clocks, CPU time,
+// Small pieces the bench tools (loadgen.cpp, wsbench.cpp, sendfloor.cpp) share: clocks, CPU time,
 // the open-files limit, option parsing (and the options they share, with the loopback
 // address check), base64 and HTTP header lookup. Header-only. Their WebSocket client
 // core is ws_client.h.
@@ -9,12 +9,14 @@
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -33,6 +35,24 @@ inline double cpu_seconds_self() {
     getrusage(RUSAGE_SELF, &ru);
     return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
            static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+// CPU seconds (user + system, clock ticks) of process `pid` from /proc/PID/stat; -1 if
+// unreadable.
+inline double cpu_seconds_of(pid_t pid) {
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char buf[2048];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    const char *q = strrchr(buf, ')');  // the command name may hold anything but ends there
+    unsigned long long ut = 0, st = 0;
+    // fields after ")": 3 state, 4 ppid, ... 14 utime, 15 stime
+    if (!q || sscanf(q + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) return -1;
+    return static_cast<double>(ut + st) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 // Raises this process's open-files limit to its hard limit (one fd per client: take the

@@ -1495,24 +1495,13 @@ long rss_sum_kb(const std::vector<int> &pids) {
     return sum;
 }
 
+// CPU seconds of the processes together; -1 if one is unreadable.
 double cpu_seconds_of(const std::vector<int> &pids) {
-    static const double kTicks = static_cast<double>(sysconf(_SC_CLK_TCK));
     double sum = 0;
     for (int p : pids) {
-        char path[64];
-        snprintf(path, sizeof path, "/proc/%d/stat", p);
-        FILE *f = fopen(path, "r");
-        if (!f) return -1;
-        char buf[2048];
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = 0;
-        const char *q = strrchr(buf, ')');
-        if (!q) return -1;
-        // fields after ")": 3 state, 4 ppid, ... 14 utime, 15 stime
-        unsigned long long ut = 0, stime = 0;
-        if (sscanf(q + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &stime) != 2) return -1;
-        sum += static_cast<double>(ut + stime) / kTicks;
+        const double s = bench::cpu_seconds_of(p);
+        if (s < 0) return -1;
+        sum += s;
     }
     return sum;
 }

@@ -578,22 +578,14 @@ def main():
     g.add_argument("--storm-window", type=float, default=10, help="seconds of each latency window")
     a = ap.parse_args()
     a.build_dir = os.path.abspath(a.build_dir)
-    a.scenarios = [s for s in a.scenarios.split(",") if s]
-    for s in a.scenarios:
-        if s not in SCENARIOS:
-            ap.error(f"unknown scenario {s} ({', '.join(SCENARIOS)})")
+    a.scenarios = rb.choices(ap, a.scenarios, SCENARIOS, "scenario")
     for b in ("psdm_loadgen", "psdm_kafka_dev", "psdm_socketd") + (("mod_psdm_socket.so",)
                                                                      if "restart" in a.scenarios else ()):
         if not os.path.exists(os.path.join(a.build_dir, b)):
             ap.error(f"{a.build_dir}/{b} missing: build first (make build)")
     if "restart" in a.scenarios and not os.path.exists(rb.APACHE2):
         ap.error(f"{rb.APACHE2} missing: scripts/deps.sh bench")
-    harness.BUILD = a.build_dir  # the harness starts psdm_kafka_dev from there
-    out_root = os.path.abspath(a.out or os.path.join(a.build_dir, "bench"))
-    os.makedirs(out_root, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, rb.on_signal)
+    out_root, stamp = rb.start_run(a)
 
     plan = []
     for run in range(1, a.runs + 1):

@@ -93,6 +93,29 @@ def on_signal(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def choices(ap, text, allowed, what):
+    """The comma-separated list of option `what` (empty entries dropped); ap.error on a name
+    not in `allowed`."""
+    names = [n for n in text.split(",") if n]
+    for n in names:
+        if n not in allowed:
+            ap.error(f"unknown {what} {n} ({', '.join(allowed)})")
+    return names
+
+
+def start_run(a):
+    """A bench script's start once its options are checked: the harness builds from
+    a.build_dir, the output directory (a.out, default BUILD/bench) exists, and SIGINT (also
+    when started with it ignored, as a background job), SIGTERM and SIGHUP stop the runs.
+    Returns (output directory, time stamp for the result files)."""
+    harness.BUILD = a.build_dir  # the harness starts psdm_kafka_dev from there
+    out_root = os.path.abspath(a.out or os.path.join(a.build_dir, "bench"))
+    os.makedirs(out_root, exist_ok=True)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
+    return out_root, time.strftime("%Y%m%d-%H%M%S")
+
+
 def tail(path):
     return harness.tail(path, lines=15)
 
@@ -895,15 +918,9 @@ def main():
                    help="seconds after the warm-up and after the ramp before Apache is sampled")
     a = ap.parse_args()
     a.build_dir = os.path.abspath(a.build_dir)
-    a.targets = [t for t in a.targets.split(",") if t]
-    a.scenarios = [s for s in a.scenarios.split(",") if s]
+    a.targets = choices(ap, a.targets, TARGETS, "target")
+    a.scenarios = choices(ap, a.scenarios, SCENARIOS, "scenario")
     a.probe_targets = [t for t in a.probe_targets.split(",") if t]
-    for t in a.targets:
-        if t not in TARGETS:
-            ap.error(f"unknown target {t} ({', '.join(TARGETS)})")
-    for s in a.scenarios:
-        if s not in SCENARIOS:
-            ap.error(f"unknown scenario {s} ({', '.join(SCENARIOS)})")
     if a.report:
         with open(a.report) as f:
             results = json.load(f)
@@ -928,14 +945,7 @@ def main():
                 ap.error(f"{path} missing: {why}")
     if "reference" in a.targets and not os.path.exists(GUNICORN):
         ap.error("gunicorn missing: scripts/deps.sh bench")
-    harness.BUILD = a.build_dir  # the harness starts psdm_kafka_dev from there
-    out_root = os.path.abspath(a.out or os.path.join(a.build_dir, "bench"))
-    os.makedirs(out_root, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-
-    signal.signal(signal.SIGINT, on_signal)  # also when started with SIGINT ignored (background job)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
+    out_root, stamp = start_run(a)
     results = []
     t_start = time.monotonic()
     plan = []

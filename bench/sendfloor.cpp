@@ -220,22 +220,6 @@ double cpu_of(const rusage &ru, bool user) {
     return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
 }
 
-// CPU seconds (user + system) of process `pid` from /proc (clock ticks); -1 if unreadable.
-double cpu_seconds_of(pid_t pid) {
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(pid));
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    char buf[1024];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    const char *q = strrchr(buf, ')');
-    unsigned long long ut = 0, st = 0;
-    if (!q || sscanf(q + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) return -1;
-    return static_cast<double>(ut + st) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
 struct Result {
     std::string mode, error;
     uint64_t sends = 0, short_sends = 0, errors = 0, submits = 0;
@@ -429,7 +413,7 @@ int main(int argc, char **argv) {
     for (const char *mode : {"send", "uring"}) {
         if (("," + o.modes + ",").find(std::string(",") + mode + ",") == std::string::npos) continue;
         rusage ru0, ru1;
-        double sink0 = cpu_seconds_of(sink);
+        double sink0 = bench::cpu_seconds_of(sink);
         getrusage(RUSAGE_SELF, &ru0);
         int64_t w0 = now_mono_us();
         Result r;
@@ -459,7 +443,7 @@ int main(int argc, char **argv) {
         int64_t until = now_mono_us() + 30000000;
         while (sh->bytes.load() < want && now_mono_us() < until) usleep(1000);
         uint64_t got = sh->bytes.load() - bytes_before;
-        double sink_cpu = cpu_seconds_of(sink) - sink0;
+        double sink_cpu = bench::cpu_seconds_of(sink) - sink0;
         bytes_before = sh->bytes.load();
         double cpu = r.user_s + r.sys_s;
         if (got != r.sends * frame.size() || r.sends != sends_per_mode || r.errors) status = 1;

@@ -34,7 +34,6 @@ import argparse
 import json
 import os
 import resource
-import signal
 import subprocess
 import sys
 import time
@@ -404,25 +403,14 @@ def main():
     ap.add_argument("--scenario-timeout", type=float, default=240, help="hard bound of one load generator run")
     a = ap.parse_args()
     a.build_dir = os.path.abspath(a.build_dir)
-    a.scenarios = [s for s in a.scenarios.split(",") if s]
-    a.targets = [t for t in a.targets.split(",") if t]
-    for s in a.scenarios:
-        if s not in SCENARIOS:
-            ap.error(f"unknown scenario {s} ({', '.join(SCENARIOS)})")
-    for t in a.targets:
-        if t not in TARGETS:
-            ap.error(f"unknown target {t} ({', '.join(TARGETS)})")
+    a.scenarios = rb.choices(ap, a.scenarios, SCENARIOS, "scenario")
+    a.targets = rb.choices(ap, a.targets, TARGETS, "target")
     for b in ("psdm_loadgen", "psdm_kafka_dev", "psdm_socketd", "psdm_sendfloor"):
         if not os.path.exists(os.path.join(a.build_dir, b)):
             ap.error(f"{a.build_dir}/{b} missing: build first (make build)")
     if P in a.targets and not os.path.exists(os.path.join(rb.REPO, "node_modules", "kafkajs")):
         ap.error("node_modules/kafkajs missing: scripts/deps.sh bench (npm packages of package.json)")
-    harness.BUILD = a.build_dir
-    out_root = os.path.abspath(a.out or os.path.join(a.build_dir, "bench"))
-    os.makedirs(out_root, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(s, rb.on_signal)
+    out_root, stamp = rb.start_run(a)
 
     plan = []
     for run in range(1, a.runs + 1):
